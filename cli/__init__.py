@@ -1,0 +1,1 @@
+"""The ``dnsentinel`` command line: composes each component's commands."""

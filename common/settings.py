@@ -1,0 +1,261 @@
+"""The one settings model used by every Python component.
+
+Values come, highest priority first, from: keyword arguments, environment
+variables (``DNSENTINEL_`` prefix, ``__`` between nested names, e.g.
+``DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS``), a TOML file named by
+``DNSENTINEL_CONFIG`` (or ``./dnsentinel.toml`` when present), and the
+defaults below, which describe the local stack that ``dnsentinel stack up``
+starts. Components never hard-code an address: they ask :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from dnsentinel.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""Repository root when running from a checkout (editable install)."""
+
+Port = int
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 1-65535")
+    return value
+
+
+class KafkaSettings(BaseModel):
+    """Where the event log lives, and the topics of verdict_cache/SPEC.md §2."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    queries_topic: str = "dns.queries"
+    verdicts_topic: str = "dns.verdicts"
+    dlq_topic: str = "dns.queries.dlq"
+    queries_partitions: int = Field(6, ge=1)
+    verdicts_partitions: int = Field(6, ge=1)
+    dlq_partitions: int = Field(1, ge=1)
+
+    def confluent_config(self) -> dict[str, str]:
+        """librdkafka settings (connection and security only) for confluent-kafka clients."""
+        conf: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            conf["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            conf["ssl.key.location"] = str(self.ssl_keyfile)
+        return conf
+
+
+class RedisSettings(BaseModel):
+    """The verdict cache (verdict_cache/SPEC.md §3)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_ca_certs: Path | None = None
+    key_prefix: str = "dnsentinel"
+    socket_timeout_s: float = Field(2.0, gt=0)
+    ttl_malicious_s: int = Field(7 * 86400, ge=1)
+    ttl_benign_s: int = Field(86400, ge=1)
+    ttl_uncertain_s: int = Field(3600, ge=1)
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
+        kwargs: dict[str, object] = {"socket_timeout": self.socket_timeout_s}
+        if self.username:
+            kwargs["username"] = self.username
+        if self.password:
+            kwargs["password"] = self.password.get_secret_value()
+        if self.ssl_ca_certs:
+            kwargs["ssl_ca_certs"] = str(self.ssl_ca_certs)
+        return kwargs
+
+
+class ElasticsearchSettings(BaseModel):
+    """Analytics storage; the client accepts URL + user/password or API key + CA."""
+
+    url: str = "http://127.0.0.1:9200"
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    index_prefix: str = "dnsentinel"
+    retention_days: int = Field(30, ge=1)
+    request_timeout_s: float = Field(10.0, gt=0)
+
+    def client_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for ``elasticsearch.Elasticsearch(**kwargs)``."""
+        kwargs: dict[str, object] = {
+            "hosts": [self.url],
+            "request_timeout": self.request_timeout_s,
+        }
+        if self.username and self.password:
+            kwargs["basic_auth"] = (self.username, self.password.get_secret_value())
+        if self.api_key:
+            kwargs["api_key"] = self.api_key.get_secret_value()
+        if self.ca_certs:
+            kwargs["ca_certs"] = str(self.ca_certs)
+        if not self.verify_certs:
+            kwargs["verify_certs"] = False
+        return kwargs
+
+
+class CoreDNSSettings(BaseModel):
+    """The local CoreDNS instance with the dnsentinel plugin compiled in."""
+
+    host: str = "127.0.0.1"
+    port: Port = 1053
+    metrics_port: Port = 9153
+    health_port: Port = 8080
+    ready_port: Port = 8181
+    upstream: str | None = None
+    """Forward non-blocked queries here; when unset (no network), a template plugin answers."""
+    server_id: str = "coredns-local"
+
+    _check_ports = field_validator("port", "metrics_port", "health_port", "ready_port")(_port)
+
+
+class WorkerSettings(BaseModel):
+    """Stream processor tuning knobs."""
+
+    app_id: str = "dnsentinel-worker"
+    batch_max: int = Field(2048, ge=1)
+    batch_within_s: float = Field(0.05, gt=0)
+    lru_size: int = Field(200_000, ge=0)
+    web_port: Port = 6066
+    metrics_port: Port = 9464
+    activity_window_s: int = Field(60, ge=1)
+    index_raw_events: bool = False
+    max_new_names_per_domain_per_min: int = Field(300, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """Where the versioned model registry lives."""
+
+    registry_dir: Path = REPO_ROOT / "models" / "registry"
+
+
+class DashboardSettings(BaseModel):
+    """The analysts' Streamlit app."""
+
+    address: str = "127.0.0.1"
+    port: Port = 8501
+    users: dict[str, str] = Field(default_factory=dict)
+    """Analyst name -> bcrypt hash. Empty means the demo login ``analyst``/``dnsentinel``."""
+    session_ttl_s: int = Field(8 * 3600, ge=60)
+    whois_timeout_s: float = Field(5.0, gt=0)
+    whois_cache_ttl_s: int = Field(86400, ge=0)
+
+
+class StackSettings(BaseModel):
+    """The local stack run by deploy/ scripts."""
+
+    state_dir: Path = REPO_ROOT / ".state"
+    kafka_controller_port: Port = 9093
+    java_home: Path | None = None
+    """JDK for Kafka; defaults to the machine's java."""
+    es_java_home: Path | None = None
+    """JDK 21+ for Elasticsearch 9; defaults to the newest JDK under /usr/lib/jvm."""
+    kafka_heap: str = "512m"
+    es_heap: str = "1g"
+    start_timeout_s: float = Field(120.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of dnsentinel's configuration, for every component."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DNSENTINEL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    coredns: CoreDNSSettings = Field(default_factory=CoreDNSSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = config_path()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+def config_path() -> Path | None:
+    """The TOML config file in effect, if any (``DNSENTINEL_CONFIG`` or ``./dnsentinel.toml``)."""
+    named = os.environ.get("DNSENTINEL_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"DNSENTINEL_CONFIG={named}: no such file; point it at a TOML config file")
+        return path
+    local = Path("dnsentinel.toml")
+    return local if local.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; raises :class:`ConfigError` with a one-line reason."""
+    try:
+        return Settings()
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic.ValidationError, tomllib errors
+        raise ConfigError(_one_line(exc)) from exc
+
+
+def _one_line(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for err in errors():
+            where = "DNSENTINEL_" + "__".join(str(p).upper() for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg')}")
+        return "bad settings: " + "; ".join(parts)
+    return f"bad settings: {exc}"
