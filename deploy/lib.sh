@@ -1,0 +1,149 @@
+# Shared helpers of the deploy/ service scripts (sourced, not run).
+#
+# Every knob comes from a DS_* environment variable; `dnsentinel stack` derives
+# them from the settings model (dnsentinel.settings), and the defaults below
+# mirror the settings' defaults so a script also runs on its own.
+# shellcheck shell=bash
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$DEPLOY_DIR/.." && pwd)"
+# shellcheck source=versions.env
+source "$DEPLOY_DIR/versions.env"
+
+DS_STATE_DIR="${DS_STATE_DIR:-$REPO_DIR/.state}"
+DS_START_TIMEOUT="${DS_START_TIMEOUT:-120}"
+CACHE_DIR="$DS_STATE_DIR/cache"
+M2_REPO="$CACHE_DIR/m2"
+
+say() { printf '%s: %s\n' "$SERVICE" "$*"; }
+warn() { printf '%s: %s\n' "$SERVICE" "$*" >&2; }
+
+# die MESSAGE [HINT]: one line saying what failed, one saying what to do.
+die() {
+  printf '%s: error: %s\n' "$SERVICE" "$1" >&2
+  [ -n "${2:-}" ] && printf '%s: hint: %s\n' "$SERVICE" "$2" >&2
+  exit 1
+}
+
+# fail_with_log LOGFILE MESSAGE [HINT]: like die, after the log's last lines.
+fail_with_log() {
+  local log="$1"; shift
+  if [ -s "$log" ]; then
+    printf '%s: last lines of %s:\n' "$SERVICE" "$log" >&2
+    tail -n 25 "$log" | sed "s/^/    /" >&2
+  fi
+  die "$@"
+}
+
+# port_open HOST PORT: something accepts TCP connections there.
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+# port_owner PORT: "command(pid)" of the process listening on the TCP port, if any.
+port_owner() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n1 \
+    | sed -E 's/users:\(\("([^"]*)",pid=([0-9]*)/\1(pid \2)/' || true
+}
+
+# udp_owner PORT: same for a UDP port (CoreDNS).
+udp_owner() {
+  ss -Hlunp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n1 \
+    | sed -E 's/users:\(\("([^"]*)",pid=([0-9]*)/\1(pid \2)/' || true
+}
+
+# check_port_free PORT WHAT: refuse to start when a foreign process holds the port.
+check_port_free() {
+  local owner
+  owner="$(port_owner "$1")"
+  if [ -n "$owner" ] || port_open 127.0.0.1 "$1"; then
+    die "port $1 ($2) is already used by ${owner:-another process}" \
+      "stop that process, or pick another port in the settings (dnsentinel.toml or DNSENTINEL_* variables)"
+  fi
+}
+
+# pid_alive PIDFILE: the pid recorded there is a live process.
+pid_alive() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid="$(cat "$1")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# stop_pidfile PIDFILE [GRACE_S]: TERM, wait, then KILL; removes the pid file.
+stop_pidfile() {
+  local pidfile="$1" grace="${2:-30}" pid i
+  if ! pid_alive "$pidfile"; then
+    rm -f "$pidfile"
+    return 0
+  fi
+  pid="$(cat "$pidfile")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "pid $pid did not stop within ${grace}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$pidfile"
+}
+
+# wait_port_closed PORT [TIMEOUT_S]: the port is no longer listened on.
+wait_port_closed() {
+  local i
+  for ((i = 0; i < ${2:-10} * 10; i++)); do
+    [ -z "$(port_owner "$1")" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# java_bin JAVA_HOME_OR_EMPTY MIN_MAJOR WHAT: the java executable, checked.
+java_bin() {
+  local home="$1" min="$2" what="$3" java major
+  if [ -n "$home" ]; then
+    java="$home/bin/java"
+    [ -x "$java" ] || die "no java at $java (for $what)" "set DNSENTINEL_STACK__JAVA_HOME / ES_JAVA_HOME to a JDK $min+ directory"
+  else
+    java="$(command -v java || true)"
+    [ -n "$java" ] || die "no java on PATH (for $what)" "install a JDK $min+ (apt-get install openjdk-17-jre-headless) or set DNSENTINEL_STACK__JAVA_HOME"
+  fi
+  major="$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | cut -d. -f1)"
+  if [ -z "$major" ] || [ "$major" -lt "$min" ]; then
+    die "$java is Java ${major:-?}; $what needs Java $min+" "point the settings at a JDK $min+ (ls /usr/lib/jvm)"
+  fi
+  printf '%s\n' "$java"
+}
+
+# mvn_quiet ARGS...: Maven with the cache under the state dir; quiet but shows progress.
+mvn_quiet() {
+  command -v mvn >/dev/null || die "mvn (Maven) is not installed" "apt-get install maven"
+  mkdir -p "$M2_REPO"
+  mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$M2_REPO" "$@"
+}
+
+# show_logs LOGFILE ARGS: `logs [-n N] [-f]` for a single log file.
+show_logs() {
+  local log="$1"; shift
+  local n=50 follow=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -n) n="$2"; shift 2 ;;
+      -f) follow="-F"; shift ;;
+      *) shift ;;
+    esac
+  done
+  [ -e "$log" ] || die "no log yet at $log" "start the service first: dnsentinel stack up"
+  tail -n "$n" $follow "$log"
+}
+
+# render TEMPLATE: prints the template with every @NAME@ replaced by $NAME.
+render() {
+  local text name
+  text="$(cat "$1")"
+  for name in $(grep -o '@[A-Z_][A-Z0-9_]*@' "$1" | sort -u | tr -d '@'); do
+    text="${text//@$name@/${!name}}"
+  done
+  printf '%s\n' "$text"
+}

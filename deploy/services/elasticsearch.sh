@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Elasticsearch, one node, from the Maven Central integ-test-zip distribution.
+# Usage: elasticsearch.sh start|stop|status|logs [-n N] [-f]|fetch|version
+#
+# ES refuses to run as root: as root the node runs as the system user ES_USER,
+# in a runtime directory that user can reach (the state dir when it can, else
+# /var/lib/dnsentinel/es-<hash of the state dir>, linked from the state dir).
+set -euo pipefail
+SERVICE=elasticsearch
+source "$(dirname "$0")/../lib.sh"
+
+HOST="${DS_ES_HOST:-127.0.0.1}"
+PORT="${DS_ES_PORT:-9200}"
+TRANSPORT_PORT="${DS_ES_TRANSPORT_PORT:-9300}"
+HEAP="${DS_ES_HEAP:-1g}"
+ES_USER="${DS_ES_USER:-dnsentinel-es}"
+ZIP="$M2_REPO/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ELASTICSEARCH_VERSION/elasticsearch-$ELASTICSEARCH_VERSION.zip"
+LINK="$DS_STATE_DIR/elasticsearch"
+
+as_es() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$ES_USER" -- "$@"; else "$@"; fi; }
+
+ensure_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  id "$ES_USER" >/dev/null 2>&1 && return 0
+  say "creating system user $ES_USER (Elasticsearch refuses to run as root)"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" \
+    || die "could not create user $ES_USER" "create it by hand (useradd --system $ES_USER) or run as a non-root user"
+}
+
+# runtime_dir: where home/data/logs live; reachable by ES_USER.
+runtime_dir() {
+  if [ -L "$LINK" ]; then readlink -f "$LINK"; return; fi
+  if [ -d "$LINK" ]; then echo "$LINK"; return; fi
+  mkdir -p "$DS_STATE_DIR"
+  if [ "$(id -u)" -ne 0 ] || runuser -u "$ES_USER" -- test -x "$DS_STATE_DIR"; then
+    echo "$LINK"
+  else
+    echo "/var/lib/dnsentinel/es-$(printf '%s' "$(readlink -f "$DS_STATE_DIR")" | sha1sum | cut -c1-10)"
+  fi
+}
+
+fetch() {
+  [ -f "$ZIP" ] && return 0
+  say "fetching Elasticsearch $ELASTICSEARCH_VERSION (integ-test-zip, ~130 MB) from Maven Central (once)..."
+  mvn_quiet dependency:get -Dtransitive=false \
+    -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ELASTICSEARCH_VERSION:zip" \
+    || die "could not fetch the Elasticsearch zip" "check that Maven Central is reachable (mvn -v)"
+  [ -f "$ZIP" ] || die "$ZIP missing after fetch" "rm -rf $M2_REPO/org/elasticsearch and retry"
+}
+
+setup_dirs() {
+  ensure_user
+  RT="$(runtime_dir)"
+  mkdir -p "$RT"
+  if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
+  ES_HOME="$RT/elasticsearch-$ELASTICSEARCH_VERSION"
+  DATA_DIR="$RT/data"
+  LOG_DIR="$RT/logs"
+  PIDFILE="$RT/es.pid"
+  LOG="$LOG_DIR/dnsentinel-local.log"
+  LAUNCH_LOG="$LOG_DIR/launcher.log"
+}
+
+unpack() {
+  [ -f "$ES_HOME/.complete" ] && return 0
+  fetch
+  say "unpacking Elasticsearch $ELASTICSEARCH_VERSION into $RT"
+  rm -rf "$ES_HOME"
+  unzip -q "$ZIP" -d "$RT" || die "could not unpack $ZIP" "remove it and retry (a partial download?)"
+  touch "$ES_HOME/.complete"
+}
+
+health() {
+  curl -fsS --max-time 3 "http://$HOST:$PORT/_cluster/health" 2>/dev/null | grep -qE '"status":"(green|yellow)"'
+}
+
+start() {
+  setup_dirs
+  if pid_alive "$PIDFILE" && health; then say "already running on http://$HOST:$PORT"; return 0; fi
+  if pid_alive "$PIDFILE"; then
+    warn "a previous node (pid $(cat "$PIDFILE")) is running but not healthy; restarting it"
+    stop_pidfile "$PIDFILE" 60
+  fi
+  check_port_free "$PORT" "Elasticsearch HTTP, DNSENTINEL_ELASTICSEARCH__URL"
+  check_port_free "$TRANSPORT_PORT" "Elasticsearch transport, DNSENTINEL_STACK__ES_TRANSPORT_PORT"
+  local java; java="$(java_bin "${DS_ES_JAVA_HOME:-}" 21 "Elasticsearch $ELASTICSEARCH_VERSION")"
+  unpack
+  mkdir -p "$DATA_DIR" "$LOG_DIR"
+  render "$DEPLOY_DIR/elasticsearch/elasticsearch.yml.tmpl" > "$ES_HOME/config/elasticsearch.yml"
+  printf -- '-Xms%s\n-Xmx%s\n' "$HEAP" "$HEAP" > "$ES_HOME/config/jvm.options.d/heap.options"
+  [ "$(id -u)" -eq 0 ] && chown -R "$ES_USER:" "$RT"
+  as_es test -r "$java" || die "$ES_USER cannot read $java" "use a JDK outside /root (DNSENTINEL_STACK__ES_JAVA_HOME)"
+  rm -f "$PIDFILE"
+  # -d: the launcher daemonizes the node and exits once it is started (or failed).
+  as_es env ES_JAVA_HOME="$(dirname "$(dirname "$java")")" ES_PATH_CONF="$ES_HOME/config" \
+    "$ES_HOME/bin/elasticsearch" -d -p "$PIDFILE" > "$LAUNCH_LOG" 2>&1 < /dev/null &
+  local launcher=$! deadline=$((SECONDS + ${DS_START_TIMEOUT%.*}))
+  until health; do
+    if ! kill -0 "$launcher" 2>/dev/null && ! pid_alive "$PIDFILE"; then
+      wait "$launcher" || true
+      [ -s "$LAUNCH_LOG" ] && tail -n 20 "$LAUNCH_LOG" >&2
+      fail_with_log "$LOG" "the node exited during start-up" "see $LOG and $LAUNCH_LOG"
+    fi
+    [ $SECONDS -lt $deadline ] || fail_with_log "$LOG" "not healthy on http://$HOST:$PORT within ${DS_START_TIMEOUT}s" \
+      "see $LOG; raise DNSENTINEL_STACK__START_TIMEOUT_S on a loaded machine"
+    sleep 1
+  done
+  wait "$launcher" 2>/dev/null || true
+  say "healthy on http://$HOST:$PORT"
+}
+
+stop() {
+  setup_dirs
+  stop_pidfile "$PIDFILE" 60
+  wait_port_closed "$PORT" 10 || die "port $PORT still listened on by $(port_owner "$PORT")"
+  wait_port_closed "$TRANSPORT_PORT" 10 || die "port $TRANSPORT_PORT still listened on by $(port_owner "$TRANSPORT_PORT")"
+  say "stopped"
+}
+
+status() {
+  setup_dirs >/dev/null 2>&1 || true
+  if ! pid_alive "${PIDFILE:-/nonexistent}"; then echo "stopped"; return 3; fi
+  if health; then echo "healthy pid $(cat "$PIDFILE")"; return 0; fi
+  echo "unhealthy pid $(cat "$PIDFILE"), no green/yellow health on http://$HOST:$PORT"; return 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  logs) shift; setup_dirs; show_logs "$LOG" "$@" ;;
+  fetch) fetch ;;
+  version) echo "$ELASTICSEARCH_VERSION" ;;
+  *) echo "usage: $0 start|stop|status|logs [-n N] [-f]|fetch|version" >&2; exit 2 ;;
+esac
