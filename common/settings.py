@@ -183,13 +183,17 @@ class StackSettings(BaseModel):
 
     state_dir: Path = REPO_ROOT / ".state"
     kafka_controller_port: Port = 9093
+    es_transport_port: Port = 9300
+    """Elasticsearch's node-to-node port (bound on loopback, unused by clients)."""
     java_home: Path | None = None
     """JDK for Kafka; defaults to the machine's java."""
     es_java_home: Path | None = None
     """JDK 21+ for Elasticsearch 9; defaults to the newest JDK under /usr/lib/jvm."""
-    kafka_heap: str = "512m"
-    es_heap: str = "1g"
+    kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")
+    es_heap: str = Field("1g", pattern=r"^[1-9][0-9]*[mMgG]$")
     start_timeout_s: float = Field(120.0, gt=0)
+
+    _check_ports = field_validator("kafka_controller_port", "es_transport_port")(_port)
 
 
 class Settings(BaseSettings):

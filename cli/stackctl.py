@@ -1,0 +1,372 @@
+"""Drive the local stack's deploy/ scripts from the settings model.
+
+The scripts under deploy/ do the work (fetch, start, health check, stop); this
+module is the one place that turns :class:`~dnsentinel.settings.Settings` into
+their ``DS_*`` environment, checks the settings first so that a bad port, a
+remote host or a missing JDK is a one-line :class:`ConfigError` rather than a
+stack trace, and creates the Kafka topics once the broker is up. Both the CLI
+(``dnsentinel stack``) and the test fixture (tests/conftest.py) use it, so the
+tests exercise the same code path as a person does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dnsentinel.errors import ConfigError, ServiceUnavailable
+from dnsentinel.settings import REPO_ROOT, Settings
+
+DEPLOY_DIR = REPO_ROOT / "deploy"
+STACK_SH = DEPLOY_DIR / "stack.sh"
+SERVICES = ("redis", "kafka", "elasticsearch", "coredns")
+ES_MIN_JAVA = 21
+KAFKA_MIN_JAVA = 17
+JVM_DIR = Path("/usr/lib/jvm")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One row of ``dnsentinel stack status``."""
+
+    name: str
+    address: str
+    version: str
+    state: str  # healthy | stopped | unhealthy | not-built
+    detail: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "healthy"
+
+
+def versions() -> dict[str, str]:
+    """The pinned versions of deploy/versions.env."""
+    pinned: dict[str, str] = {}
+    for line in (DEPLOY_DIR / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            pinned[key] = value
+    return pinned
+
+
+# --- settings checks --------------------------------------------------------------------
+
+
+def _split_hostport(value: str, default_port: int, where: str) -> Endpoint:
+    try:
+        parts = urlsplit(value if "//" in value else f"//{value}")
+        port = parts.port or default_port
+    except ValueError as exc:  # port out of range or not a number
+        raise ConfigError(f"{where}={value!r}: invalid port ({exc}); use a number in 1-65535") from None
+    if not parts.hostname:
+        raise ConfigError(f"{where}={value!r}: no host; write host:port, e.g. 127.0.0.1:{default_port}")
+    return Endpoint(parts.hostname, port)
+
+
+def _local_addresses() -> set[str]:
+    addrs = {"0.0.0.0", "::"}
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            addrs.add(str(info[4][0]))
+    except OSError:
+        pass
+    return addrs
+
+
+def _check_local(ep: Endpoint, where: str) -> None:
+    """The local stack binds its services here, so every host must be this machine."""
+    try:
+        infos = socket.getaddrinfo(ep.host, ep.port, proto=socket.IPPROTO_TCP)
+    except OSError:
+        raise ConfigError(
+            f"{where}: host {ep.host!r} does not resolve; use 127.0.0.1 for the local stack"
+        ) from None
+    local = _local_addresses()
+    for info in infos:
+        addr = str(info[4][0])
+        if addr.startswith("127.") or addr == "::1" or addr in local:
+            return
+    raise ConfigError(
+        f"{where}: host {ep.host!r} is not this machine; `dnsentinel stack` only runs services here "
+        "(use 127.0.0.1, or leave a remote cluster's address in place and don't run `stack up`)"
+    )
+
+
+def _java_major(java_home: Path) -> int | None:
+    release = java_home / "release"
+    if release.is_file():
+        m = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.M)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _find_java(configured: Path | None, minimum: int, what: str, setting: str) -> Path | None:
+    """The JDK home for `what`; None means "the java on PATH" (checked by the script)."""
+    if configured is not None:
+        if not (configured / "bin" / "java").is_file():
+            raise ConfigError(f"{setting}={configured}: no bin/java there; point it at a JDK {minimum}+ home")
+        major = _java_major(configured)
+        if major is not None and major < minimum:
+            raise ConfigError(f"{setting}={configured} is Java {major}; {what} needs Java {minimum}+")
+        return configured
+    if minimum <= KAFKA_MIN_JAVA and shutil.which("java"):
+        return None
+    candidates = []
+    if JVM_DIR.is_dir():
+        for home in JVM_DIR.iterdir():
+            major = _java_major(home)
+            if major is not None and major >= minimum and (home / "bin" / "java").is_file() and not home.is_symlink():
+                candidates.append((major, home))
+    if not candidates:
+        raise ConfigError(
+            f"no JDK {minimum}+ found for {what} (looked in {JVM_DIR}); install one or set {setting}"
+        )
+    return max(candidates)[1]
+
+
+def stack_env(settings: Settings, services: tuple[str, ...] = SERVICES) -> dict[str, str]:
+    """The DS_* environment of the deploy scripts; raises ConfigError on bad settings."""
+    k, r, e, c, s = settings.kafka, settings.redis, settings.elasticsearch, settings.coredns, settings.stack
+    brokers = [b.strip() for b in k.bootstrap_servers.split(",") if b.strip()]
+    if len(brokers) != 1:
+        raise ConfigError(
+            f"DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS lists {len(brokers)} brokers; the local stack runs exactly one"
+        )
+    if k.security_protocol != "PLAINTEXT":
+        raise ConfigError("DNSENTINEL_KAFKA__SECURITY_PROTOCOL: the local stack's broker is PLAINTEXT only")
+    kafka = _split_hostport(brokers[0], 9092, "DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS")
+    if urlsplit(r.url).scheme != "redis":
+        raise ConfigError(f"DNSENTINEL_REDIS__URL={r.url!r}: the local stack's Redis needs a redis:// URL")
+    redis = _split_hostport(r.url, 6379, "DNSENTINEL_REDIS__URL")
+    if urlsplit(e.url).scheme != "http":
+        raise ConfigError(f"DNSENTINEL_ELASTICSEARCH__URL={e.url!r}: the local stack's node needs an http:// URL")
+    es = _split_hostport(e.url, 9200, "DNSENTINEL_ELASTICSEARCH__URL")
+
+    ports = {
+        "DNSENTINEL_REDIS__URL": ("redis", redis.port),
+        "DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS": ("kafka", kafka.port),
+        "DNSENTINEL_STACK__KAFKA_CONTROLLER_PORT": ("kafka", s.kafka_controller_port),
+        "DNSENTINEL_ELASTICSEARCH__URL": ("elasticsearch", es.port),
+        "DNSENTINEL_STACK__ES_TRANSPORT_PORT": ("elasticsearch", s.es_transport_port),
+        "DNSENTINEL_COREDNS__PORT": ("coredns", c.port),
+        "DNSENTINEL_COREDNS__HEALTH_PORT": ("coredns", c.health_port),
+        "DNSENTINEL_COREDNS__READY_PORT": ("coredns", c.ready_port),
+        "DNSENTINEL_COREDNS__METRICS_PORT": ("coredns", c.metrics_port),
+    }
+    seen: dict[int, str] = {}
+    for name, (_, port) in ports.items():
+        if port in seen:
+            raise ConfigError(f"{name} and {seen[port]} both use port {port}; give each service its own port")
+        seen[port] = name
+    for ep, where, svc in (
+        (redis, "DNSENTINEL_REDIS__URL", "redis"),
+        (kafka, "DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS", "kafka"),
+        (es, "DNSENTINEL_ELASTICSEARCH__URL", "elasticsearch"),
+        (Endpoint(c.host, c.port), "DNSENTINEL_COREDNS__HOST", "coredns"),
+    ):
+        if svc in services:
+            _check_local(ep, where)
+
+    env = {
+        "DS_STATE_DIR": str(s.state_dir.resolve()),
+        "DS_START_TIMEOUT": str(int(s.start_timeout_s)),
+        "DS_REDIS_HOST": redis.host,
+        "DS_REDIS_PORT": str(redis.port),
+        "DS_KAFKA_HOST": kafka.host,
+        "DS_KAFKA_PORT": str(kafka.port),
+        "DS_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+        "DS_KAFKA_HEAP": s.kafka_heap,
+        "DS_ES_HOST": es.host,
+        "DS_ES_PORT": str(es.port),
+        "DS_ES_TRANSPORT_PORT": str(s.es_transport_port),
+        "DS_ES_HEAP": s.es_heap,
+        "DS_COREDNS_HOST": c.host,
+        "DS_COREDNS_PORT": str(c.port),
+        "DS_COREDNS_METRICS_PORT": str(c.metrics_port),
+        "DS_COREDNS_HEALTH_PORT": str(c.health_port),
+        "DS_COREDNS_READY_PORT": str(c.ready_port),
+        "DS_COREDNS_UPSTREAM": c.upstream or "",
+        "DS_COREDNS_SERVER_ID": c.server_id,
+        "DS_COREDNS_REDIS_ADDR": f"{redis.host}:{redis.port}",
+        "DS_COREDNS_KAFKA_BROKERS": f"{kafka.host}:{kafka.port}",
+        "DS_COREDNS_QUERIES_TOPIC": k.queries_topic,
+        "DS_COREDNS_KEY_PREFIX": r.key_prefix,
+    }
+    if "kafka" in services:
+        home = _find_java(s.java_home, KAFKA_MIN_JAVA, "Kafka", "DNSENTINEL_STACK__JAVA_HOME")
+        env["DS_JAVA_HOME"] = str(home) if home else ""
+    if "elasticsearch" in services:
+        home = _find_java(s.es_java_home, ES_MIN_JAVA, "Elasticsearch 9", "DNSENTINEL_STACK__ES_JAVA_HOME")
+        env["DS_ES_JAVA_HOME"] = str(home)
+    return env
+
+
+def addresses(settings: Settings) -> dict[str, str]:
+    """Each service's client-facing address, for the status table."""
+    return {
+        "redis": settings.redis.url,
+        "kafka": settings.kafka.bootstrap_servers,
+        "elasticsearch": settings.elasticsearch.url,
+        "coredns": f"{settings.coredns.host}:{settings.coredns.port}",
+    }
+
+
+# --- running the scripts ----------------------------------------------------------------
+
+
+def _check_services(services: tuple[str, ...]) -> tuple[str, ...]:
+    for name in services:
+        if name not in SERVICES:
+            raise ConfigError(f"unknown service {name!r}; pick one of: {', '.join(SERVICES)}")
+    return services
+
+
+def _run(args: list[str], env: dict[str, str], echo: bool = True) -> tuple[int, list[str]]:
+    """Run deploy/stack.sh, echoing its lines as they come; returns (rc, last lines)."""
+    full_env = {**os.environ, **env}
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(
+        [str(STACK_SH), *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            if echo:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    return proc.returncode, list(tail)
+
+
+def _failure(action: str, tail: list[str]) -> ServiceUnavailable:
+    errors = [ln for ln in tail if ": error: " in ln or ": hint: " in ln]
+    summary = " | ".join(errors) if errors else (tail[-1] if tail else "no output")
+    return ServiceUnavailable(f"stack {action} failed: {summary}")
+
+
+def up(settings: Settings, services: tuple[str, ...] = SERVICES, echo: bool = True) -> None:
+    """Start the services (idempotent), then create the Kafka topics; raises on any failure."""
+    services = _check_services(services)
+    env = stack_env(settings, services)
+    rc, tail = _run(["up", *services], env, echo)
+    if rc != 0:
+        raise _failure("up", tail)
+    if "kafka" in services:
+        ensure_topics(settings, echo=echo)
+
+
+def down(settings: Settings, services: tuple[str, ...] = SERVICES, echo: bool = True) -> None:
+    """Stop the services and check that none of their ports is still listened on."""
+    services = _check_services(services)
+    env = stack_env(settings, services)
+    rc, tail = _run(["down", *services], env, echo)
+    if rc != 0:
+        raise _failure("down", tail)
+    left = [f"{svc}:{port}" for svc, port in _ports(env) if svc in services and _listening(port)]
+    if left:
+        raise ServiceUnavailable(f"stack down left ports listened on: {', '.join(left)}")
+
+
+def _ports(env: dict[str, str]) -> list[tuple[str, int]]:
+    keys = {
+        "redis": ["DS_REDIS_PORT"],
+        "kafka": ["DS_KAFKA_PORT", "DS_KAFKA_CONTROLLER_PORT"],
+        "elasticsearch": ["DS_ES_PORT", "DS_ES_TRANSPORT_PORT"],
+        "coredns": ["DS_COREDNS_PORT", "DS_COREDNS_HEALTH_PORT", "DS_COREDNS_READY_PORT", "DS_COREDNS_METRICS_PORT"],
+    }
+    return [(svc, int(env[k])) for svc, ks in keys.items() for k in ks]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Health of every service, as the scripts see it (fast: no JVM is started)."""
+    env = {**os.environ, **stack_env(settings, ())}
+    where = addresses(settings)
+    rows = []
+    for name in SERVICES:
+        script = str(DEPLOY_DIR / "services" / f"{name}.sh")
+        st = subprocess.run([script, "status"], env=env, capture_output=True, text=True, timeout=30)
+        ver = subprocess.run([script, "version"], env=env, capture_output=True, text=True, timeout=30)
+        state, _, detail = st.stdout.strip().partition(" ")
+        rows.append(ServiceStatus(name, where[name], ver.stdout.strip() or "?", state or "unknown", detail))
+    return rows
+
+
+def logs(settings: Settings, service: str, lines: int = 50, follow: bool = False) -> int:
+    """Show a service's log (tail, optionally following); returns the exit code."""
+    _check_services((service,))
+    env = {**os.environ, **stack_env(settings, ())}
+    args = [str(STACK_SH), "logs", service, "-n", str(lines)] + (["-f"] if follow else [])
+    try:
+        return subprocess.run(args, env=env).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+# --- Kafka topics ------------------------------------------------------------------------
+
+
+def topic_specs(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
+    """(name, partitions, config) of the topics of verdict_cache/SPEC.md §2."""
+    k = settings.kafka
+    return [
+        (k.queries_topic, k.queries_partitions, {}),
+        (k.verdicts_topic, k.verdicts_partitions, {"cleanup.policy": "compact"}),
+        (k.dlq_topic, k.dlq_partitions, {}),
+    ]
+
+
+def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0) -> None:
+    """Create the pipeline's topics with their explicit partition counts (idempotent)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(settings.kafka.confluent_config())
+    try:
+        existing = admin.list_topics(timeout=timeout_s).topics
+    except KafkaException as exc:
+        raise ServiceUnavailable(f"Kafka at {settings.kafka.bootstrap_servers} did not answer: {exc}") from None
+    new = [
+        NewTopic(name, num_partitions=parts, replication_factor=1, config=conf)
+        for name, parts, conf in topic_specs(settings)
+        if name not in existing
+    ]
+    if new:
+        for name, fut in admin.create_topics(new, request_timeout=timeout_s).items():
+            try:
+                fut.result(timeout=timeout_s)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise ServiceUnavailable(f"could not create Kafka topic {name}: {exc}") from None
+            if echo:
+                print(f"kafka: created topic {name}")
+    for name, parts, _ in topic_specs(settings):
+        meta = existing.get(name)
+        if meta is not None and len(meta.partitions) != parts and echo:
+            print(f"kafka: warning: topic {name} has {len(meta.partitions)} partitions, settings say {parts}")
