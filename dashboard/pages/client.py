@@ -1,0 +1,44 @@
+"""Client investigation: what one client queried, malicious and uncertain first."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import streamlit as st
+
+from dnsentinel.dashboard import data, ui
+from dnsentinel.dashboard.store import BLOCKED_DECISIONS
+
+ui.require_login()
+st.title("Client investigation")
+raw = st.text_input("Client address", key="cl_addr", placeholder="192.0.2.10",
+                    value=st.query_params.get("client", ""))
+rng, granularity, _ = ui.time_range_picker("cl", default="Last 24 hours")
+if not raw.strip() or rng is None:
+    st.stop()
+try:
+    client = str(ipaddress.ip_address(raw.strip()))
+except ValueError:
+    st.error(f"{raw.strip()!r} is not an IPv4 or IPv6 address.")
+    st.stop()
+st.query_params["client"] = client
+
+try:
+    timeline = data.fetch("timeline", rng, granularity, {"term": {"client": client}})
+    result = data.fetch("client_names", client, rng)
+except Exception as exc:
+    ui.service_error(f"activity of {client}", exc)
+    st.stop()
+
+rows = result.rows
+cols = st.columns(4)
+cols[0].metric("Queries", f"{int(timeline['queries'].sum()) if not timeline.empty else 0:,}")
+cols[1].metric("Distinct names", f"{result.total:,}")
+cols[2].metric("Malicious names", f"{int(rows['decision'].isin(BLOCKED_DECISIONS).sum()) if not rows.empty else 0:,}")
+cols[3].metric("Uncertain names", f"{int((rows['decision'] == 'uncertain').sum()) if not rows.empty else 0:,}")
+st.subheader(f"Queries per {granularity}")
+st.bar_chart(timeline, x="time", y="queries", color="category", height=250)
+st.subheader("Names queried (malicious and uncertain first)")
+if result.total > len(rows):
+    st.caption(f"Showing the {len(rows):,} busiest of {result.total:,} names.")
+st.dataframe(ui.highlight_uncertain(rows), hide_index=True, width="stretch")

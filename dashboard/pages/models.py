@@ -1,0 +1,138 @@
+"""Models: background training with live curves, reports, comparison, promote and roll back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dnsentinel.dashboard import data, model_reports, training, ui
+
+analyst = ui.require_login()
+registry_dir = ui.settings().model.registry_dir
+st.title("Models")
+
+
+def show_report(version: str) -> None:
+    """Per-split metrics, confusion matrices, ROC curve and thresholds of one model."""
+    report = model_reports.load(training.model_dir(registry_dir, version))
+    if not report:
+        st.caption(f"No report files for {version}.")
+        return
+    table = model_reports.scalar_table(report)
+    if not table.empty:
+        st.dataframe(table.style.format("{:.4f}"), width="stretch")
+    th = model_reports.thresholds(report)
+    if th:
+        st.caption("Thresholds: " + ", ".join(f"{k} {v}" for k, v in th.items()))
+    for split, metrics in model_reports.splits(report).items():
+        cm = model_reports.confusion(metrics)
+        curve = model_reports.roc(metrics)
+        if cm is None and curve is None:
+            continue
+        st.markdown(f"**{split}**")
+        left, right = st.columns(2)
+        if cm is not None:
+            left.dataframe(cm, width="stretch")
+        if curve is not None:
+            right.line_chart(curve, x="false positive rate", y="true positive rate", height=220)
+
+
+# -- start training --------------------------------------------------------------
+with st.expander("Start training", expanded=False):
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("Model name", value=f"{analyst}-{pd.Timestamp.utcnow():%Y%m%d-%H%M%S}", key="tr_name")
+        arch = c2.selectbox("Architecture", ["charcnn", "mlbridge-cnn"], key="tr_arch")
+        epochs = c3.number_input("Epochs", 1, 500, 5, key="tr_epochs")
+        batch = c1.number_input("Batch size", 8, 65536, 512, key="tr_batch")
+        sample = c2.number_input("Sample size", 100, 50_000_000, 200_000, step=1000, key="tr_sample")
+        vetted = c3.checkbox("Include vetted decisions", value=True, key="tr_vetted")
+        go = st.form_submit_button("Start training")
+    if go:
+        try:
+            request = training.JobRequest(name.strip(), arch, int(epochs), int(batch), int(sample), vetted)
+            job = training.start(registry_dir, request, analyst)
+            data.store().write_audit([{"who": analyst, "name": f"model:{job.name}", "before": "none",
+                                       "after": "training", "note": " ".join(job.argv[3:])}])
+            st.success(f"Training {job.name} started (pid {job.pid}).")
+        except ValueError as exc:
+            st.error(str(exc))
+        except Exception as exc:
+            ui.service_error("the training job", exc)
+
+# -- jobs ------------------------------------------------------------------------------
+jobs = training.jobs(registry_dir)
+if jobs:
+    st.subheader("Training jobs")
+    chosen = st.selectbox("Job", [j.name for j in jobs], key="tr_job",
+                          format_func=lambda n: next(f"{j.name} (by {j.by})" for j in jobs if j.name == n))
+    job = next(j for j in jobs if j.name == chosen)
+
+    @st.fragment(run_every=2)
+    def job_panel() -> None:
+        prog = training.progress(registry_dir, job)
+        st.markdown(f"**{job.name}** — state **{prog.state}**")
+        total = prog.status.get("epochs") or prog.status.get("total_epochs")
+        done = prog.status.get("epoch") or len(prog.history)
+        if isinstance(total, (int, float)) and total:
+            st.progress(min(1.0, float(done) / float(total)), text=f"epoch {done} of {total}")
+        loss, acc = model_reports.curves(prog.history)
+        left, right = st.columns(2)
+        if not loss.empty:
+            left.caption("Loss")
+            left.line_chart(loss, x="epoch", y="value", color="series", height=250)
+        if not acc.empty:
+            right.caption("Accuracy")
+            right.line_chart(acc, x="epoch", y="value", color="series", height=250)
+        if prog.state in ("failed", "died"):
+            st.error(prog.status.get("error") or "The training process ended without finishing.")
+            st.code(prog.log_tail or "(empty log)")
+        elif prog.state == "done":
+            show_report(job.name)
+        elif loss.empty:
+            st.caption("Waiting for the first epoch…")
+
+    job_panel()
+
+# -- registry --------------------------------------------------------------------------
+st.subheader("Registry")
+try:
+    reg = data.registry()
+    entries = list(reg.list_models())
+    current = reg.current_version()
+except Exception as exc:
+    ui.service_error("the model registry", exc)
+    st.stop()
+versions = [model_reports.version_of(e) for e in entries]
+if not versions:
+    st.info("The registry is empty: train a model first.")
+    st.stop()
+st.caption(f"Current model: **{current or 'none'}** (workers reload it live).")
+
+left, right = st.columns(2)
+a = left.selectbox("Model A", versions, index=versions.index(current) if current in versions else 0, key="cmp_a")
+b = right.selectbox("Model B", versions, index=min(1, len(versions) - 1), key="cmp_b")
+with left:
+    show_report(a)
+with right:
+    show_report(b)
+
+c1, c2 = st.columns(2)
+if c1.button(f"Promote {a}", disabled=a == current, key="promote"):
+    try:
+        reg.promote(a)
+        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none", "after": a, "note": "promote"}])
+        st.success(f"{a} is now the current model.")
+        st.rerun()
+    except Exception as exc:
+        ui.service_error("the promotion", exc)
+if c2.button("Roll back to the previous model", key="rollback"):
+    try:
+        restored = reg.rollback()
+        after = model_reports.version_of(restored) if restored else reg.current_version()
+        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none",
+                                   "after": str(after), "note": "rollback"}])
+        st.success(f"Rolled back to {after}.")
+        st.rerun()
+    except Exception as exc:
+        ui.service_error("the rollback", exc)

@@ -1,0 +1,294 @@
+"""Every Elasticsearch read and write of the dashboard (SPEC §4), as aggregations.
+
+Nothing here returns raw activity rows: each method sends one aggregation or a
+bounded, paginated search and turns the buckets into a small DataFrame. The
+class takes an ``Elasticsearch`` client and an index prefix, so the pages (via
+``data``), the tests and ``bench/dashboard_bench.py`` share it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
+from dnsentinel.stream_processor.es_schema import index_name
+
+# Activity document fields (SPEC §4, one doc per name, client and minute).
+# ``decision`` is what the DNS path decided (often ``unknown`` for a replayed or first-seen
+# name); ``label`` is the model's verdict added by the worker. The effective decision
+# is the first unless it is unknown.
+TS, NAME, REGISTRABLE, CLIENT, COUNT, BLOCKED, DECISION, LABEL = (
+    "minute", "name", "registrable", "client", "count", "blocked", "decision", "label",
+)
+
+BLOCKED_DECISIONS = ("malicious", "block", "honeypot")
+UNCERTAIN_DECISIONS = ("uncertain",)
+BENIGN_DECISIONS = ("benign", "allow")
+ALLOWED_DECISIONS = ("benign", "allow", "uncertain", "unknown")
+RESOLVED_DECISIONS = ("malicious", "block", "honeypot", "allow", "benign", "uncertain")
+LABELS = ("malicious", "uncertain", "benign")
+VETTED_STATUSES = ("allow", "block", "honeypot", "vetted")
+VETTING_SORTS = {"score": "score", "query count": "query_count", "recency": "last_seen"}
+MAX_TABLE_ROWS = 10_000
+"""Deepest row a paginated terms table reaches (ES's default bucket limit is far above)."""
+
+
+def category(decision: str) -> str:
+    """blocked / uncertain / allowed: the three bands of the overview timeline."""
+    if decision in BLOCKED_DECISIONS:
+        return "blocked"
+    if decision in UNCERTAIN_DECISIONS:
+        return "uncertain"
+    return "allowed"
+
+
+def effective(decision: str | None, label: str | None) -> str:
+    """The decision to show: the DNS path's when it knew one, else the model's label."""
+    if decision in RESOLVED_DECISIONS:
+        return decision
+    return label if label in LABELS else "unknown"
+
+
+def decision_filter(decisions: tuple[str, ...]) -> dict:
+    """Activity docs whose *effective* decision is one of ``decisions``."""
+    should: list[dict] = [{"terms": {DECISION: list(decisions)}}]
+    labels = [d for d in decisions if d in LABELS]
+    if labels:
+        should.append({"bool": {"filter": [{"terms": {LABEL: labels}}],
+                                "must_not": [{"terms": {DECISION: list(RESOLVED_DECISIONS)}}]}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+# Sub-aggregations giving each bucket its dominant decision and label.
+_DECISION_AGGS = {"d": {"terms": {"field": DECISION, "size": 1}}, "l": {"terms": {"field": LABEL, "size": 1}}}
+
+
+def _decision_of(bucket: dict) -> str:
+    top = lambda key: (bucket.get(key, {}).get("buckets") or [{"key": None}])[0]["key"]  # noqa: E731
+    return effective(top("d"), top("l"))
+
+
+def decision_rank(decision: str) -> int:
+    """Sort key that puts malicious names first, then uncertain, then the rest."""
+    return 0 if decision in BLOCKED_DECISIONS else 1 if decision in UNCERTAIN_DECISIONS else 2
+
+
+def index_names(prefix: str) -> dict[str, str]:
+    """The index (or, for dated families, the pattern) of each family, from the stream processor's schema."""
+    return {kind: index_name(kind, prefix=prefix) for kind in ("verdicts", "activity", "vetting", "audit")}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a paginated table, with the total it was cut from."""
+
+    rows: pd.DataFrame
+    total: int
+
+
+def _empty(*columns: str) -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in columns})
+
+
+def _name_filter(name: str, subdomains: bool) -> dict:
+    if not subdomains:
+        return {"term": {NAME: name}}
+    return {"bool": {"should": [{"term": {NAME: name}}, {"term": {REGISTRABLE: name}},
+                                {"wildcard": {NAME: {"value": f"*.{name}"}}}], "minimum_should_match": 1}}
+
+
+def _sum(bucket: dict, key: str = "queries") -> int:
+    return int(bucket.get(key, {}).get("value") or 0)
+
+
+def _ms_to_ts(value: Any) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(int(value), unit="ms", tz="UTC")
+
+
+class Store:
+    """Aggregations and writes over the dashboard's indices."""
+
+    def __init__(self, es: Any, prefix: str) -> None:
+        self.es = es
+        self.prefix = prefix
+        self.index = index_names(prefix)
+
+    # -- plumbing -------------------------------------------------------
+    def _agg(self, index: str, query: dict, aggs: dict) -> dict:
+        resp = self.es.search(index=index, query=query, aggs=aggs, size=0, track_total_hits=False,
+                              ignore_unavailable=True, allow_no_indices=True)
+        return resp.get("aggregations") or {}
+
+    def _activity(self, rng: TimeRange, *filters: dict) -> dict:
+        return {"bool": {"filter": [rng.es_range(TS), *filters]}}
+
+    # -- overview -------------------------------------------------------
+    def timeline(self, rng: TimeRange, granularity: str, *filters: dict) -> pd.DataFrame:
+        """Queries per interval split into blocked / allowed / uncertain (long format)."""
+        aggs = {"t": {"date_histogram": {"field": TS, "fixed_interval": GRANULARITIES[granularity],
+                                         "min_doc_count": 0, "extended_bounds": rng.bounds_ms()},
+                      "aggs": {"d": {"terms": {"field": DECISION, "size": 10, "missing": "unknown"},
+                                     "aggs": {"l": {"terms": {"field": LABEL, "size": 4, "missing": "unknown"},
+                                                    "aggs": {"queries": {"sum": {"field": COUNT}}}}}}}}}
+        buckets = self._agg(self.index["activity"], self._activity(rng, *filters), aggs).get("t", {}).get("buckets", [])
+        rows: list[dict] = []
+        for b in buckets:
+            split = {"blocked": 0, "allowed": 0, "uncertain": 0}
+            for d in b["d"]["buckets"]:
+                for lab in d["l"]["buckets"]:
+                    split[category(effective(d["key"], lab["key"]))] += _sum(lab)
+            rows += [{"time": _ms_to_ts(b["key"]), "category": c, "queries": n} for c, n in split.items()]
+        return pd.DataFrame(rows) if rows else _empty("time", "category", "queries")
+
+    def top_names(self, rng: TimeRange, decisions: tuple[str, ...], size: int = 20) -> pd.DataFrame:
+        """The most queried names among ``decisions``, with their dominant decision."""
+        return self.names_table(rng, decisions, page_size=size).rows
+
+    def names_table(self, rng: TimeRange, decisions: tuple[str, ...], search: str = "", sort: str = "queries",
+                    descending: bool = True, page: int = 0, page_size: int = 50) -> Page:
+        """A sortable, searchable page of names: a terms aggregation, its last page cut here.
+
+        (``bucket_sort`` would cut it in ES, but lives in the aggregations module, which
+        minimal distributions such as the local stack's integ-test build lack.)"""
+        filters: list[dict] = [decision_filter(decisions)]
+        if search.strip():
+            filters.append({"wildcard": {NAME: {"value": f"*{search.strip().lower()}*", "case_insensitive": True}}})
+        start = min(page * page_size, MAX_TABLE_ROWS - page_size)
+        order = {"_key": "desc" if descending else "asc"} if sort == "name" else {"queries": "desc" if descending else "asc"}
+        aggs = {
+            "n": {"terms": {"field": NAME, "size": start + page_size, "order": order},
+                  "aggs": {"queries": {"sum": {"field": COUNT}},
+                           "blocked": {"sum": {"field": BLOCKED}},
+                           "last": {"max": {"field": TS}},
+                           **_DECISION_AGGS}},
+            "total": {"cardinality": {"field": NAME}},
+        }
+        res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
+        rows = [{"name": b["key"], "queries": _sum(b), "blocked": _sum(b, "blocked"),
+                 "decision": _decision_of(b),
+                 "last seen": _ms_to_ts(b["last"].get("value"))}
+                for b in res.get("n", {}).get("buckets", [])[start:]]
+        total = int(res.get("total", {}).get("value") or 0)
+        return Page(pd.DataFrame(rows) if rows else _empty("name", "queries", "blocked", "decision", "last seen"), total)
+
+    def top_clients(self, rng: TimeRange, decisions: tuple[str, ...] | None = None, size: int = 20) -> pd.DataFrame:
+        """Busiest clients; with ``decisions=BLOCKED_DECISIONS``, the likely infected hosts."""
+        filters = [decision_filter(decisions)] if decisions else []
+        aggs = {"c": {"terms": {"field": CLIENT, "size": size, "order": {"queries": "desc"}},
+                      "aggs": {"queries": {"sum": {"field": COUNT}},
+                               "names": {"cardinality": {"field": NAME}},
+                               "last": {"max": {"field": TS}}}}}
+        res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
+        rows = [{"client": b["key"], "queries": _sum(b), "names": int(b["names"]["value"] or 0),
+                 "last seen": _ms_to_ts(b["last"].get("value"))} for b in res.get("c", {}).get("buckets", [])]
+        return pd.DataFrame(rows) if rows else _empty("client", "queries", "names", "last seen")
+
+    # -- domain investigation --------------------------------------------
+    def domain_activity(self, name: str, subdomains: bool, rng: TimeRange, granularity: str) -> dict:
+        """Totals, per-interval series, clients and (with subdomains) names, in one request."""
+        aggs = {
+            "queries": {"sum": {"field": COUNT}},
+            "blocked": {"sum": {"field": BLOCKED}},
+            "first": {"min": {"field": TS}},
+            "last": {"max": {"field": TS}},
+            "t": {"date_histogram": {"field": TS, "fixed_interval": GRANULARITIES[granularity],
+                                     "min_doc_count": 0, "extended_bounds": rng.bounds_ms()},
+                  "aggs": {"queries": {"sum": {"field": COUNT}}}},
+            "c": {"terms": {"field": CLIENT, "size": 200, "order": {"queries": "desc"}},
+                  "aggs": {"queries": {"sum": {"field": COUNT}}, "first": {"min": {"field": TS}},
+                           "last": {"max": {"field": TS}}}},
+            "clients": {"cardinality": {"field": CLIENT}},
+            "n": {"terms": {"field": NAME, "size": 100, "order": {"queries": "desc"}},
+                  "aggs": {"queries": {"sum": {"field": COUNT}},
+                           **_DECISION_AGGS}},
+        }
+        res = self._agg(self.index["activity"], self._activity(rng, _name_filter(name, subdomains)), aggs)
+        series = [{"time": _ms_to_ts(b["key"]), "queries": _sum(b)} for b in res.get("t", {}).get("buckets", [])]
+        clients = [{"client": b["key"], "queries": _sum(b), "first seen": _ms_to_ts(b["first"].get("value")),
+                    "last seen": _ms_to_ts(b["last"].get("value"))} for b in res.get("c", {}).get("buckets", [])]
+        names = [{"name": b["key"], "queries": _sum(b), "decision": _decision_of(b)}
+                 for b in res.get("n", {}).get("buckets", [])]
+        return {
+            "queries": _sum(res), "blocked": _sum(res, "blocked"),
+            "first": _ms_to_ts(res.get("first", {}).get("value")), "last": _ms_to_ts(res.get("last", {}).get("value")),
+            "series": pd.DataFrame(series) if series else _empty("time", "queries"),
+            "clients": pd.DataFrame(clients) if clients else _empty("client", "queries", "first seen", "last seen"),
+            "client_count": int(res.get("clients", {}).get("value") or 0),
+            "names": pd.DataFrame(names) if names else _empty("name", "queries", "decision"),
+        }
+
+    def verdict(self, name: str) -> dict | None:
+        """The verdict document of one name (id = normalized name), or None."""
+        resp = self.es.options(ignore_status=404).get(index=self.index["verdicts"], id=name)
+        return resp.get("_source") if resp.get("found") else None
+
+    def audit_for(self, name: str, size: int = 50) -> pd.DataFrame:
+        resp = self.es.search(index=self.index["audit"], query={"terms": {"name": [name, f"*.{name}"]}},
+                              sort=[{"at": "desc"}], size=size, ignore_unavailable=True, allow_no_indices=True)
+        rows = [h["_source"] for h in resp["hits"]["hits"]]
+        return pd.DataFrame(rows) if rows else _empty("at", "who", "name", "before", "after", "note")
+
+    # -- client investigation ---------------------------------------------
+    def client_names(self, client: str, rng: TimeRange, size: int = 500) -> Page:
+        """Names one client queried, malicious first, then uncertain, then by volume."""
+        aggs = {"n": {"terms": {"field": NAME, "size": size, "order": {"queries": "desc"}},
+                      "aggs": {"queries": {"sum": {"field": COUNT}}, "blocked": {"sum": {"field": BLOCKED}},
+                               "first": {"min": {"field": TS}}, "last": {"max": {"field": TS}},
+                               **_DECISION_AGGS}},
+                "total": {"cardinality": {"field": NAME}}}
+        res = self._agg(self.index["activity"], self._activity(rng, {"term": {CLIENT: client}}), aggs)
+        rows = [{"name": b["key"], "decision": _decision_of(b),
+                 "queries": _sum(b), "blocked": _sum(b, "blocked"),
+                 "first seen": _ms_to_ts(b["first"].get("value")), "last seen": _ms_to_ts(b["last"].get("value"))}
+                for b in res.get("n", {}).get("buckets", [])]
+        rows.sort(key=lambda r: (decision_rank(r["decision"]), -r["queries"]))
+        df = pd.DataFrame(rows) if rows else _empty("name", "decision", "queries", "blocked", "first seen", "last seen")
+        return Page(df, int(res.get("total", {}).get("value") or 0))
+
+    # -- vetting ------------------------------------------------------------
+    def vetting_queue(self, sort: str = "score", descending: bool = True, page: int = 0,
+                      page_size: int = 50, exclude: tuple[str, ...] = ()) -> Page:
+        """Uncertain names not yet vetted, one page, sorted in ES."""
+        must_not: list[dict] = [{"terms": {"status": list(VETTED_STATUSES)}}]
+        if exclude:
+            must_not.append({"ids": {"values": list(exclude)}})
+        field = VETTING_SORTS[sort]
+        resp = self.es.search(index=self.index["vetting"], query={"bool": {"must_not": must_not}},
+                              sort=[{field: {"order": "desc" if descending else "asc", "unmapped_type": "long"}}],
+                              from_=min(page * page_size, MAX_TABLE_ROWS - page_size), size=page_size,
+                              track_total_hits=True, ignore_unavailable=True, allow_no_indices=True)
+        rows = []
+        for h in resp["hits"]["hits"]:
+            src = h["_source"]
+            rows.append({"name": src.get("name", h["_id"]), "score": src.get("score"),
+                         "query count": src.get("query_count"), "last seen": src.get("last_seen"),
+                         "first seen": src.get("first_seen"), "model": src.get("model")})
+        total = resp["hits"]["total"]["value"] if isinstance(resp["hits"].get("total"), dict) else len(rows)
+        df = pd.DataFrame(rows) if rows else _empty("name", "score", "query count", "last seen", "first seen", "model")
+        return Page(df, int(total))
+
+    def mark_vetting(self, names: list[str], status: str) -> None:
+        """Take names off (or, on undo, back onto) the queue; missing docs are fine."""
+        if not names:
+            return
+        ops: list[dict] = []
+        for name in names:
+            ops += [{"update": {"_index": self.index["vetting"], "_id": name}}, {"doc": {"status": status}}]
+        self.es.bulk(operations=ops, refresh="wait_for")
+
+    def write_audit(self, entries: list[dict]) -> None:
+        """Append audit entries (who, name, before, after, note); ``at`` is stamped here."""
+        if not entries:
+            return
+        now = int(time.time() * 1000)
+        ops: list[dict] = []
+        for e in entries:
+            ops += [{"create": {"_index": self.index["audit"]}}, {"at": now, **e}]
+        resp = self.es.bulk(operations=ops, refresh="wait_for")
+        if resp.get("errors"):
+            reasons = {i["create"].get("error", {}).get("reason") for i in resp["items"] if i["create"].get("error")}
+            raise RuntimeError(f"audit index {self.index['audit']} refused entries: {'; '.join(map(str, reasons))}")

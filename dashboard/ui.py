@@ -1,0 +1,99 @@
+"""Widgets and guards shared by the pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+
+from dnsentinel.dashboard import auth
+from dnsentinel.dashboard.timerange import (
+    GRANULARITIES, MAX_BUCKETS, PRESETS, TimeRange, auto_granularity, bucket_count, last,
+)
+from dnsentinel.settings import get_settings
+
+DECISION_COLORS = {"blocked": "#d62728", "uncertain": "#ff7f0e", "allowed": "#2ca02c"}
+
+
+def require_login() -> str:
+    """The analyst's name; stops the page when nobody is logged in or the session expired."""
+    session = auth.current(st.session_state)
+    if session is None:
+        st.warning("Please log in (sidebar) to use this page.")
+        st.stop()
+    return session.user
+
+
+def time_range_picker(key: str, default: str = "Last 24 hours") -> tuple[TimeRange | None, str, str]:
+    """Sidebar-free picker: preset or custom range, and a granularity (auto unless overridden).
+
+    Returns ``(range, granularity, preset)``; range is None (with an error shown) when a
+    custom range is invalid. Relative presets are re-evaluated on each call, so a
+    fragment that calls :func:`resolve` later sees the moving window.
+    """
+    cols = st.columns([2, 3, 1.5])
+    options = [*PRESETS, "Custom"]
+    preset = cols[0].selectbox("Time range", options, index=options.index(default), key=f"{key}_preset")
+    if preset == "Custom":
+        today = datetime.now(UTC).date()
+        picked = cols[1].date_input("From / to (UTC days)", (today - timedelta(days=1), today), key=f"{key}_days")
+        if not isinstance(picked, (tuple, list)) or len(picked) != 2:
+            st.info("Pick both a start and an end day.")
+            return None, "hour", preset
+        rng = TimeRange(datetime.combine(picked[0], time.min, UTC),
+                        datetime.combine(picked[1], time.min, UTC) + timedelta(days=1))
+    else:
+        rng = last(PRESETS[preset])
+        cols[1].caption(f"{rng.start:%Y-%m-%d %H:%M} → {rng.end:%Y-%m-%d %H:%M} UTC")
+    auto = auto_granularity(rng.span)
+    choice = cols[2].selectbox("Granularity", [f"auto ({auto})", *GRANULARITIES], key=f"{key}_gran")
+    granularity = auto if choice.startswith("auto") else choice
+    if bucket_count(rng.span, granularity) > MAX_BUCKETS:
+        st.warning(f"{granularity} buckets over this range would be {bucket_count(rng.span, granularity):,} bars; using {auto}.")
+        granularity = auto
+    return rng, granularity, preset
+
+
+def resolve(rng: TimeRange, preset: str) -> TimeRange:
+    """The same relative window as of now (for auto-refreshing fragments)."""
+    return last(PRESETS[preset]) if preset in PRESETS else rng
+
+
+def service_error(what: str, exc: Exception) -> None:
+    """One plain line instead of a traceback when a service is down or refuses."""
+    st.error(f"Could not load {what}: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def highlight_uncertain(df):
+    """Styler that tints uncertain rows orange and blocked ones red."""
+    def row_style(row):
+        decision = row.get("decision", "")
+        color = ("#ffe8cc" if decision == "uncertain" else
+                 "#ffd6d6" if decision in ("malicious", "block", "honeypot") else "")
+        return [f"background-color: {color}" if color else ""] * len(row)
+    return df.style.apply(row_style, axis=1)
+
+
+def settings():
+    return get_settings()
+
+
+def last_update() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S")
+
+
+def valid_name(raw: str):
+    """The normalized name (SPEC §1), or None with the reason shown."""
+    from dnsentinel.verdict_cache.names import InvalidName, normalize
+
+    try:
+        return normalize(raw.strip())
+    except InvalidName as exc:
+        st.error(f"{raw.strip()!r} is not a valid DNS name: {exc.reason} ({exc.detail})")
+        return None
+
+
+def threshold(thresholds, key: str) -> str:
+    """A model threshold (dict or object) as text."""
+    value = thresholds.get(key) if isinstance(thresholds, dict) else getattr(thresholds, key, None)
+    return "?" if value is None else f"{value:.3f}"

@@ -1,0 +1,110 @@
+"""In-memory stand-ins for the dashboard's data access (unit tests only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dnsentinel.dashboard.store import Page
+
+
+def _t(minute: int) -> pd.Timestamp:
+    return pd.Timestamp("2026-11-22 10:00", tz="UTC") + pd.Timedelta(minutes=minute)
+
+
+class FakeStore:
+    """Answers every Store method with small fixed frames and records writes."""
+
+    def __init__(self) -> None:
+        self.audit: list[dict] = []
+        self.marked: list[tuple[list[str], str]] = []
+        self.queue = ["odd-name.example", "qwzxv.example", "maybe.example"]
+
+    def timeline(self, rng, granularity, *filters):
+        return pd.DataFrame([{"time": _t(i), "category": c, "queries": n}
+                             for i in range(3) for c, n in (("blocked", 5), ("allowed", 50), ("uncertain", 2))])
+
+    def top_names(self, rng, decisions, size=20):
+        if "malicious" in decisions:
+            return pd.DataFrame({"name": ["xjwqkzpt.com", "evil.example"], "queries": [40, 12], "blocked": [40, 12],
+                                 "decision": ["malicious", "block"], "last seen": [_t(1), _t(2)]})
+        return pd.DataFrame({"name": ["google.com", "maybe.example"], "queries": [900, 7], "blocked": [0, 0],
+                             "decision": ["benign", "uncertain"], "last seen": [_t(1), _t(2)]})
+
+    def names_table(self, rng, decisions, search="", sort="queries", descending=True, page=0, page_size=50):
+        rows = self.top_names(rng, decisions)
+        rows = rows[rows["name"].str.contains(search)] if search else rows
+        return Page(rows, len(rows))
+
+    def top_clients(self, rng, decisions=None, size=20):
+        return pd.DataFrame({"client": ["10.0.0.7"], "queries": [52], "names": [2], "last seen": [_t(2)]})
+
+    def domain_activity(self, name, subdomains, rng, granularity):
+        return {"queries": 52, "blocked": 40, "first": _t(0), "last": _t(2),
+                "series": pd.DataFrame({"time": [_t(0), _t(1)], "queries": [20, 32]}),
+                "clients": self.top_clients(rng), "client_count": 1,
+                "names": pd.DataFrame({"name": [name, f"a.{name}"], "queries": [50, 2], "decision": ["malicious", "uncertain"]})}
+
+    def verdict(self, name):
+        return {"name": name, "label": "malicious", "score": 0.9981, "model": "charcnn-test-1", "family": "necurs", "family_p": 0.7}
+
+    def audit_for(self, name, size=50):
+        rows = [e for e in self.audit if e["name"] == name]
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["at", "who", "name", "before", "after", "note"])
+
+    def client_names(self, client, rng, size=500):
+        return Page(pd.DataFrame({"name": ["xjwqkzpt.com", "maybe.example", "google.com"],
+                                  "decision": ["malicious", "uncertain", "benign"], "queries": [40, 2, 900],
+                                  "blocked": [40, 0, 0], "first seen": [_t(0)] * 3, "last seen": [_t(2)] * 3}), 3)
+
+    def vetting_queue(self, sort="score", descending=True, page=0, page_size=50, exclude=()):
+        rows = pd.DataFrame({"name": self.queue, "score": [0.5, 0.6, 0.4][: len(self.queue)],
+                             "query count": [3, 2, 1][: len(self.queue)]})
+        return Page(rows, len(self.queue))
+
+    def mark_vetting(self, names, status):
+        self.marked.append((list(names), status))
+        if status == "pending":
+            self.queue += [n for n in names if n not in self.queue]
+        else:
+            self.queue = [n for n in self.queue if n not in names]
+
+    def write_audit(self, entries):
+        self.audit += [dict(e, at=0) for e in entries]
+
+
+@dataclass
+class Record:
+    action: str
+    by: str
+    at: int
+    note: str | None = None
+
+
+class FakeCache:
+    """The VerdictCache vetting surface, in a dict."""
+
+    def __init__(self) -> None:
+        self.vetted: dict[str, Record] = {}
+        self.log: list[dict] = []
+
+    def set_vetted(self, name, action, by, note=None):
+        if name.startswith("bad"):
+            raise ValueError("refused by the fake")
+        before = self.vetted.get(name)
+        self.vetted[name] = Record(action, by, 1, note)
+        self.log.append({"name": name, "before": before.action if before else "", "after": action, "by": by, "at": 1})
+        return before
+
+    def remove_vetted(self, name, by):
+        return self.vetted.pop(name, None)
+
+    def vetted_log(self, count=100):
+        return self.log[-count:]
+
+    def get_verdicts(self, names):
+        return {}
+
+    def decide_many(self, names):
+        return {n: self.vetted[n].action if n in self.vetted else "malicious" for n in names}
