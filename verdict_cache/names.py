@@ -11,6 +11,7 @@ plain ASCII name) takes a regex fast path and results are memoized.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -231,13 +232,24 @@ def registrable_domain(name: str) -> str | None:
     """eTLD+1 of a normalized multi-label name (SPEC §1.2), or None for a public suffix.
 
     A TLD missing from the list follows the PSL default rule ``*`` (last two
-    labels), as golang.org/x/net/publicsuffix does; tldextract alone would say "none".
+    labels), as golang.org/x/net/publicsuffix does; tldextract alone would say
+    "none". A dotted IPv4 address has none, as in Go.
     """
     result = _extractor(name)
     if result.suffix:
         return result.top_domain_under_public_suffix or None
+    if _is_ipv4(name):
+        return None
     labels = name.rsplit(".", 2)
     return ".".join(labels[-2:]) if len(labels) >= 2 else None
+
+
+def _is_ipv4(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def routing_key(raw: str | bytes) -> bytes:

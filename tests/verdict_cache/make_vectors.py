@@ -140,7 +140,9 @@ NAMES: list[tuple[str | bytes, str]] = [
     ("www.example.xn--55qx5d.cn", "IDN second-level suffix"),
     ("a.b.example.invalidtld", "unknown TLD: the default rule *"),
     ("foo.zz", "unknown TLD zz"),
-    ("1.2.3.4", "digits look like an address but are a name"),
+    ("1.2.3.4", "a dotted IPv4 address has no registrable domain"),
+    ("256.1.2.3", "not an address: the default rule applies"),
+    ("01.2.3.4", "leading zero: not an address"),
     ("paypal-verify.weebly.com", "phishing host under a hosting provider"),
 ]
 
