@@ -158,6 +158,16 @@ class WorkerSettings(BaseModel):
     activity_window_s: int = Field(60, ge=1)
     index_raw_events: bool = False
     max_new_names_per_domain_per_min: int = Field(300, ge=1)
+    model_poll_s: float = Field(5.0, gt=0)
+    """How often the registry pointer is read for hot model reload."""
+    es_flush_interval_s: float = Field(1.0, gt=0)
+    """Aggregated counts go to Elasticsearch this often; Kafka offsets are committed after."""
+    es_bulk_chunk: int = Field(2000, ge=1)
+    es_max_retries: int = Field(3, ge=0)
+    """Retries of rejected (429) bulk items; a cluster that is down is retried until it is back."""
+    es_max_pending_actions: int = Field(200_000, ge=1)
+    es_max_pending_events: int = Field(2_000_000, ge=1)
+    """Bounds of the Elasticsearch backlog; beyond them the oldest chunk is dropped and counted."""
 
 
 class ModelSettings(BaseModel):

@@ -1,0 +1,262 @@
+"""The Faust application: the queries topic in, verdicts out.
+
+:func:`create_app` wires a :class:`~dnsentinel.stream_processor.worker.BatchProcessor`
+to Faust: one agent takes batches from the queries topic with
+``stream.take_events(batch_max, within=batch_within_s)``, timers poll the
+model registry and flush Elasticsearch, a task follows the Redis changes
+channel. Events of a batch are held (one extra reference on their Kafka
+message) until the sink has written their counts, then acked, so Faust only
+commits offsets whose effects are stored everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+import faust
+
+from dnsentinel.settings import Settings, get_settings
+from dnsentinel.stream_processor.es_schema import ensure_templates_async
+from dnsentinel.stream_processor.es_sink import EsSink
+from dnsentinel.stream_processor.metrics import Metrics
+from dnsentinel.stream_processor.pipeline import Record
+from dnsentinel.stream_processor.scorer import ModelHolder
+from dnsentinel.stream_processor.worker import BatchProcessor, Topics
+
+log = logging.getLogger(__name__)
+
+
+def _broker_credentials(s: Settings) -> Any:
+    k = s.kafka
+    if k.security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    ctx = None
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+        if k.ssl_certfile:
+            ctx.load_cert_chain(str(k.ssl_certfile), str(k.ssl_keyfile) if k.ssl_keyfile else None)
+    if k.security_protocol == "SSL":
+        return faust.SSLCredentials(ctx)
+    return faust.SASLCredentials(
+        username=k.sasl_username, password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+        mechanism=k.sasl_mechanism or "PLAIN", ssl_context=ctx,
+    )
+
+
+def _default_loader(version: str | None) -> Any:
+    from dnsentinel.models import load
+
+    return load(version) if version else load()
+
+
+def _default_current_version() -> str | None:
+    from dnsentinel.models.registry import current_version
+
+    return current_version()
+
+
+def _default_cache(s: Settings) -> Any:
+    from dnsentinel.verdict_cache.cache import VerdictCache
+
+    return VerdictCache.from_settings(s)
+
+
+def create_app(settings: Settings | None = None, *, model_loader: Callable[[str | None], Any] | None = None,
+               current_version: Callable[[], str | None] | None = _default_current_version,
+               cache: Any = None, es: Any = None, metrics: Metrics | None = None,
+               serve_metrics: bool = True) -> faust.App:
+    """Build the worker app; the keyword arguments let tests swap in their own collaborators."""
+    s = settings or get_settings()
+    w = s.worker
+    metrics = metrics or Metrics()
+    app = faust.App(
+        w.app_id,
+        broker=[f"kafka://{h.strip()}" for h in s.kafka.bootstrap_servers.split(",")],
+        broker_credentials=_broker_credentials(s),
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        web_enabled=True,
+        web_port=w.web_port,
+        web_bind="127.0.0.1",
+        topic_partitions=s.kafka.queries_partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=max(4096, 2 * w.batch_max),
+        producer_linger_ms=5,
+        producer_acks=-1,
+        datadir=str(s.stack.state_dir / "faust" / w.app_id),
+    )
+    queries = app.topic(s.kafka.queries_topic, partitions=s.kafka.queries_partitions,
+                        key_type=bytes, value_type=bytes)
+    verdicts_topic = app.topic(s.kafka.verdicts_topic, partitions=s.kafka.verdicts_partitions, compacting=True,
+                               key_type=bytes, value_type=bytes)
+    dlq_topic = app.topic(s.kafka.dlq_topic, partitions=s.kafka.dlq_partitions,
+                          retention=14 * 86400, key_type=bytes, value_type=bytes)
+
+    holder = ModelHolder(model_loader or _default_loader, current_version, metrics)
+    state: dict[str, Any] = {}
+
+    async def publish(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await app.producer.send(topic, key, value, None, None, None)
+
+    def ack(tokens: list[Any]) -> None:
+        for token in tokens:
+            if token is None:
+                continue
+            stream, events = token
+            for event in events:
+                # Drops the reference taken in the agent; the last one marks the offset committable.
+                if event.ack():
+                    stream._on_message_out(event.message.tp, event.message.offset, event.message)
+
+    @app.task
+    async def _start() -> None:
+        """Collaborators that need the loop: model, Redis, ES templates, metrics endpoint."""
+        await holder.start()
+        c = cache if cache is not None else _default_cache(s)
+        sink = None
+        es_client = es
+        if es_client is None:
+            from elasticsearch import AsyncElasticsearch
+
+            es_client = AsyncElasticsearch(**s.elasticsearch.client_kwargs())
+        try:
+            await ensure_templates_async(es_client, prefix=s.elasticsearch.index_prefix)
+        except Exception as exc:  # ES down at start: verdicts still flow, the sink retries
+            log.warning("cannot install elasticsearch templates now (%s); the sink retries its writes", exc)
+            state["templates_pending"] = es_client
+        sink = EsSink(es_client, metrics, chunk_size=w.es_bulk_chunk, max_retries=w.es_max_retries,
+                      max_pending_actions=w.es_max_pending_actions, max_pending_events=w.es_max_pending_events)
+        state["sink_task"] = asyncio.ensure_future(sink.run())
+        await verdicts_topic.maybe_declare()
+        await dlq_topic.maybe_declare()
+        proc = BatchProcessor(
+            cache=c, holder=holder, publish=publish, sink=sink, metrics=metrics,
+            topics=Topics(s.kafka.queries_topic, s.kafka.verdicts_topic, s.kafka.dlq_topic),
+            es_prefix=s.elasticsearch.index_prefix, batch_max=w.batch_max, lru_size=w.lru_size,
+            max_new_per_domain_per_min=w.max_new_names_per_domain_per_min,
+            activity_window_s=w.activity_window_s, index_raw_events=w.index_raw_events,
+            flush_interval_s=w.es_flush_interval_s, ack=ack,
+        )
+        state["sink"] = sink
+        state["proc"] = proc
+        state["ready"].set()
+        if serve_metrics:
+            try:
+                metrics.serve(w.metrics_port)
+            except OSError as exc:
+                log.warning("metrics port %d unavailable (%s); /metrics is still served by the web view",
+                            w.metrics_port, exc)
+        await _follow_changes(s, proc)
+
+    state["ready"] = asyncio.Event()
+
+    @app.agent(queries)
+    async def process(stream: Any) -> None:
+        await state["ready"].wait()
+        proc: BatchProcessor = state["proc"]
+        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
+            records = []
+            for e in events:
+                msg = e.message
+                msg.incref()  # held until the ES sink has written this batch's counts
+                records.append(Record(msg.key, msg.value, msg.topic, msg.partition, msg.offset))
+            await proc.process(records, (stream, list(events)))
+            if proc.flush_due():
+                proc.flush()
+
+    @app.timer(interval=max(0.1, w.es_flush_interval_s / 2))
+    async def _flush() -> None:
+        proc = state.get("proc")
+        if proc is not None and proc.flush_due():
+            proc.flush()
+        pending = state.pop("templates_pending", None)
+        if pending is not None:
+            try:
+                await ensure_templates_async(pending, prefix=s.elasticsearch.index_prefix)
+            except Exception:
+                state["templates_pending"] = pending
+
+    @app.timer(interval=w.model_poll_s)
+    async def _reload_model() -> None:
+        if holder.model is not None:
+            await holder.maybe_reload()
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        sink: EsSink | None = state.get("sink")
+        return web.json({
+            "ok": holder.model is not None and "proc" in state,
+            "model": holder.version,
+            "es_backlog": sink.pending_actions if sink else None,
+            "es_dropped": sink.dropped_actions if sink else None,
+        })
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        from prometheus_client import generate_latest
+
+        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
+
+    @app.page("/score")
+    async def score_view(web: Any, request: Any) -> Any:
+        body = await request.json()
+        domains = body.get("domains") if isinstance(body, dict) else None
+        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains) or len(domains) > 10_000:
+            return web.json({"error": "body must be {\"domains\": [up to 10000 strings]}"}, status=400)
+        scored = await holder.score(domains)
+        return web.json({"model": scored.version, "results": [
+            {"name": n, "score": round(sc, 4), "label": lb, "model": scored.version}
+            for n, sc, lb in zip(domains, scored.scores, scored.labels)
+        ]})
+
+    @app.service
+    class _Shutdown(faust.Service):  # drains the ES queue on a clean stop
+        async def on_stop(self) -> None:
+            proc = state.get("proc")
+            sink = state.get("sink")
+            if proc is not None:
+                proc.flush()
+            if sink is not None:
+                await sink.stop(timeout=10.0)
+            holder.close()
+
+    app.dnsentinel_state = state  # type: ignore[attr-defined]
+    app.dnsentinel_metrics = metrics  # type: ignore[attr-defined]
+    return app
+
+
+async def _follow_changes(s: Settings, proc: BatchProcessor) -> None:
+    """Drop LRU entries announced on the Redis changes channel; reconnects clear the LRU."""
+    import redis.asyncio as aioredis
+
+    from dnsentinel.verdict_cache.keys import changes_channel
+
+    channel = changes_channel(s.redis.key_prefix)
+    while True:
+        client = aioredis.Redis.from_url(s.redis.url, **s.redis.client_kwargs())
+        try:
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(channel)
+            proc.lru.clear()  # whatever changed while we were not listening
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg and msg.get("type") == "message":
+                    data = msg["data"]
+                    proc.on_change(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("redis changes channel lost (%s); reconnecting", exc)
+            await asyncio.sleep(1.0)
+        finally:
+            try:
+                await client.aclose()
+            except Exception:
+                pass

@@ -1,0 +1,85 @@
+"""``dnsentinel worker`` and ``dnsentinel es-retention``: the stream processor's commands.
+
+Faust, Kafka, TensorFlow and Elasticsearch are imported inside the commands so
+``dnsentinel --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the stream processor's commands to the ``dnsentinel`` CLI."""
+
+    @app.command(
+        "worker",
+        epilog="Examples:\n\n  dnsentinel worker\n\n  dnsentinel worker --loglevel debug --concurrency 1\n\n"
+        "  DNSENTINEL_WORKER__APP_ID=w2 DNSENTINEL_WORKER__WEB_PORT=6067 dnsentinel worker",
+    )
+    def worker(
+        loglevel: str = typer.Option("info", "--loglevel", "-l", help="critical|error|warning|info|debug"),
+        workers: int = typer.Option(1, "--workers", "--concurrency", "-c", min=1,
+                                    help="Processes in this consumer group on this host (each a Faust worker)."),
+    ) -> None:
+        """Run the Faust stream processor: query events in, verdicts out (Redis, Kafka, Elasticsearch)."""
+        if workers > 1:
+            _spawn(workers, loglevel)
+            return
+        from dnsentinel.stream_processor.app import create_app
+
+        app_ = create_app()
+        from faust.worker import Worker
+
+        Worker(app_, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+    @app.command("es-retention")
+    def es_retention(
+        days: int = typer.Option(None, "--days", help="Keep this many days (default: elasticsearch.retention_days)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted."),
+    ) -> None:
+        """Delete date-stamped Elasticsearch indices (activity, events) older than the retention."""
+        import datetime as dt
+
+        from elasticsearch import Elasticsearch
+
+        from dnsentinel.settings import get_settings
+        from dnsentinel.stream_processor.es_schema import DATED, apply_retention, expired_indices, index_name
+
+        s = get_settings().elasticsearch
+        keep = days if days is not None else s.retention_days
+        es = Elasticsearch(**s.client_kwargs())
+        if dry_run:
+            names: list[str] = []
+            for family in DATED:
+                names.extend(es.indices.get(index=index_name(family, prefix=s.index_prefix), allow_no_indices=True))
+            old = expired_indices(names, keep, dt.datetime.now(dt.timezone.utc).date(), prefix=s.index_prefix)
+        else:
+            old = apply_retention(es, keep, prefix=s.index_prefix)
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(f"{verb} {len(old)} index(es) older than {keep} days" + ("".join(f"\n  {n}" for n in old)))
+
+
+def _spawn(n: int, loglevel: str) -> None:
+    """Run ``n`` worker processes of one consumer group (distinct web and metrics ports)."""
+    import os
+    import subprocess
+    import sys
+
+    from dnsentinel.settings import get_settings
+
+    w = get_settings().worker
+    procs = []
+    for i in range(n):
+        env = dict(os.environ)
+        env["DNSENTINEL_WORKER__WEB_PORT"] = str(w.web_port + i)
+        env["DNSENTINEL_WORKER__METRICS_PORT"] = str(w.metrics_port + i)
+        procs.append(subprocess.Popen([sys.executable, "-m", "dnsentinel.cli.main", "worker", "-l", loglevel], env=env))
+    try:
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()

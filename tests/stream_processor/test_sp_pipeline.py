@@ -1,0 +1,202 @@
+"""Unit tests of the worker's pipeline (validation → dedup → decide) with fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+
+from dnsentinel.stream_processor import es_schema
+from dnsentinel.stream_processor.es_sink import EsSink, aggregate_actions
+from dnsentinel.stream_processor.metrics import Metrics
+from dnsentinel.stream_processor.pipeline import Aggregator, FloodLimiter, NameNormalizer, decide, triage
+from dnsentinel.stream_processor.scorer import ModelHolder
+from dnsentinel.stream_processor.worker import BatchProcessor, Topics
+
+from .fakes import FakeCache, FakeModel, FakePublisher, event, records
+
+TOPICS = Topics("q", "verdicts", "dlq")
+
+
+def make_proc(model: FakeModel, cache: FakeCache | None = None, **kw) -> tuple[BatchProcessor, FakePublisher, list]:
+    acked: list = []
+    holder = ModelHolder(lambda _v: model, None)
+    holder._swap(model)
+    pub = FakePublisher()
+    proc = BatchProcessor(cache=cache or FakeCache(), holder=holder, publish=pub, sink=None, metrics=Metrics(),
+                          topics=TOPICS, es_prefix="t", ack=acked.extend, **kw)
+    return proc, pub, acked
+
+
+def sample(metrics: Metrics, name: str, **labels) -> float:
+    return metrics.registry.get_sample_value(name, labels or None) or 0.0
+
+
+def test_decide_uses_both_thresholds():
+    assert decide(0.9, 0.2, 0.8) == "malicious"
+    assert decide(0.8, 0.2, 0.8) == "malicious"
+    assert decide(0.2, 0.2, 0.8) == "benign"
+    assert decide(0.5, 0.2, 0.8) == "uncertain"
+
+
+def test_triage_splits_invalid_unscorable_and_dedups():
+    vals = [event("a.example.com"), b"{not json", event("A.Example.COM."), event("1.0.0.10.in-addr.arpa"),
+            event("localhost"), event("bad name!.com"), json.dumps({"v": 1}).encode(), b"\xff\xfe"]
+    t = triage(records(vals), NameNormalizer())
+    assert [r for _, r, _ in t.invalid] == ["not_json", "missing_field:ts", "not_json"]
+    assert list(t.domains) == ["a.example.com"]
+    assert t.unscorable == {"reverse": 1, "bare": 1, "bad_char": 1}
+    assert len(t.parsed) == 5
+
+
+def test_batch_scores_each_unseen_name_once_and_labels_by_threshold():
+    model = FakeModel({"evil.com": 0.99, "good.com": 0.01, "meh.com": 0.5})
+    proc, pub, acked = make_proc(model)
+    vals = [event(n) for n in ["evil.com", "good.com", "meh.com", "evil.com", "good.com"]] + [b"[]"]
+    verdicts = asyncio.run(proc.process(records(vals), token="batch1"))
+    assert model.calls == [["evil.com", "good.com", "meh.com"]]  # one predict call, deduplicated
+    assert {v.name: v.label for v in verdicts} == {"evil.com": "malicious", "good.com": "benign", "meh.com": "uncertain"}
+    assert all(v.model == "fake-1" for v in verdicts)
+    assert proc.cache.verdicts["evil.com"].label == "malicious"
+    out = pub.on("verdicts")
+    assert {(o["name"], o["label"], o["model"]) for o in out} == {
+        ("evil.com", "malicious", "fake-1"), ("good.com", "benign", "fake-1"), ("meh.com", "uncertain", "fake-1")}
+    dlq = pub.on("dlq")
+    assert [d["reason"] for d in dlq] == ["not_object"] and dlq[0]["offset"] == 5
+    m = proc.metrics
+    assert sample(m, "dnsentinel_worker_invalid_events_total", reason="not_object") == 1
+    assert sample(m, "dnsentinel_worker_verdicts_total", label="uncertain") == 1
+    assert sample(m, "dnsentinel_worker_events_in_total") == 6
+    # nothing is acked before the flush hands the batch over
+    assert acked == []
+    proc.flush()
+    assert acked == ["batch1"]
+
+
+def test_known_and_vetted_names_are_never_rescored():
+    model = FakeModel({"new.com": 0.99})
+    cache = FakeCache(vetted={"vetted.com": "allow", "blocked.org": "block"})
+    proc, _, _ = make_proc(model, cache)
+    asyncio.run(proc.process(records([event("vetted.com"), event("blocked.org"), event("new.com")])))
+    assert model.calls == [["new.com"]]
+    asyncio.run(proc.process(records([event("new.com"), event("vetted.com")], start=3)))
+    assert model.calls == [["new.com"]]  # second time: LRU hits, not even a Redis lookup
+    assert cache.lookups == [["vetted.com", "blocked.org", "new.com"]]
+    assert sample(proc.metrics, "dnsentinel_worker_cache_hits_total", where="lru") == 2
+    proc.on_change("vetted new.com")  # a vetted change clears the LRU: next sighting asks Redis again
+    asyncio.run(proc.process(records([event("new.com")], start=5)))
+    assert cache.lookups[-1] == ["new.com"] and model.calls == [["new.com"]]
+
+
+def test_flood_limit_caps_new_names_per_registrable_domain():
+    model = FakeModel()
+    proc, _, _ = make_proc(model, max_new_per_domain_per_min=5)
+    names = [f"r{i}.victim.com" for i in range(20)] + ["other.net"]
+    asyncio.run(proc.process(records([event(n) for n in names])))
+    assert len(model.calls[0]) == 6 and "other.net" in model.calls[0]
+    assert sample(proc.metrics, "dnsentinel_worker_flood_limited_names_total") == 15
+
+
+def test_flood_limiter_resets_each_minute():
+    now = [0.0]
+    f = FloodLimiter(2, clock=lambda: now[0])
+    assert [f.admit("x.com") for _ in range(3)] == [True, True, False]
+    now[0] = 61.0
+    assert f.admit("x.com")
+
+
+def test_large_batches_are_split_per_model_call():
+    model = FakeModel()
+    proc, _, _ = make_proc(model, batch_max=4)
+    asyncio.run(proc.process(records([event(f"n{i}.com") for i in range(10)])))
+    assert [len(c) for c in model.calls] == [4, 4, 2]
+
+
+def test_activity_aggregates_per_name_client_minute_with_offsets():
+    agg = Aggregator(60)
+    ts = 1_795_000_020_000 - 1_795_000_020_000 % 60_000
+    vals = [event("x.com", "1.1.1.1", ts), event("x.com", "1.1.1.1", ts + 5000, action="nxdomain"),
+            event("x.com", "2.2.2.2", ts), event("x.com", "1.1.1.1", ts + 60_000)]
+    t = triage(records(vals, partition=3, start=10), NameNormalizer())
+    for p in t.parsed:
+        agg.add(p, "malicious")
+    activity, verdicts, vetting, n = agg.drain()
+    assert n == 4 and len(activity) == 3
+    c = activity[("x.com", "1.1.1.1", ts)]
+    assert c.offsets == {3: [10, 11]} and c.blocked == {3: [11]} and c.fields["label"] == "malicious"
+    assert verdicts["x.com"].events == 4 and not vetting
+    actions = aggregate_actions("t", activity, verdicts, vetting)
+    ids = sorted(a["_id"] for a in actions)
+    assert f"x.com|1.1.1.1|{ts}" in ids and "x.com" in ids
+    assert {a["_index"] for a in actions} == {es_schema.index_name("activity", ts, prefix="t"), "t-verdicts"}
+
+
+def test_index_names_and_retention_selection():
+    assert es_schema.index_name("verdicts", prefix="p") == "p-verdicts"
+    assert es_schema.index_name("activity", dt.date(2026, 1, 2), prefix="p") == "p-activity-2026.01.02"
+    assert es_schema.index_name("activity", prefix="p") == "p-activity-*"
+    with pytest.raises(ValueError):
+        es_schema.index_name("nope", prefix="p")
+    names = ["p-activity-2026.01.01", "p-activity-2026.01.20", "p-events-2025.12.01", "p-verdicts", "q-activity-2020.01.01"]
+    assert es_schema.expired_indices(names, 10, dt.date(2026, 1, 21), prefix="p") == [
+        "p-activity-2026.01.01", "p-events-2025.12.01"]
+    body = es_schema.template_body("activity", prefix="p")
+    assert body["index_patterns"] == ["p-activity-*"] and body["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_sink_bound_drops_oldest_counts_it_and_acks():
+    async def run():
+        m = Metrics()
+        sink = EsSink(None, m, max_pending_actions=5)
+        acked = []
+        sink.submit([{}] * 3, 10, lambda: acked.append("a"))
+        sink.submit([{}] * 3, 10, lambda: acked.append("b"))
+        assert acked == ["a"] and sink.dropped_actions == 3 and sink.pending_actions == 3
+        assert sample(m, "dnsentinel_worker_es_dropped_actions_total") == 3
+
+    asyncio.run(run())
+
+
+def test_sink_retries_until_the_cluster_is_back_then_acks_in_order():
+    async def run():
+        sink = EsSink(None, Metrics(), backoff_s=0.01)
+        fails = [2]
+        written = []
+
+        async def write(actions):
+            if fails[0]:
+                fails[0] -= 1
+                raise ConnectionError("down")
+            written.append(actions)
+
+        sink._write = write
+        acked = []
+        task = asyncio.ensure_future(sink.run())
+        sink.submit([{"a": 1}], 1, lambda: acked.append(1))
+        sink.submit([{"b": 2}], 1, lambda: acked.append(2))
+        assert await sink.drain(5)
+        assert written == [[{"a": 1}], [{"b": 2}]] and acked == [1, 2]
+        await sink.stop(1)
+        await asyncio.wait_for(task, 1)
+
+    asyncio.run(run())
+
+
+def test_hot_reload_swaps_models_between_batches():
+    models = {"v1": FakeModel({"x.com": 0.99}, version="v1"), "v2": FakeModel({"x.com": 0.01}, version="v2")}
+    current = ["v1"]
+
+    async def run():
+        holder = ModelHolder(lambda v: models[v or current[0]], lambda: current[0])
+        await holder.start()
+        assert (await holder.score(["x.com"])).labels == ["malicious"]
+        assert not await holder.maybe_reload()
+        current[0] = "v2"
+        assert await holder.maybe_reload()
+        s = await holder.score(["x.com"])
+        assert s.version == "v2" and s.labels == ["benign"]
+        holder.close()
+
+    asyncio.run(run())
