@@ -8,7 +8,7 @@ import pytest
 
 from dnsentinel.dashboard import auth, data
 
-from .fakes import FakeCache, FakeStore
+from dash_fakes import FakeCache, FakeStore
 
 APP_DIR = Path(data.__file__).resolve().parent
 

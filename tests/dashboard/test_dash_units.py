@@ -1,0 +1,153 @@
+"""Unit tests of the dashboard's Streamlit-free modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from dash_fakes import FakeCache, FakeStore
+
+from dnsentinel.dashboard import auth, model_reports, store, timerange, training, vetting, whois_lookup
+
+
+def test_auto_granularity_and_snapping():
+    assert timerange.auto_granularity(timedelta(minutes=15)) == "minute"
+    assert timerange.auto_granularity(timedelta(days=1)) == "hour"
+    assert timerange.auto_granularity(timedelta(days=30)) == "day"
+    rng = timerange.last(timedelta(hours=1), now=datetime(2026, 11, 22, 10, 0, 3, tzinfo=UTC))
+    assert rng.end == datetime(2026, 11, 22, 10, 0, 10, tzinfo=UTC)
+    assert rng == timerange.last(timedelta(hours=1), now=datetime(2026, 11, 22, 10, 0, 7, tzinfo=UTC))
+    with pytest.raises(ValueError, match="before it starts"):
+        timerange.TimeRange(rng.end, rng.start)
+
+
+def test_login_checks_bcrypt_and_expires():
+    import bcrypt
+
+    users = {"alice": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()}
+    state: dict = {}
+    assert not auth.login(state, users, "analyst", "dnsentinel", 60)  # demo user gone once users exist
+    assert not auth.login(state, users, "alice", "nope", 60)
+    assert auth.login(state, users, "alice", "s3cret", 60)
+    assert auth.current(state).user == "alice"
+    assert auth.current(state, now=time.time() + 61) is None
+    assert auth.current(state) is None  # the expired session was dropped
+    assert auth.login(state, {}, "analyst", "dnsentinel", 60)
+    assert not auth.check_password({"x": "not-a-hash"}, "x", "y")
+
+
+def test_effective_decision_and_filter():
+    assert store.effective("unknown", "malicious") == "malicious"
+    assert store.effective(None, None) == "unknown"
+    assert store.effective("allow", "malicious") == "allow"
+    f = store.decision_filter(("allow",))
+    assert len(f["bool"]["should"]) == 1
+
+
+class RecordingES:
+    """Captures search requests and answers with canned aggregations."""
+
+    def __init__(self, aggregations=None, hits=None):
+        self.requests: list[dict] = []
+        self.aggregations = aggregations or {}
+        self.hits = hits or []
+
+    def search(self, **kw):
+        self.requests.append(kw)
+        return {"aggregations": self.aggregations, "hits": {"hits": self.hits, "total": {"value": len(self.hits)}}}
+
+
+def test_store_names_table_pages_in_python_and_never_fetches_rows():
+    buckets = [{"key": f"n{i}.example", "queries": {"value": 10 - i}, "blocked": {"value": 0}, "last": {"value": 0},
+                "d": {"buckets": [{"key": "unknown"}]}, "l": {"buckets": [{"key": "uncertain"}]}} for i in range(6)]
+    es = RecordingES({"n": {"buckets": buckets}, "total": {"value": 6}})
+    s = store.Store(es, "t")
+    page = s.names_table(timerange.last(timedelta(hours=1)), store.ALLOWED_DECISIONS, search="N", page=1, page_size=4)
+    assert page.total == 6 and page.rows["name"].tolist() == ["n4.example", "n5.example"]
+    assert set(page.rows["decision"]) == {"uncertain"}
+    req = es.requests[0]
+    assert req["size"] == 0 and req["index"] == "t-activity-*"
+    assert req["aggs"]["n"]["terms"]["size"] == 8
+    assert {"wildcard": {"name": {"value": "*n*", "case_insensitive": True}}} in req["query"]["bool"]["filter"]
+
+
+def test_store_client_names_sorts_malicious_then_uncertain():
+    def b(name, d, n):
+        return {"key": name, "queries": {"value": n}, "blocked": {"value": 0}, "first": {"value": 0}, "last": {"value": 0},
+                "d": {"buckets": [{"key": d}]}, "l": {"buckets": []}}
+    es = RecordingES({"n": {"buckets": [b("a", "benign", 100), b("b", "uncertain", 1), b("c", "malicious", 2)]},
+                      "total": {"value": 3}})
+    rows = store.Store(es, "t").client_names("10.0.0.1", timerange.last(timedelta(hours=1))).rows
+    assert rows["name"].tolist() == ["c", "b", "a"]
+
+
+def test_vetting_undo_restores_previous_records():
+    cache, st = FakeCache(), FakeStore()
+    cache.set_vetted("a.example", "allow", "carol", "known good")
+    done = vetting.apply(cache, st, ["a.example", "b.example", "a.example"], "block", "alice")
+    assert list(done.before) == ["a.example", "b.example"]
+    assert st.audit[0]["before"] == "allow" and st.audit[1]["before"] == "none"
+    assert vetting.undo(cache, st, done, "alice") == {}
+    assert cache.vetted["a.example"].action == "allow" and cache.vetted["a.example"].note == "known good"
+    assert "b.example" not in cache.vetted
+    with pytest.raises(ValueError, match="unknown action"):
+        vetting.apply(cache, st, ["x"], "delete", "alice")
+    with pytest.raises(ValueError, match="at most 512"):
+        vetting.apply(cache, st, ["x"], "allow", "alice", "n" * 513)
+
+
+def test_whois_timeout_and_failure_never_raise():
+    slow = whois_lookup.lookup("example.com", 0.05, query=lambda d: time.sleep(1) or {})
+    assert not slow.ok and "timed out after 0.05 s" in slow.error
+    broken = whois_lookup.lookup("example.com", 1, query=lambda d: 1 / 0)
+    assert not broken.ok and "ZeroDivisionError" in broken.error
+    ok = whois_lookup.lookup("example.com", 1, query=lambda d: {"registrar": "R", "name_servers": ["b", "a"]})
+    assert ok.ok and ok.fields == {"registrar": "R", "name_servers": "a, b"}
+
+
+def test_training_job_runs_detached_and_reports_progress(tmp_path, monkeypatch):
+    """A stand-in trainer writes the same files as ``dnsentinel train``; the job survives as files."""
+    script = ("import json,sys,time,pathlib; d=pathlib.Path(sys.argv[1]); d.mkdir(parents=True);"
+              "[(d.joinpath('history.jsonl').open('a').write(json.dumps({'epoch':i,'loss':1/(i+1)})+'\\n'),time.sleep(0.05)) for i in range(3)];"
+              "d.joinpath('status.json').write_text(json.dumps({'state':'done'}))")
+    monkeypatch.setattr(training.JobRequest, "argv", lambda self: [sys.executable, "-c", script, str(tmp_path / self.name)])
+    job = training.start(tmp_path, training.JobRequest("tiny-1", epochs=3), "alice")
+    with pytest.raises(ValueError, match="already exists"):
+        training.start(tmp_path, training.JobRequest("tiny-1"), "alice")
+    deadline = time.time() + 20
+    while training.progress(tmp_path, job).state != "done" and time.time() < deadline:
+        time.sleep(0.1)
+    prog = training.progress(tmp_path, training.jobs(tmp_path)[0])
+    assert prog.state == "done" and [h["epoch"] for h in prog.history] == [0, 1, 2]
+    loss, acc = model_reports.curves(prog.history)
+    assert loss["series"].unique().tolist() == ["loss"] and acc.empty
+
+
+def test_training_argv_and_validation():
+    argv = training.JobRequest("m-1", arch="mlbridge-cnn", epochs=2, batch_size=64, sample_size=1000, include_vetted=False).argv()
+    assert argv[3:] == ["train", "--arch", "mlbridge-cnn", "--epochs", "2", "--batch-size", "64", "--sample-size", "1000",
+                        "--no-include-vetted", "--name", "m-1"]
+    with pytest.raises(ValueError, match="epochs 0"):
+        training.JobRequest("m", epochs=0)
+
+
+def test_training_job_that_dies_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(training.JobRequest, "argv", lambda self: [sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
+    job = training.start(tmp_path, training.JobRequest("dies"), "alice")
+    deadline = time.time() + 20
+    while training.progress(tmp_path, job).state not in ("died",) and time.time() < deadline:
+        time.sleep(0.1)
+    prog = training.progress(tmp_path, job)
+    assert prog.state == "died" and "boom" in prog.log_tail
+
+
+def test_model_reports_tolerate_shapes(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"splits": {"val": {"f1": 0.5, "confusion_matrix": {"tn": 1, "fp": 2, "fn": 3, "tp": 4}}}}))
+    report = model_reports.load(tmp_path)
+    assert model_reports.scalar_table(report).loc["val", "f1"] == 0.5
+    assert model_reports.confusion(report["metrics"]["splits"]["val"]).values.tolist() == [[1, 2], [3, 4]]
+    assert model_reports.load(tmp_path / "missing") == {}
+    assert model_reports.version_of({"name": "x"}) == "x"
