@@ -1,0 +1,45 @@
+"""JSON lines: our own query events (SPEC §2.2) or any objects mapped with ``--map``.
+
+Our events already carry every field under its own name, so they need no mapping; other objects
+are matched through :mod:`dnsentinel.producers.mapping` aliases.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Mapping
+
+from dnsentinel.producers.mapping import resolve, to_query
+from dnsentinel.producers.records import ParseError, ParseStats, Parser
+
+FORMAT = "jsonl"
+
+
+def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | None = None) -> Parser:
+    mapping = dict(mapping or {})
+    cached_keys: frozenset[str] | None = None
+    columns: dict[str, str] = {}
+    line_no = 0
+    for line in lines:
+        line_no += 1
+        stats.lines = line_no
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield ParseError(line_no, "not_json", str(exc)[:80])
+            continue
+        if not isinstance(obj, dict):
+            yield ParseError(line_no, "not_object")
+            continue
+        keys = frozenset(obj)
+        if keys != cached_keys:  # most files have one shape: resolve aliases once
+            cached_keys = keys
+            columns = resolve(list(keys), mapping)
+        try:
+            yield to_query(obj, columns, line_no, None)
+        except ParseError as err:
+            yield err
+

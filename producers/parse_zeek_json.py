@@ -1,0 +1,41 @@
+"""Zeek ``dns.log`` written by the JSON writer (``LogAscii::use_json=T``), one object per line.
+
+``ts`` is epoch seconds or, with ``json_timestamps=JSON::TS_ISO8601``, an ISO string; both work.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from dnsentinel.producers.mapping import to_query
+from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Parser
+
+FORMAT = "zeek-json"
+
+_COLUMNS = {"ts": "ts", "name": "query", "qtype": "qtype_name", "client": "id.orig_h", "rcode": "rcode_name", "proto": "proto"}
+
+
+def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
+    line_no = 0
+    for line in lines:
+        line_no += 1
+        stats.lines = line_no
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield ParseError(line_no, "not_json", str(exc)[:80])
+            continue
+        if not isinstance(obj, dict):
+            yield ParseError(line_no, "not_object")
+            continue
+        if obj.get("query") in (None, "", "-"):
+            yield Ignored(line_no, "no_query")
+            continue
+        try:
+            yield to_query(obj, _COLUMNS, line_no, None)
+        except ParseError as err:
+            yield err

@@ -1,0 +1,89 @@
+"""What every log parser yields: a parsed query, a malformed line, or a line to ignore.
+
+Parsers never raise on bad input; they *yield* a :class:`ParseError` (counted and shown)
+or an :class:`Ignored` (counted only: comments-like records such as dnstap responses) and
+go on, so one bad line never stops a replay. ``Query`` is a tuple rather than a dataclass
+because the Zeek fast path creates one per line and tuples are the cheapest object Python has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator, NamedTuple, Union
+
+MIN_TS_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: events before it are invalid (SPEC §2.2 ``bad_ts``)."""
+
+
+class Query(NamedTuple):
+    """One DNS query as a log recorded it (the name is still raw: normalized at encoding)."""
+
+    ts: int
+    """Query time, Unix epoch milliseconds, from the log."""
+    name: str
+    qtype: str
+    client: str
+    rcode: str | None = None
+    proto: str | None = None
+    latency_us: int | None = None
+
+
+class ParseError(Exception):
+    """A malformed line: where (1-based line or frame number) and why (a short reason code)."""
+
+    def __init__(self, line_no: int, reason: str, detail: str = "") -> None:
+        super().__init__(f"line {line_no}: {reason}" + (f" ({detail})" if detail else ""))
+        self.line_no = line_no
+        self.reason = reason
+        self.detail = detail
+
+
+class Ignored(NamedTuple):
+    """A well-formed record that is not a query (a dnstap response, a Zeek entry without a name)."""
+
+    line_no: int
+    reason: str
+
+
+Item = Union[Query, ParseError, Ignored]
+
+
+@dataclass
+class ParseStats:
+    """Shared with the parser so the progress display can read the line count while it runs."""
+
+    lines: int = 0
+    notes: list[str] = field(default_factory=list)
+    """One-time remarks (e.g. "no timestamps in this format: using replay time")."""
+
+
+Parser = Iterator[Item]
+
+
+def ts_from_value(value: object) -> int:
+    """Epoch milliseconds from a number (s, ms or µs, guessed by magnitude) or an ISO 8601 string.
+
+    Generic JSON and CSV logs disagree on units; magnitudes do not overlap for any date between
+    1973 and 5138, so the guess is safe for real logs.
+    """
+    if isinstance(value, bool):
+        raise ValueError("boolean timestamp")
+    if isinstance(value, (int, float)):
+        num = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            num = float(text)
+        except ValueError:
+            dt = datetime.fromisoformat(text)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return int(dt.timestamp() * 1000)
+    if num != num or num in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    if num > 1e14:
+        return int(num / 1000)
+    if num > 1e11:
+        return int(num)
+    return int(num * 1000)
