@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-SCALARS = ("accuracy", "precision", "recall", "f1", "auc", "roc_auc")
+SCALARS = ("accuracy", "precision", "recall", "f1", "roc_auc", "tpr_at_fpr_1e-3", "threshold")
 _CONFUSION = ("confusion", "confusion_matrix", "cm")
 
 
@@ -46,8 +46,20 @@ def splits(report: dict[str, Any]) -> dict[str, dict]:
     metrics = report.get("metrics") or {}
     if isinstance(metrics.get("splits"), dict):
         metrics = metrics["splits"]
-    return {k: v for k, v in metrics.items()
-            if isinstance(v, dict) and any(m in v for m in (*SCALARS, *_CONFUSION))}
+    found = {k: _flatten(v) for k, v in metrics.items() if isinstance(v, dict)}
+    return {k: v for k, v in found.items() if any(m in v for m in (*SCALARS, *_CONFUSION))}
+
+
+def _flatten(split: dict) -> dict:
+    """The models trainer nests a split as ``overall.at_block`` (confusion, F1, …) + ``overall.roc``."""
+    overall = split.get("overall")
+    if not isinstance(overall, dict):
+        return split
+    flat = dict(overall.get("at_block") or {})
+    for key in ("roc_auc", "tpr_at_fpr_1e-3", "roc"):
+        if key in overall:
+            flat[key] = overall[key]
+    return flat
 
 
 def scalar_table(report: dict[str, Any]) -> pd.DataFrame:

@@ -108,6 +108,9 @@ if not versions:
     st.info("The registry is empty: train a model first.")
     st.stop()
 st.caption(f"Current model: **{current or 'none'}** (workers reload it live).")
+st.dataframe(pd.DataFrame([{"version": model_reports.version_of(e), **{k: e.get(k) for k in ("arch", "created", "state", "current")},
+                            **(e.get("summary") or {})} if isinstance(e, dict) else {"version": model_reports.version_of(e)}
+                           for e in entries]), hide_index=True, width="stretch")
 
 left, right = st.columns(2)
 a = left.selectbox("Model A", versions, index=versions.index(current) if current in versions else 0, key="cmp_a")

@@ -151,3 +151,19 @@ def test_model_reports_tolerate_shapes(tmp_path):
     assert model_reports.confusion(report["metrics"]["splits"]["val"]).values.tolist() == [[1, 2], [3, 4]]
     assert model_reports.load(tmp_path / "missing") == {}
     assert model_reports.version_of({"name": "x"}) == "x"
+
+
+def test_model_reports_read_the_trainers_layout(tmp_path):
+    """metrics.json as models/training.evaluate_splits writes it."""
+    at_block = {"threshold": 0.9, "confusion": [[90, 1], [2, 80]], "accuracy": 0.98, "precision": 0.99, "recall": 0.97, "f1": 0.98}
+    overall = {"roc_auc": 0.999, "tpr_at_fpr_1e-3": 0.95, "at_block": at_block, "at_0.5": at_block,
+               "roc": {"fpr": [0, 1], "tpr": [0, 1], "threshold": [1, 0]}}
+    (tmp_path / "metrics.json").write_text(json.dumps({"thresholds": {"block": 0.9, "allow": 0.1},
+                                                       "splits": {"test": {"overall": overall, "slices": {}}}}))
+    report = model_reports.load(tmp_path)
+    table = model_reports.scalar_table(report)
+    assert table.loc["test", "roc_auc"] == 0.999 and table.loc["test", "f1"] == 0.98
+    split = model_reports.splits(report)["test"]
+    assert model_reports.confusion(split).values.tolist() == [[90, 1], [2, 80]]
+    assert model_reports.roc(split) is not None
+    assert model_reports.thresholds(report) == {"block": 0.9, "allow": 0.1}
