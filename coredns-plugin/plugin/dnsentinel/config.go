@@ -1,0 +1,73 @@
+package dnsentinel
+
+import (
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/fall"
+)
+
+// Block actions (the `action` option) and the event `action` values (SPEC §2.2).
+const (
+	ActionPass     = "pass"
+	ActionNXDomain = "nxdomain"
+	ActionNoData   = "nodata"
+	ActionRefused  = "refused"
+	ActionNull     = "null"
+	ActionSinkhole = "sinkhole"
+	ActionHoneypot = "honeypot"
+)
+
+// Config is the parsed `dnsentinel` block; defaults are those of the local stack.
+type Config struct {
+	Zones []string
+
+	RedisAddr     string
+	RedisUser     string
+	RedisPassword string
+	RedisDB       int
+	RedisTLS      *tls.Config
+	RedisPrefix   string
+	RedisTimeout  time.Duration
+
+	Brokers     []string
+	KafkaSASL   []string // mechanism, user, password
+	KafkaTLS    *tls.Config
+	Topic       string
+	KafkaBuffer int
+	NoEvents    bool
+
+	Action     string
+	SinkholeV4 []net.IP
+	SinkholeV6 []net.IP
+	HoneypotV4 []net.IP
+	HoneypotV6 []net.IP
+	BlockedTTL uint32
+
+	CacheSize int
+	CacheTTL  time.Duration
+
+	NoBlock     []netip.Prefix
+	Exclude     []string
+	FailClosed  bool
+	ReadyAlways bool
+	ServerID    string
+	Fall        fall.F
+}
+
+func defaultConfig() Config {
+	return Config{
+		RedisAddr:    "127.0.0.1:6379",
+		RedisPrefix:  "dnsentinel",
+		RedisTimeout: 5 * time.Millisecond,
+		Brokers:      []string{"127.0.0.1:9092"},
+		Topic:        "dns.queries",
+		KafkaBuffer:  100000,
+		Action:       ActionNXDomain,
+		BlockedTTL:   60,
+		CacheSize:    100000,
+		CacheTTL:     30 * time.Second,
+	}
+}

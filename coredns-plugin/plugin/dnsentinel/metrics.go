@@ -1,0 +1,45 @@
+package dnsentinel
+
+import (
+	"github.com/coredns/coredns/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+const subsystem = "dnsentinel"
+
+var (
+	queriesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "queries_total",
+		Help: "Queries seen by dnsentinel, by decision (SPEC §1.4) and action taken.",
+	}, []string{"server", "decision", "action"})
+	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "cache_lookups_total",
+		Help: "Verdict lookups by where they were answered: local (client-side cache hit) or redis (miss, one round trip).",
+	}, []string{"server", "result"})
+	redisErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "redis_errors_total",
+		Help: "Failed verdict lookups by reason: timeout, error, unavailable (never connected yet), bad_value.",
+	}, []string{"server", "reason"})
+	lookupDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "lookup_duration_seconds",
+		Help:    "Time to decide a query (local cache or Redis), by where it was answered.",
+		Buckets: []float64{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025},
+	}, []string{"server", "result"})
+	eventsProduced = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_produced_total",
+		Help: "Query events acknowledged by Kafka.",
+	}, []string{"server"})
+	eventsDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_dropped_total",
+		Help: "Query events dropped, by reason: buffer_full, kafka_error, too_large, closed.",
+	}, []string{"server", "reason"})
+	eventsBuffered = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_buffered",
+		Help: "Query events waiting in the producer buffer.",
+	}, []string{"server"})
+	eventsBufferLimit = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_buffer_limit",
+		Help: "The size of the producer buffer (kafka_buffer): buffered/limit is the fill ratio.",
+	}, []string{"server"})
+)

@@ -1,0 +1,155 @@
+package dnsentinel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/dnsentinel/coredns-plugin/contract"
+)
+
+// lookupResult is what Redis knows about one query name.
+type lookupResult struct {
+	Verdict  string   // the compact verdict value of the exact name, "" when none
+	Actions  []string // vetted action per candidate, "" when no entry
+	CacheHit bool     // answered from the local client-side cache, no round trip
+}
+
+// store reads verdicts and vetted decisions; the handler only sees this interface so unit
+// tests run without Redis.
+type store interface {
+	lookup(ctx context.Context, name string, cands []string) (lookupResult, error)
+	connected() bool
+	close()
+}
+
+var errUnavailable = errors.New("redis not connected yet")
+
+// redisStore reads through rueidis server-assisted client-side caching: a GET of the verdict
+// key and an HMGET of the vetted hash, both DoCache'd, so a repeated name costs no round trip
+// and any write to either key (by a worker or `dnsentinel lists`) invalidates every
+// instance's copy at once (RESP3 CLIENT TRACKING).
+type redisStore struct {
+	prefix string
+	ttl    time.Duration
+	opt    rueidis.ClientOption
+	client atomic.Pointer[rueidis.Client]
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    func(format string, args ...any)
+}
+
+func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &redisStore{
+		prefix: cfg.RedisPrefix,
+		ttl:    cfg.CacheTTL,
+		opt: rueidis.ClientOption{
+			InitAddress:       []string{cfg.RedisAddr},
+			Username:          cfg.RedisUser,
+			Password:          cfg.RedisPassword,
+			SelectDB:          cfg.RedisDB,
+			TLSConfig:         cfg.RedisTLS,
+			CacheSizeEachConn: max(cfg.CacheSize*cacheEntryBytes, 1<<20),
+			ConnWriteTimeout:  2 * time.Second,
+			Dialer:            netDialer(),
+			DisableRetry:      true, // the DNS answer cannot wait for a retry: fail open instead
+		},
+		ctx:    ctx,
+		cancel: cancel,
+		log:    logf,
+	}
+}
+
+// cacheEntryBytes converts cache_size (entries) into rueidis' byte budget: a GET and an
+// HMGET reply with their keys are a few hundred bytes.
+const cacheEntryBytes = 512
+
+// connect dials in the background until Redis answers; rueidis itself reconnects after
+// that (and flushes its local cache on reconnect, so no invalidation is missed for long).
+func (s *redisStore) connect() {
+	backoff := 100 * time.Millisecond
+	for {
+		c, err := rueidis.NewClient(s.opt)
+		if err == nil {
+			s.client.Store(&c)
+			return
+		}
+		s.log("redis %s not reachable (%v); queries fail open until it is, retrying", s.opt.InitAddress[0], err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *redisStore) connected() bool { return s.client.Load() != nil }
+
+func (s *redisStore) close() {
+	s.cancel()
+	if c := s.client.Load(); c != nil {
+		(*c).Close()
+	}
+}
+
+func (s *redisStore) lookup(ctx context.Context, name string, cands []string) (lookupResult, error) {
+	cp := s.client.Load()
+	if cp == nil {
+		return lookupResult{}, errUnavailable
+	}
+	c := *cp
+	resps := c.DoMultiCache(ctx,
+		rueidis.CT(c.B().Get().Key(contract.VerdictKey(s.prefix, name)).Cache(), s.ttl),
+		rueidis.CT(c.B().Hmget().Key(contract.VettedKey(s.prefix)).Field(cands...).Cache(), s.ttl),
+	)
+	res := lookupResult{CacheHit: resps[0].IsCacheHit() && resps[1].IsCacheHit()}
+	v, err := resps[0].ToString()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return res, err
+	}
+	res.Verdict = v
+	arr, err := resps[1].ToArray()
+	if err != nil {
+		return res, err
+	}
+	res.Actions = make([]string, len(cands))
+	for i := range arr {
+		if i < len(cands) {
+			res.Actions[i] = vettedAction(arr[i])
+		}
+	}
+	return res, nil
+}
+
+// vettedAction extracts the action of a vetted record JSON without a full decode on the hot
+// path; a record that does not parse counts as no entry.
+func vettedAction(m rueidis.RedisMessage) string {
+	s, err := m.ToString()
+	if err != nil || s == "" {
+		return ""
+	}
+	return parseVettedAction(s)
+}
+
+func parseVettedAction(record string) string {
+	var r struct {
+		Action string `json:"action"`
+	}
+	if json.Unmarshal([]byte(record), &r) != nil {
+		return ""
+	}
+	switch r.Action {
+	case contract.DecisionAllow, contract.DecisionBlock, contract.DecisionHoneypot:
+		return r.Action
+	}
+	return ""
+}
+
+func netDialer() net.Dialer { return net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second} }
