@@ -61,10 +61,11 @@ class EventEncoder:
 
         self._normalize = normalize
         self._invalid = InvalidName
-        self._names: dict[str, NameInfo | str] = {}
-        self._strings: dict[str, str] = {}
-        self._qtypes: dict[str, str | None] = {}
-        self._opts: dict[tuple[str | None, str | None], str] = {}
+        # The caches are read directly by the Zeek fast path in replay.py (same keys, same values).
+        self.names: dict[str, NameInfo | str] = {}
+        self.clients: dict[str, str] = {}
+        self.qtypes: dict[str, str | None] = {}
+        self.tails: dict[tuple[str | None, str | None], str] = {}
         head = '{"v":1,"source":%s' % json.dumps(source)
         if server is None:
             server = socket.gethostname()
@@ -72,7 +73,7 @@ class EventEncoder:
             head += ',"server":%s' % json.dumps(server[:255])
         if origin:
             head += ',"origin":%s' % json.dumps(origin[:255])
-        self._head = head + ',"ts":'
+        self.head = head + ',"ts":'
         self._now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.max_ts = self._now_ms() + 86_400_000
         self.unscorable = 0
@@ -80,12 +81,12 @@ class EventEncoder:
 
     def name_info(self, raw: str) -> NameInfo | str:
         """Cached normalization: NameInfo, or a skip reason for a name too long even as raw."""
-        info = self._names.get(raw)
+        info = self.names.get(raw)
         if info is None:
             info = self._name_info(raw)
-            if len(self._names) >= CACHE_LIMIT:
-                self._names.clear()
-            self._names[raw] = info
+            if len(self.names) >= CACHE_LIMIT:
+                self.names.clear()
+            self.names[raw] = info
         return info
 
     def _name_info(self, raw: str) -> NameInfo | str:
@@ -101,17 +102,17 @@ class EventEncoder:
 
     def _client(self, value: str) -> str | None:
         """The quoted client, or None when it is neither empty nor an IP address (SPEC §2.2)."""
-        quoted = self._strings.get(value, "")
+        quoted = self.clients.get(value, "")
         if quoted == "":
             ok = not value or (len(value) <= MAX_CLIENT_CHARS and _is_ip(value))
             quoted = json.dumps(value) if ok else None
-            if len(self._strings) >= CACHE_LIMIT:
-                self._strings.clear()
-            self._strings[value] = quoted
+            if len(self.clients) >= CACHE_LIMIT:
+                self.clients.clear()
+            self.clients[value] = quoted
         return quoted
 
     def _qtype(self, qtype: str) -> str | None:
-        quoted = self._qtypes.get(qtype, "")
+        quoted = self.qtypes.get(qtype, "")
         if quoted == "":
             text = qtype.strip().upper()
             if text.isdigit() and len(text) <= 5:
@@ -120,21 +121,21 @@ class EventEncoder:
                 text = dns.rdatatype.to_text(int(text) & 0xFFFF)
             ok = 0 < len(text) <= MAX_QTYPE_CHARS and text.isascii() and text.isalnum()
             quoted = json.dumps(text) if ok else None
-            if len(self._qtypes) < 10_000:
-                self._qtypes[qtype] = quoted
+            if len(self.qtypes) < 10_000:
+                self.qtypes[qtype] = quoted
         return quoted
 
     def _optional(self, rcode: str | None, proto: str | None) -> str:
         key = (rcode, proto)
-        tail = self._opts.get(key)
+        tail = self.tails.get(key)
         if tail is None:
             tail = ""
             if rcode and len(rcode) <= 32 and rcode.isascii() and rcode.isprintable():
                 tail += ',"rcode":' + json.dumps(rcode.upper())
             if proto and proto.lower() in ("udp", "tcp"):  # dot/doh… have no event value
                 tail += ',"proto":"%s"' % proto.lower()
-            if len(self._opts) < 10_000:
-                self._opts[key] = tail
+            if len(self.tails) < 10_000:
+                self.tails[key] = tail
         return tail
 
     def encode(self, q: Query) -> Encoded | str:
@@ -155,7 +156,7 @@ class EventEncoder:
         if client is None:
             return "bad_client"
         value = '%s%d,"name":%s,"qtype":%s,"client":%s%s' % (
-            self._head, ts, info.json_name, qtype, client, self._optional(q.rcode, q.proto))
+            self.head, ts, info.json_name, qtype, client, self._optional(q.rcode, q.proto))
         if q.latency_us is not None and 0 <= q.latency_us < 10**12:
             value += ',"latency_us":%d}' % q.latency_us
         else:

@@ -93,6 +93,17 @@ class EventProducer:
             self._since_poll = 0
             producer.poll(0)
 
+    def raw_produce(self) -> tuple[object, str]:
+        """The librdkafka ``produce`` and topic, for hot loops that call it directly.
+
+        Such a loop must send a ``BufferError`` to :meth:`produce` (which waits and retries),
+        call :meth:`poll` now and then, and report what it sent with :meth:`count_sent`.
+        """
+        return self._producer.produce, self.topic
+
+    def count_sent(self, n: int) -> None:
+        self.sent += n
+
     def poll(self, timeout_s: float = 0.0) -> None:
         self._producer.poll(timeout_s)
 

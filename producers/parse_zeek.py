@@ -43,59 +43,62 @@ def _layout(fields: list[str]) -> tuple[int, int, int, int, int, int, int] | Non
     )
 
 
-def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
-    """Yield a Query per data line; header lines configure the parser."""
-    sep = "\t"
-    unset = "-"
-    empty = "(empty)"
-    layout = _layout(DEFAULT_FIELDS)
-    assert layout is not None
-    i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = layout
-    width = max(layout) + 1
-    saw_fields = False
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        stats.lines = line_no
+class ZeekTsv:
+    """Parser state: the header lines seen so far decide separator, unset marker and columns."""
+
+    def __init__(self) -> None:
+        self.sep = "\t"
+        self.unset = "-"
+        self.empty = "(empty)"
+        self.saw_fields = False
+        self.set_layout(_layout(DEFAULT_FIELDS))  # type: ignore[arg-type]
+
+    def set_layout(self, layout: tuple[int, int, int, int, int, int, int]) -> None:
+        self.layout = layout
+        self.width = max(layout) + 1
+        """``str.split`` maxsplit: one past the last column we read."""
+
+    def header(self, line: str, line_no: int) -> ParseError | None:
+        key, _, value = line.partition(" " if line.startswith("#separator") else self.sep)
+        if key == "#separator":
+            self.sep = value.encode("ascii", "replace").decode("unicode_escape") or "\t"
+        elif key == "#unset_field":
+            self.unset = value
+        elif key == "#empty_field":
+            self.empty = value
+        elif key == "#fields":
+            found = _layout(value.split(self.sep))
+            if found is None:
+                return ParseError(line_no, "bad_header", "#fields has no ts or query column")
+            self.set_layout(found)
+            self.saw_fields = True
+        return None
+
+    def parse_line(self, line: str, line_no: int) -> Query | ParseError | Ignored | None:
+        """One line: a Query, a ParseError, an Ignored, or None for headers and blank lines."""
         if line[-1:] == "\n":
             line = line[:-1]
         if line[-1:] == "\r":
             line = line[:-1]
         if not line:
-            continue
+            return None
         if line[0] == "#":
-            key, _, value = line.partition(" " if line.startswith("#separator") else sep)
-            if key == "#separator":
-                sep = value.encode("ascii", "replace").decode("unicode_escape") or "\t"
-            elif key == "#unset_field":
-                unset = value
-            elif key == "#empty_field":
-                empty = value
-            elif key == "#fields":
-                found = _layout(value.split(sep))
-                if found is None:
-                    yield ParseError(line_no, "bad_header", "#fields has no ts or query column")
-                    continue
-                i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = found
-                width = max(found) + 1
-                saw_fields = True
-            continue
-        cols = line.split(sep, width)
+            return self.header(line, line_no)
+        i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = self.layout
+        unset = self.unset
+        width = self.width
+        cols = line.split(self.sep, width)
         if len(cols) < width:
-            yield ParseError(line_no, "too_few_fields", f"{len(cols)} columns, need {width}")
-            continue
+            return ParseError(line_no, "too_few_fields", f"{len(cols)} columns, need {width}")
         name = cols[i_query]
-        if name == unset or name == empty or not name:
-            yield Ignored(line_no, "no_query")
-            continue
+        if name == unset or name == self.empty or not name:
+            return Ignored(line_no, "no_query")
         try:
             ts = int(float(cols[i_ts]) * 1000)
         except (ValueError, OverflowError):
-            yield ParseError(line_no, "bad_ts", repr(cols[i_ts][:40]))
-            continue
+            return ParseError(line_no, "bad_ts", repr(cols[i_ts][:40]))
         if ts < MIN_TS_MS:
-            yield ParseError(line_no, "bad_ts", cols[i_ts][:40])
-            continue
+            return ParseError(line_no, "bad_ts", cols[i_ts][:40])
         if "\\x" in name:
             name = _zeek_unescape(name)
         qtype = cols[i_qtype] if i_qtype >= 0 else "A"
@@ -111,13 +114,26 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
         if proto == unset:
             proto = None
         latency = None
-        if i_rtt >= 0:
-            rtt = cols[i_rtt]
-            if rtt != unset:
-                try:
-                    latency = int(float(rtt) * 1_000_000)
-                except (ValueError, OverflowError):
-                    latency = None
-        yield Query(ts, name, qtype, client, rcode, proto, latency)
-    if line_no and not saw_fields:
-        stats.notes.append("no #fields header: assumed Zeek's default dns.log columns")
+        if i_rtt >= 0 and cols[i_rtt] != unset:
+            try:
+                latency = int(float(cols[i_rtt]) * 1_000_000)
+            except (ValueError, OverflowError):
+                latency = None
+        return Query(ts, name, qtype, client, rcode, proto, latency)
+
+    def finish(self, stats: ParseStats, lines: int) -> None:
+        if lines and not self.saw_fields:
+            stats.notes.append("no #fields header: assumed Zeek's default dns.log columns")
+
+
+def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
+    """Yield a Query per data line; header lines configure the parser."""
+    z = ZeekTsv()
+    line_no = 0
+    for line in lines:
+        line_no += 1
+        stats.lines = line_no
+        item = z.parse_line(line, line_no)
+        if item is not None:
+            yield item
+    z.finish(stats, line_no)
