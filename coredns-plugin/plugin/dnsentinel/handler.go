@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,7 +116,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	n, nerr := contract.Normalize(qname)
 	var key []byte
 	if nerr != nil {
-		ev.Name = truncate(qname, maxRawName)
+		ev.Name = truncate(strings.TrimSuffix(qname, "."), maxRawName) // CoreDNS names end in a dot
 		key = []byte(ev.Name)
 	} else {
 		ev.Name = n.Name
