@@ -61,7 +61,10 @@ class ZeekTsv:
     def header(self, line: str, line_no: int) -> ParseError | None:
         key, _, value = line.partition(" " if line.startswith("#separator") else self.sep)
         if key == "#separator":
-            self.sep = value.encode("ascii", "replace").decode("unicode_escape") or "\t"
+            try:
+                self.sep = value.encode("ascii", "replace").decode("unicode_escape") or "\t"
+            except UnicodeDecodeError:
+                return ParseError(line_no, "bad_header", f"#separator {value[:20]!r}")
         elif key == "#unset_field":
             self.unset = value
         elif key == "#empty_field":
