@@ -1,0 +1,151 @@
+"""The model architectures, each one short function, selectable by name.
+
+``charcnn`` (our default) is a character-embedding CNN with parallel kernel
+widths and global max pooling: n-gram detectors anywhere in the name, no
+recurrence, so batched inference stays cheap on a CPU. It has a second,
+multiclass head that guesses the DGA family ("not_dga" is class 0).
+
+``mlbridge-cnn`` reproduces the original ML Bridge model as the historical
+baseline: code points as a 16x16 "image", a small Conv2D stack, one sigmoid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnsentinel.errors import DnsentinelError
+from dnsentinel.models import encoding
+
+
+class UnknownArchitecture(DnsentinelError):
+    """An architecture name that is not in :data:`ARCHITECTURES`."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one architecture and how to feed it."""
+
+    name: str
+    input_kind: str
+    """``"indices"`` (alphabet indices, :func:`encoding.encode`) or ``"codepoints"``."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    has_family_head: bool = False
+    description: str = ""
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "charcnn": Architecture(
+        name="charcnn",
+        input_kind="indices",
+        defaults={
+            "max_len": encoding.DEFAULT_MAX_LEN,
+            "embed_dim": 16,
+            "filters": 32,
+            "kernel_sizes": [2, 3, 4, 5],
+            "dense": 64,
+            "dropout": 0.2,
+            "learning_rate": 2e-3,
+        },
+        has_family_head=True,
+        description="character embedding, parallel Conv1D widths 2-5, global max pool, dense; + DGA family head",
+    ),
+    "mlbridge-cnn": Architecture(
+        name="mlbridge-cnn",
+        input_kind="codepoints",
+        defaults={"max_len": encoding.MLBRIDGE_LEN, "learning_rate": 1e-3},
+        description="ML Bridge reproduction: code points 16x16x1, Conv2D 16/16/8 2x2, Dense 8, sigmoid",
+    ),
+}
+DEFAULT_ARCH = "charcnn"
+
+
+def get(name: str) -> Architecture:
+    """The architecture called ``name``, or a one-line error listing the known ones."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise UnknownArchitecture(f"unknown architecture {name!r}; choose one of: {known}") from None
+
+
+def build(name: str, params: dict[str, Any], families: list[str] | None = None, compile: bool = True):
+    """A Keras model of architecture ``name`` (``params`` override its defaults).
+
+    ``compile=False`` is for serving: no optimizer state is created or loaded.
+    """
+    arch = get(name)
+    merged = {**arch.defaults, **params}
+    if name == "charcnn":
+        model, losses, metrics = _charcnn(merged, families or [])
+    else:
+        model, losses, metrics = _mlbridge_cnn(merged)
+    if compile:
+        import keras
+
+        model.compile(
+            optimizer=keras.optimizers.Adam(merged["learning_rate"]),
+            loss=losses,
+            loss_weights={"malicious": 1.0, "family": 0.3} if "family" in losses else None,
+            metrics=metrics,
+        )
+    return model
+
+
+def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    import keras
+    from keras import layers
+
+    # Variable length: serving cuts each batch to its longest name + max(kernel_sizes) pads.
+    inputs = keras.Input(shape=(None,), dtype="int32", name="chars")
+    x = layers.Embedding(encoding.VOCAB_SIZE, p["embed_dim"], name="embed")(inputs)
+    pooled = [
+        layers.GlobalMaxPooling1D(name=f"pool{k}")(
+            layers.Conv1D(p["filters"], k, padding="valid", activation="relu", name=f"conv{k}")(x)
+        )
+        for k in p["kernel_sizes"]
+    ]
+    features = layers.Concatenate(name="ngrams")(pooled)
+    hidden = layers.Dense(p["dense"], activation="relu", name="hidden")(features)
+    hidden = layers.Dropout(p["dropout"], name="dropout")(hidden)
+    outputs = {"malicious": layers.Dense(1, activation="sigmoid", name="malicious")(hidden)}
+    losses: dict[str, Any] = {"malicious": "binary_crossentropy"}
+    metrics: dict[str, Any] = {"malicious": ["accuracy"]}
+    if families:
+        outputs["family"] = layers.Dense(len(families) + 1, activation="softmax", name="family")(hidden)
+        losses["family"] = "sparse_categorical_crossentropy"
+        metrics["family"] = ["accuracy"]
+    return keras.Model(inputs, outputs, name="charcnn"), losses, metrics
+
+
+def _mlbridge_cnn(p: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    import keras
+    from keras import layers
+
+    side = int(round(p["max_len"] ** 0.5))
+    inputs = keras.Input(shape=(side, side, 1), dtype="float32", name="codepoints")
+    x = layers.Conv2D(16, (2, 2), activation="relu")(inputs)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Conv2D(16, (2, 2), activation="relu")(x)
+    x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.Conv2D(8, (2, 2), activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(8, activation="relu")(x)
+    outputs = {"malicious": layers.Dense(1, activation="sigmoid", name="malicious")(x)}
+    losses = {"malicious": "binary_crossentropy"}
+    return keras.Model(inputs, outputs, name="mlbridge_cnn"), losses, {"malicious": ["accuracy"]}
+
+
+def tail(name: str, params: dict[str, Any]) -> int:
+    """Padding positions an ``indices`` model needs after each name (its widest kernel)."""
+    merged = {**get(name).defaults, **params}
+    return max(merged.get("kernel_sizes", [0]))
+
+
+def encode_for(name: str, names, params: dict[str, Any]):
+    """Encode ``names`` the way architecture ``name`` expects its input (full width)."""
+    arch = get(name)
+    max_len = {**arch.defaults, **params}["max_len"]
+    if arch.input_kind == "codepoints":
+        return encoding.encode_codepoints(names, max_len)
+    return encoding.encode(names, max_len, tail(name, params))

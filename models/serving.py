@@ -1,0 +1,225 @@
+"""Loading a model from the registry and scoring names fast.
+
+Speed comes from three things: strings are encoded with one vectorized numpy
+lookup; the network runs as a compiled ``tf.function`` with a fixed input
+signature (no Keras ``predict`` loop, no retracing); and big inputs are sorted
+by length and cut into chunks whose padding is trimmed to the chunk's longest
+name, which (with valid convolutions and enough trailing padding, see
+:func:`dnsentinel.models.encoding.encode`) changes no score.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnsentinel.models import architectures, encoding, registry
+
+INVALID_SCORE = 0.0
+"""Score of a string with nothing to judge (empty, only white space or dots, not a string)."""
+CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """At or above ``block``: malicious. At or below ``allow``: benign. Between: uncertain."""
+
+    block: float
+    allow: float
+
+    def label(self, score: float) -> str:
+        if score >= self.block:
+            return "malicious"
+        if score <= self.allow:
+            return "benign"
+        return "uncertain"
+
+    def __getitem__(self, key: str) -> float:  # dict-style access, as api.md allows either
+        return getattr(self, key)
+
+
+class Model:
+    """A loaded model: ``predict``, ``predict_family``, ``explain``, plus ``version``, ``arch``, ``thresholds``."""
+
+    def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = registry.read_json(self.path / registry.MANIFEST)
+        self.version: str = self.manifest["version"]
+        self.arch: str = self.manifest["arch"]
+        self.params: dict[str, Any] = self.manifest.get("params", {})
+        self.families: list[str] = self.manifest.get("families", [])
+        t = self.manifest["thresholds"]
+        self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))
+        self._spec = architectures.get(self.arch)
+        self._tail = architectures.tail(self.arch, self.params) if self._spec.input_kind == "indices" else 0
+        self.keras_model = architectures.build(self.arch, self.params, self.families, compile=False)
+        self.keras_model.load_weights(self.path / registry.WEIGHTS)
+        if self._spec.input_kind == "indices":
+            signature = [tf.TensorSpec([None, None], tf.int32)]
+        else:
+            side = int(round(self.params.get("max_len", encoding.MLBRIDGE_LEN) ** 0.5))
+            signature = [tf.TensorSpec([None, side, side, 1], tf.float32)]
+        keras_model = self.keras_model
+        has_family = "family" in keras_model.output_names if hasattr(keras_model, "output_names") else False
+        self.has_family = bool(self.families) and has_family
+
+        @tf.function(input_signature=signature, reduce_retracing=True)
+        def _score(x):
+            out = keras_model(x, training=False)
+            return tf.reshape(out["malicious"], [-1])
+
+        self._score = _score
+        self._family_fn = None
+        if self.has_family:
+
+            @tf.function(input_signature=signature, reduce_retracing=True)
+            def _family(x):
+                out = keras_model(x, training=False)
+                return tf.reshape(out["malicious"], [-1]), out["family"]
+
+            self._family_fn = _family
+        self.predict(["warm-up.example"])  # trace once now, not on the first real request
+
+    def __repr__(self) -> str:
+        return f"Model(version={self.version!r}, arch={self.arch!r}, thresholds={self.thresholds})"
+
+    # -- scoring -----------------------------------------------------------------
+
+    def _encode(self, names: Sequence[object]) -> np.ndarray:
+        return architectures.encode_for(self.arch, names, self.params)
+
+    def _run(self, fn, names: list[object], chunk: int = CHUNK) -> list[Any]:
+        """Run ``fn`` over ``names`` in length-sorted chunks; returns per-chunk outputs and the order."""
+        encoded = self._encode(names)
+        if self._spec.input_kind == "indices":
+            order = np.argsort(encoding.lengths(encoded), kind="stable")
+        else:
+            order = np.arange(len(names))
+        outputs = []
+        for start in range(0, len(names), chunk):
+            rows = order[start : start + chunk]
+            batch = encoded[rows]
+            if self._spec.input_kind == "indices":
+                batch = encoding.trim(batch, self._tail)
+            outputs.append((rows, fn(batch)))
+        return outputs
+
+    def predict(self, domains: Sequence[object]) -> np.ndarray:
+        """P(malicious) per name, float32 in [0, 1], same order; never raises on bad strings.
+
+        Names with nothing to judge get :data:`INVALID_SCORE`.
+        """
+        names = list(domains)
+        scores = np.full(len(names), INVALID_SCORE, dtype=np.float32)
+        valid = np.array([encoding.is_scoreable(encoding.clean(n)) for n in names], dtype=bool)
+        if not valid.any():
+            return scores
+        idx = np.flatnonzero(valid)
+        sub = [names[i] for i in idx]
+        for rows, out in self._run(self._score, sub):
+            scores[idx[rows]] = out.numpy()
+        return np.clip(scores, 0.0, 1.0)
+
+    def label(self, scores: np.ndarray) -> list[str]:
+        """malicious / uncertain / benign for each score, by this model's thresholds."""
+        return [self.thresholds.label(float(s)) for s in scores]
+
+    def predict_family(self, domains: Sequence[object]) -> list[tuple[str | None, float]]:
+        """Most likely known DGA family and its probability, for names that look DGA-generated.
+
+        ``(None, 0.0)`` when the family head's most likely class is "not a DGA",
+        for invalid strings, and for architectures without a family head.
+        """
+        names = list(domains)
+        result: list[tuple[str | None, float]] = [(None, 0.0)] * len(names)
+        if self._family_fn is None or not names:
+            return result
+        valid = [i for i, n in enumerate(names) if encoding.is_scoreable(encoding.clean(n))]
+        sub = [names[i] for i in valid]
+        for rows, (_, probs) in self._run(self._family_fn, sub):
+            probs = probs.numpy()
+            best = probs.argmax(axis=1)
+            for row, cls, p in zip(rows, best, probs, strict=True):
+                if cls > 0:
+                    result[valid[row]] = (self.families[cls - 1], float(p[cls]))
+        return result
+
+    def explain(self, domain: object, window: int = 3, top: int = 3) -> str:
+        """A one-line reason an analyst can read: which character windows drove the score.
+
+        Occlusion: each window of ``window`` characters is blanked in turn and
+        the drop in score is measured; the windows with the biggest effect are
+        named with their effect.
+        """
+        text = encoding.clean(domain)
+        if not encoding.is_scoreable(text):
+            return f"score {INVALID_SCORE:.3f}: nothing to judge (empty or not a string)"
+        keep = int(self.params.get("max_len", encoding.DEFAULT_MAX_LEN))
+        if self._spec.input_kind == "indices":
+            text = text[-keep:]
+        base = float(self.predict([text])[0])
+        label = self.thresholds.label(base)
+        spans = [(i, min(i + window, len(text))) for i in range(0, max(len(text) - window + 1, 1))]
+        # Blanked with spaces (the "other" index): padding would shift the rest of the name.
+        variants = [text[:a] + " " * (b - a) + text[b:] for a, b in spans]
+        scores = self.predict(variants)
+        effects = base - scores
+        order = np.argsort(-np.abs(effects))[:top]
+        parts = []
+        for k in order:
+            a, b = spans[k]
+            if abs(effects[k]) < 0.01:
+                continue
+            direction = "raises" if effects[k] > 0 else "lowers"
+            parts.append(f"'{text[a:b]}' (chars {a + 1}-{b}) {direction} it by {abs(effects[k]):.2f}")
+        family = ""
+        if label != "benign" and self.has_family:
+            fam, p = self.predict_family([text])[0]
+            if fam:
+                family = f"; looks like DGA family {fam} (p={p:.2f})"
+        drivers = "; ".join(parts) if parts else "no single window changes it much (the whole name does)"
+        return f"score {base:.3f} ({label}, model {self.version}): {drivers}{family}"
+
+    # -- export -----------------------------------------------------------------
+
+    def export(self, dest: Path, onnx: bool = False) -> Path:
+        """A TensorFlow SavedModel of the scoring function (or an ONNX file with ``onnx``)."""
+        dest = Path(dest)
+        if onnx:
+            try:
+                import tf2onnx  # type: ignore[import-not-found]
+            except ImportError as exc:
+                raise registry.RegistryError(
+                    "ONNX export needs the optional tf2onnx package (pip install tf2onnx)"
+                ) from exc
+            target = dest if dest.suffix == ".onnx" else dest / f"{self.version}.onnx"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tf2onnx.convert.from_function(
+                self._score, input_signature=self._score.input_signature, output_path=str(target)
+            )
+            return target
+        import tensorflow as tf
+
+        module = tf.Module()
+        module.score = self._score
+        tf.saved_model.save(module, str(dest), signatures={"serving_default": self._score})
+        return dest
+
+
+def load(name_or_path: str | Path | None = None, registry_path: Path | str | None = None, **kwargs: Any) -> Model:
+    """The current model (no argument), or a version name / model directory.
+
+    ``registry`` (keyword) overrides ``settings.model.registry_dir``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = kwargs.pop("registry", registry_path)
+    if kwargs:
+        raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+    return Model(registry.resolve(name_or_path, root))

@@ -1,0 +1,83 @@
+"""Corpus handling: groups that respect per-FQDN labels, deterministic leakage-free splits, balancing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dnsentinel.models import dataset
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["domain", "label", "kind", "family"])
+
+
+def test_groups_are_per_class_and_shared_platforms_split_one_level_deeper():
+    frame = _frame(
+        [
+            ("weebly.com", 0, "benign", ""),
+            ("paypal-verify.weebly.com", 1, "phishing", ""),
+            ("www.paypal-verify.weebly.com", 1, "phishing", ""),
+            ("bank-login.weebly.com", 1, "phishing", ""),
+            ("a.evil-shop.top", 1, "phishing", ""),
+            ("b.evil-shop.top", 1, "phishing", ""),
+            ("mail.google.com", 0, "benign", ""),
+        ]
+    )
+    keys = list(dataset.group_keys(frame))
+    assert keys[0] == "0:weebly.com"
+    assert keys[1] == keys[2] == "1:paypal-verify.weebly.com"
+    assert keys[3] == "1:bank-login.weebly.com"
+    assert keys[4] == keys[5] == "1:evil-shop.top"
+    assert keys[6] == "0:google.com"
+
+
+def test_split_is_deterministic_holds_out_families_and_never_splits_a_group(tiny_corpus):
+    frame = dataset.load_corpus(tiny_corpus)
+    a = dataset.split(frame, seed=3, holdout=("necurs",))
+    b = dataset.split(frame, seed=3, holdout=("necurs",))
+    for x, y in zip(a.as_dict().values(), b.as_dict().values(), strict=True):
+        assert x["domain"].tolist() == y["domain"].tolist()
+    assert set(a.unseen["family"]) == {"necurs"}
+    assert "necurs" not in a.families and "conficker" in a.families
+    seen = pd.concat([a.train.assign(s="train"), a.val.assign(s="val"), a.test.assign(s="test")])
+    assert (seen.groupby("group")["s"].nunique() == 1).all()
+    assert len(seen) + len(a.unseen) == len(frame)
+
+
+def test_balanced_sample_mixes_kinds_and_equalizes_families():
+    rows = [(f"b{i}.com", 0, "benign", "") for i in range(500)]
+    rows += [(f"big{i}.net", 1, "dga", "big") for i in range(400)]
+    rows += [(f"small{i}.net", 1, "dga", "small") for i in range(10)]
+    rows += [(f"p{i}.top", 1, "phishing", "") for i in range(400)]
+    sample = dataset.balanced_sample(_frame(rows), 400, seed=1)
+    counts = sample["kind"].value_counts()
+    assert counts["benign"] == 200
+    fam = sample[sample.kind == "dga"]["family"].value_counts()
+    assert fam["small"] == 10 and fam["big"] == 90  # the small family is kept whole, the rest fills the share
+    assert counts["phishing"] == 88
+
+
+def test_family_targets():
+    frame = _frame([("x.com", 0, "benign", ""), ("q.net", 1, "dga", "b"), ("z.net", 1, "dga", "unknown")])
+    assert dataset.family_targets(frame, ["a", "b"]).tolist() == [0, 2, 0]
+
+
+def test_read_labelled_formats_and_errors(tmp_path):
+    good = tmp_path / "l.csv"
+    good.write_text("domain,label\ngoogle.com,benign\nxjq.biz,1\n")
+    frame = dataset.read_labelled(good)
+    assert frame["label"].tolist() == [0, 1]
+    dga = tmp_path / "d.csv"
+    dga.write_text("domain,family,source\nabc.net,foo,x\n")
+    assert dataset.read_labelled(dga)["kind"].tolist() == ["dga"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("domain,label\na.com,maybe\n")
+    with pytest.raises(dataset.DataError, match="row 2"):
+        dataset.read_labelled(bad)
+    with pytest.raises(dataset.DataError, match="domain"):
+        nodomain = tmp_path / "n.csv"
+        nodomain.write_text("name\nx.com\n")
+        dataset.read_labelled(nodomain)
+    with pytest.raises(dataset.DataError, match="no such file"):
+        dataset.read_labelled(tmp_path / "missing.csv")

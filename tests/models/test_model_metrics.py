@@ -1,0 +1,52 @@
+"""Metrics: AUC, thresholds at a false-positive budget, confusion matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnsentinel.models import metrics
+
+
+def test_auc_perfect_inverted_and_ties():
+    y = np.array([0, 0, 1, 1])
+    assert metrics.roc_auc(y, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert metrics.roc_auc(y, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert metrics.roc_auc(y, np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert metrics.roc_auc(np.array([1, 1]), np.array([0.1, 0.2])) is None
+
+
+def test_threshold_at_fpr_respects_the_budget():
+    neg = np.linspace(0, 1, 10_000, endpoint=False)
+    t = metrics.threshold_at_fpr(neg, 1e-3)
+    assert np.sum(neg >= t) <= 10
+    assert np.sum(neg >= np.nextafter(t, -1)) >= 10  # and it is the lowest such threshold
+    assert metrics.threshold_at_fpr(np.array([0.2, 0.9]), 1e-4) > 0.9
+
+
+def test_choose_thresholds_orders_allow_below_block():
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.uniform(0, 0.6, 1000), rng.uniform(0.4, 1.0, 1000)]
+    labels = np.r_[np.zeros(1000), np.ones(1000)]
+    t = metrics.choose_thresholds(labels, scores, block_fpr=1e-3, allow_fnr=0.05)
+    assert 0.0 <= t["allow"] <= t["block"] <= 1.0
+    assert np.sum(scores[labels == 0] >= t["block"]) <= 1
+    assert np.mean(scores[labels == 1] <= t["allow"]) <= 0.05
+
+
+def test_binary_report_confusion():
+    r = metrics.binary_report(np.array([0, 0, 1, 1, 1]), np.array([0.1, 0.7, 0.9, 0.6, 0.2]), 0.5)
+    assert r["confusion"] == [[1, 1], [1, 2]]
+    assert r["precision"] == pytest.approx(2 / 3)
+    assert r["recall"] == pytest.approx(2 / 3)
+    assert r["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_roc_points_are_monotone_and_bounded():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 5000)
+    s = rng.random(5000) + y * 0.3
+    pts = metrics.roc_points(y, s, max_points=50)
+    assert len(pts["fpr"]) <= 52
+    assert pts["fpr"] == sorted(pts["fpr"]) and pts["tpr"] == sorted(pts["tpr"])
+    assert pts["fpr"][-1] == 1.0 and pts["tpr"][-1] == 1.0

@@ -1,0 +1,110 @@
+"""A one-epoch training run into a temporary registry, then the serving API and CLI on its result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dnsentinel.models import load, registry, training
+
+
+def test_training_writes_a_complete_version_and_promotes_the_first(trained):
+    root, path = trained
+    for name in (registry.MANIFEST, registry.WEIGHTS, registry.METRICS, registry.HISTORY, registry.STATUS):
+        assert (path / name).is_file(), name
+    assert registry.current_version(root) == "tiny-charcnn"
+    status = json.loads((path / registry.STATUS).read_text())
+    assert status["state"] == "done" and status["progress"] == 1.0
+    history = [json.loads(line) for line in (path / registry.HISTORY).read_text().splitlines()]
+    assert history[0]["epoch"] == 1 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= history[0].keys()
+    manifest = json.loads((path / registry.MANIFEST).read_text())
+    assert manifest["data_hash"].startswith("sha256:")
+    assert 0.0 <= manifest["thresholds"]["allow"] <= manifest["thresholds"]["block"]
+    report = json.loads((path / registry.METRICS).read_text())
+    assert set(report["splits"]) == {"train", "val", "test", "unseen_families"}
+    test = report["splits"]["test"]
+    assert {"roc_auc", "tpr_at_fpr_1e-3", "tpr_at_fpr_1e-4", "at_block", "roc"} <= test["overall"].keys()
+    assert len(test["overall"]["at_block"]["confusion"]) == 2
+    assert "necurs" in report["splits"]["unseen_families"]["recall_per_family"]
+
+
+def test_a_second_version_with_the_same_name_is_refused(trained, tiny_corpus):
+    root, _ = trained
+    with pytest.raises(registry.RegistryError, match="already exists"):
+        training.train(training.TrainConfig(name="tiny-charcnn", data_dir=tiny_corpus), registry_path=root)
+
+
+def test_predict_shape_order_and_any_string(trained):
+    root, _ = trained
+    model = load(registry=root)
+    assert model.version == "tiny-charcnn" and model.arch == "charcnn" and "|" not in model.version
+    names = ["google.com", "", None, "  ", ".", "ü" * 500, "a\x00b.com", "xjwqkqzpl.biz", b"bytes.org", "google.com"]
+    scores = model.predict(names)
+    assert scores.shape == (len(names),) and scores.dtype == np.float32
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert scores[1] == scores[2] == scores[3] == scores[4] == 0.0
+    assert scores[0] == scores[-1]
+    alone = [model.predict([n])[0] for n in names]
+    np.testing.assert_allclose(scores, alone, atol=1e-6)  # batching and padding trims change nothing
+    assert model.predict([]).shape == (0,)
+
+
+def test_large_inputs_are_chunked_in_order(trained):
+    root, _ = trained
+    model = load(registry=root)
+    names = [f"{'x' * (i % 50)}host{i}.example.com" for i in range(9000)]
+    big = model.predict(names)
+    np.testing.assert_allclose(big[:50], model.predict(names[:50]), atol=1e-6)
+    np.testing.assert_allclose(big[-7:], model.predict(names[-7:]), atol=1e-6)
+
+
+def test_thresholds_labels_family_and_explanation(trained):
+    root, _ = trained
+    model = load("tiny-charcnn", registry=root)
+    t = model.thresholds
+    assert t["block"] == t.block and 0 <= t.allow <= t.block
+    assert t.label(t.block) == "malicious" and t.label(t.allow) == "benign"
+    fams = model.predict_family(["xjwqkqzpl.biz", "", "google.com"])
+    assert len(fams) == 3 and fams[1] == (None, 0.0)
+    for fam, p in fams:
+        assert fam is None or fam in model.families
+        assert 0.0 <= p <= 1.0
+    text = model.explain("paypal-verify-account.weebly.com")
+    assert text.startswith("score ") and model.version in text
+    assert "nothing to judge" in model.explain("")
+
+
+def test_cli_score_and_evaluate(trained, tmp_path, monkeypatch):
+    root, path = trained
+    monkeypatch.setenv("DNSENTINEL_MODEL__REGISTRY_DIR", str(root))
+    from dnsentinel.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        from dnsentinel.cli.main import app
+
+        runner = CliRunner()
+        result = runner.invoke(app, ["score", "google.com", "xjwqkqzpl.biz"])
+        assert result.exit_code == 0, result.output
+        assert "tiny-charcnn" in result.output and "google.com" in result.output
+        names = tmp_path / "names.txt"
+        names.write_text("google.com\nxjwqkqzpl.biz\n\n")
+        out = tmp_path / "scores.jsonl"
+        result = runner.invoke(app, ["score", "--input", str(names), "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["domain"] for r in rows] == ["google.com", "xjwqkqzpl.biz"]
+        assert all(r["label"] in {"malicious", "uncertain", "benign"} and r["model"] == "tiny-charcnn" for r in rows)
+        labelled = tmp_path / "labelled.csv"
+        labelled.write_text("domain,label\ngoogle.com,0\nxjwqkqzpl.biz,1\nwikipedia.org,0\nqzxkvbnmwp.info,1\n")
+        result = runner.invoke(app, ["evaluate", "tiny-charcnn", "--data", str(labelled)])
+        assert result.exit_code == 0, result.output
+        assert "ROC AUC" in result.output
+        result = runner.invoke(app, ["models", "list", "--json"])
+        assert result.exit_code == 0, result.output
+        assert [r["version"] for r in json.loads(result.output) if r["current"]] == ["tiny-charcnn"]
+    finally:
+        get_settings.cache_clear()
