@@ -208,6 +208,7 @@ def stack_env(settings: Settings, services: tuple[str, ...] = SERVICES) -> dict[
         "DS_COREDNS_KAFKA_BROKERS": f"{kafka.host}:{kafka.port}",
         "DS_COREDNS_QUERIES_TOPIC": k.queries_topic,
         "DS_COREDNS_KEY_PREFIX": r.key_prefix,
+        "DS_COREDNS_REDIS_DB": urlsplit(r.url).path.strip("/") or "0",
     }
     if "kafka" in services:
         home = _find_java(s.java_home, KAFKA_MIN_JAVA, "Kafka", "DNSENTINEL_STACK__JAVA_HOME")

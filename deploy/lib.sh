@@ -68,6 +68,18 @@ pid_alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
+# spawn PIDFILE LOG CMD...: run CMD detached (own session, immune to the caller's
+# Ctrl-C) with output appended to LOG; the pid file names CMD's own process even
+# when setsid has to fork.
+spawn() {
+  local pidfile="$1" log="$2"; shift 2
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >> "$log" 2>&1 < /dev/null &
+  local i
+  for ((i = 0; i < 50; i++)); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+  die "could not start $1" "see $log"
+}
+
 # stop_pidfile PIDFILE [GRACE_S]: TERM, wait, then KILL; removes the pid file.
 stop_pidfile() {
   local pidfile="$1" grace="${2:-30}" pid i

@@ -17,24 +17,32 @@ services=("$@"); [ ${#services[@]} -gt 0 ] || services=("${ALL[@]}")
 for s in "${services[@]}"; do
   [ -x "$DEPLOY_DIR/services/$s.sh" ] || die "unknown service '$s'" "pick one of: ${ALL[*]}"
 done
+# One up/down at a time per state dir (teammates' test sessions start it concurrently).
+if [ "$action" = up ] || [ "$action" = down ]; then
+  mkdir -p "$DS_STATE_DIR"
+  exec 9> "$DS_STATE_DIR/.stack.lock"
+  flock -w 600 9 || die "another 'stack $action' holds $DS_STATE_DIR/.stack.lock" "wait for it to finish"
+fi
+# Services must not inherit the lock: a daemon holding fd 9 would hold it forever.
+svc() { "$DEPLOY_DIR/services/$1.sh" "${@:2}" 9>&-; }
 want() { local s; for s in "${services[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
 case "$action" in
   up)
-    want redis && "$DEPLOY_DIR/services/redis.sh" start
+    want redis && svc redis start
     # Kafka and Elasticsearch are the slow ones: start them side by side.
     pids=()
-    want kafka && { "$DEPLOY_DIR/services/kafka.sh" start & pids+=($!); }
-    want elasticsearch && { "$DEPLOY_DIR/services/elasticsearch.sh" start & pids+=($!); }
+    want kafka && { svc kafka start & pids+=($!); }
+    want elasticsearch && { svc elasticsearch start & pids+=($!); }
     failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     [ $failed -eq 0 ] || die "a service failed to start (see above)" "fix it, then run 'dnsentinel stack up' again"
-    want coredns && "$DEPLOY_DIR/services/coredns.sh" start
+    want coredns && svc coredns start
     ;;
   down)
     failed=0
     for ((i = ${#ALL[@]} - 1; i >= 0; i--)); do
-      want "${ALL[$i]}" && { "$DEPLOY_DIR/services/${ALL[$i]}.sh" stop || failed=1; }
+      want "${ALL[$i]}" && { svc "${ALL[$i]}" stop || failed=1; }
     done
     exit $failed ;;
   status)

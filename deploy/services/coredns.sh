@@ -30,7 +30,7 @@ build() {
   command -v go >/dev/null || die "go is not installed" "install Go 1.25+ (CoreDNS needs it)"
   local want; want="$(src_hash)"
   if [ -x "$BIN" ] && [ "$(cat "$BIN.srchash" 2>/dev/null)" = "$want" ]; then return 0; fi
-  say "building CoreDNS with the dnsentinel plugin (first time: Go modules download, a few minutes)..."
+  say "building CoreDNS with the dnsentinel plugin (Go sources changed; the first build downloads Go modules, a few minutes)..."
   mkdir -p "$(dirname "$BIN")" "$DIR/logs"
   (cd "$SRC" && go build -o "$BIN.new" ./cmd/coredns) > "$DIR/logs/build.log" 2>&1 \
     || fail_with_log "$DIR/logs/build.log" "go build of coredns-plugin/cmd/coredns failed" "see $DIR/logs/build.log"
@@ -51,7 +51,8 @@ corefile() {
     "redis ${DS_COREDNS_REDIS_ADDR:-127.0.0.1:6379}" \
     "kafka ${DS_COREDNS_KAFKA_BROKERS:-127.0.0.1:9092}" \
     "topic ${DS_COREDNS_QUERIES_TOPIC:-dns.queries}" \
-    "prefix ${DS_COREDNS_KEY_PREFIX:-dnsentinel}" \
+    "redis_db ${DS_COREDNS_REDIS_DB:-0}" \
+    "redis_prefix ${DS_COREDNS_KEY_PREFIX:-dnsentinel}" \
     "server_id ${DS_COREDNS_SERVER_ID:-coredns-local}")"
   case "$kind" in
     stack) render "$DEPLOY_DIR/coredns/Corefile.tmpl" ;;
@@ -64,7 +65,11 @@ healthy() { curl -fsS --max-time 2 "http://$HOST:$READY_PORT/ready" >/dev/null 2
 
 start() {
   if ! have_main; then say "not built yet (coredns-plugin/cmd/coredns missing); skipped"; return 0; fi
-  build
+  if ! (build); then
+    # A teammate's half-edited Go source must not take down a working resolver.
+    if pid_alive "$PIDFILE" && healthy; then warn "build failed; keeping the running binary"; return 0; fi
+    exit 1
+  fi
   if pid_alive "$PIDFILE" && healthy; then
     if [ "$(cat "$DIR/binary.srchash" 2>/dev/null)" = "$(cat "$BIN.srchash")" ]; then
       say "already running on $HOST:$PORT"; return 0
@@ -82,8 +87,7 @@ start() {
   mkdir -p "$DIR/logs"
   corefile stack > "$CONF"
   : > "$LOG"
-  (cd "$DIR" && setsid nohup "$BIN" -conf "$CONF" >> "$LOG" 2>&1 < /dev/null &
-   echo $! > "$PIDFILE")
+  (cd "$DIR" && spawn "$PIDFILE" "$LOG" "$BIN" -conf "$CONF")
   cp "$BIN.srchash" "$DIR/binary.srchash"
   local deadline=$((SECONDS + ${DS_START_TIMEOUT%.*}))
   until healthy; do

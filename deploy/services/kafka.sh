@@ -58,8 +58,7 @@ start() {
       "remove $DATA_DIR if it holds an old or foreign cluster, then retry"
   fi
   : > "$LOG"
-  setsid nohup "$java" "${jopts[@]}" kafka.Kafka "$CONF" >> "$LOG" 2>&1 < /dev/null &
-  echo $! > "$PIDFILE"
+  spawn "$PIDFILE" "$LOG" "$java" "${jopts[@]}" kafka.Kafka "$CONF"
   local deadline=$((SECONDS + ${DS_START_TIMEOUT%.*}))
   until broker_up; do
     pid_alive "$PIDFILE" || fail_with_log "$LOG" "the broker exited during start-up" "see $LOG"
