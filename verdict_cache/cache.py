@@ -1,0 +1,381 @@
+"""The Redis verdict cache (SPEC.md §3): batch reads, pipelined writes, vetted lists.
+
+Workers read and write in batches (one round trip per batch, whatever its
+size); analysts' vetted changes go through ``MULTI`` so the hash, the audit
+stream and the change announcement never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from dnsentinel.verdict_cache import keys as K
+from dnsentinel.verdict_cache.keys import BadValue, Verdict, format_verdict, parse_verdict
+from dnsentinel.verdict_cache.names import normalize
+from dnsentinel.verdict_cache.policy import VETTED_ACTIONS, candidates, decide
+
+if TYPE_CHECKING:
+    import redis
+
+    from dnsentinel.settings import Settings
+
+__all__ = ["MAX_NOTE", "VerdictCache", "Verdict", "VettedRecord"]
+
+MAX_NOTE = 512
+LOG_MAXLEN = 100_000
+BULK_ALL = "*"
+"""``vetted *`` on the changes channel: many entries changed at once (bulk import)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VettedRecord:
+    """An analyst's decision on one entry (``example.com`` or ``*.example.com``)."""
+
+    action: str
+    by: str
+    at: int
+    """Unix seconds."""
+    note: str | None = None
+
+    def to_json(self) -> str:
+        obj = asdict(self)
+        if self.note is None:
+            del obj["note"]
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> VettedRecord:
+        """Raises ValueError on anything that is not a vetted record."""
+        obj = json.loads(text)
+        if not isinstance(obj, dict) or obj.get("action") not in VETTED_ACTIONS:
+            raise ValueError("not a vetted record")
+        note = obj.get("note")
+        return cls(obj["action"], str(obj.get("by", "")), int(obj.get("at", 0)), None if note is None else str(note))
+
+
+def check_vetted(action: str, by: str, note: str | None) -> str | None:
+    """Validate a vetted change's fields; returns the cleaned note. Raises ValueError."""
+    if action not in VETTED_ACTIONS:
+        raise ValueError(f"action {action!r} is not one of {', '.join(VETTED_ACTIONS)}")
+    if not by or not by.strip():
+        raise ValueError("a vetted change needs the name of who made it")
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValueError(f"note is {len(note)} characters (max {MAX_NOTE})")
+    return note
+
+
+def vetted_entry(raw: str) -> str:
+    """The hash field for a vetted entry: a normalized name, ``*.`` allowed (raises InvalidName)."""
+    return normalize(raw).name
+
+
+class VerdictCache:
+    """Verdicts and vetted decisions in Redis, under ``<prefix>:v1:``."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "dnsentinel", ttls: Mapping[str, int] | None = None) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ttls = {"malicious": 7 * 86400, "benign": 86400, "uncertain": 3600, **(ttls or {})}
+        self.vetted_key = K.vetted_key(prefix)
+        self.log_key = K.vetted_log_key(prefix)
+        self.channel = K.changes_channel(prefix)
+        self.counts: Counter[str] = Counter()
+        """``bad_value`` and ``bad_record`` counts, for metrics."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> VerdictCache:
+        """A cache on the configured Redis (``redis.*`` settings)."""
+        import redis
+
+        from dnsentinel.settings import get_settings
+
+        r = (settings or get_settings()).redis
+        client = redis.Redis.from_url(r.url, **r.client_kwargs())
+        ttls = {"malicious": r.ttl_malicious_s, "benign": r.ttl_benign_s, "uncertain": r.ttl_uncertain_s}
+        return cls(client, r.key_prefix, ttls)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- verdicts -------------------------------------------------------------------------------
+
+    def verdict_key(self, name: str) -> str:
+        return K.verdict_key(self.prefix, name)
+
+    def get_verdicts(self, names: Iterable[str]) -> dict[str, Verdict]:
+        """Verdicts of normalized names in one round trip; missing and unparsable ones are absent."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        values = self.client.mget([self.verdict_key(n) for n in names])
+        return self._parse_values(names, values)
+
+    def _parse_values(self, names: Sequence[str], values: Sequence[Any]) -> dict[str, Verdict]:
+        out: dict[str, Verdict] = {}
+        for name, value in zip(names, values):
+            if value is None:
+                continue
+            try:
+                out[name] = parse_verdict(name, value)
+            except BadValue:
+                self.counts["bad_value"] += 1
+        return out
+
+    def put_verdicts(self, verdicts: Iterable[Verdict], publish: bool = False) -> int:
+        """``SET key value EX ttl`` per verdict, pipelined; returns how many were written.
+
+        ``publish`` announces each as ``verdict <name>`` on the changes channel
+        (plugins do not need it: client-side caching invalidates them).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        n = 0
+        for v in verdicts:
+            pipe.set(self.verdict_key(v.name), format_verdict(v), ex=self.ttls[v.label])
+            if publish:
+                pipe.publish(self.channel, f"verdict {v.name}")
+            n += 1
+        if n:
+            pipe.execute()
+        return n
+
+    def delete_verdicts(self, names: Iterable[str]) -> int:
+        keys = [self.verdict_key(n) for n in names]
+        return int(self.client.delete(*keys)) if keys else 0
+
+    def iter_verdicts(self, label: str | None = None, batch: int = 1000) -> Iterator[Verdict]:
+        """Every stored verdict (SCAN, so Redis stays responsive), optionally of one label."""
+        prefix = self.verdict_key("")
+        pending: list[str] = []
+
+        def flush() -> Iterator[Verdict]:
+            values = self.client.mget(pending)
+            for v in self._parse_values([k[len(prefix):] for k in pending], values).values():
+                if label is None or v.label == label:
+                    yield v
+            pending.clear()
+
+        for key in self.client.scan_iter(match=prefix.replace("*", "\\*") + "*", count=batch):
+            pending.append(key.decode() if isinstance(key, bytes) else key)
+            if len(pending) >= batch:
+                yield from flush()
+        if pending:
+            yield from flush()
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def decide_many(self, names: Iterable[str]) -> dict[str, str]:
+        """SPEC §1.4 decisions for normalized names: one MGET and one HMGET, pipelined."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        per_name = [candidates(n) for n in names]
+        fields = list(dict.fromkeys(c for cands in per_name for c in cands))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([self.verdict_key(n) for n in names])
+        pipe.hmget(self.vetted_key, fields)
+        values, records = pipe.execute()
+        actions: dict[str, str] = {}
+        for entry, raw in zip(fields, records):
+            if raw is not None:
+                try:
+                    actions[entry] = VettedRecord.from_json(raw).action
+                except (ValueError, KeyError, TypeError):
+                    self.counts["bad_record"] += 1
+        verdicts = self._parse_values(names, values)
+        out: dict[str, str] = {}
+        for name, cands in zip(names, per_name):
+            vetted = {c: actions[c] for c in cands if c in actions}
+            v = verdicts.get(name)
+            out[name] = decide(name, vetted, v.label if v else None)
+        return out
+
+    def decide(self, name: str) -> str:
+        return self.decide_many([name])[name]
+
+    # -- vetted lists ---------------------------------------------------------------------------
+
+    def set_vetted(self, name: str, action: str, by: str, note: str | None = None) -> VettedRecord | None:
+        """Record an analyst's decision; returns the record it replaced (None if new).
+
+        ``name`` may be raw (it is normalized; raises InvalidName) and may be a
+        wildcard ``*.example.com``. The hash, the audit stream and the change
+        announcement are written in one MULTI.
+        """
+        note = check_vetted(action, by, note)
+        entry = vetted_entry(name)
+        record = VettedRecord(action, by.strip(), int(time.time()), note)
+        return self._change(entry, record, by.strip())
+
+    def remove_vetted(self, name: str, by: str) -> VettedRecord | None:
+        """Forget an entry; returns the removed record (None: there was none, nothing logged)."""
+        if not by or not by.strip():
+            raise ValueError("a vetted change needs the name of who made it")
+        return self._change(vetted_entry(name), None, by.strip())
+
+    def _change(self, entry: str, record: VettedRecord | None, by: str) -> VettedRecord | None:
+        import redis
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.vetted_key)
+                    raw = pipe.hget(self.vetted_key, entry)
+                    before = self._record_or_none(raw)
+                    if record is None and raw is None:
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    if record is None:
+                        pipe.hdel(self.vetted_key, entry)
+                    else:
+                        pipe.hset(self.vetted_key, entry, record.to_json())
+                    self._log(pipe, entry, before, record, by)
+                    pipe.publish(self.channel, f"vetted {entry}")
+                    pipe.execute()
+                    return before
+                except redis.WatchError:
+                    continue
+
+    def _log(self, pipe: Any, entry: str, before: VettedRecord | None, after: VettedRecord | None, by: str) -> None:
+        fields = {
+            "name": entry,
+            "before": before.action if before else "",
+            "after": after.action if after else "",
+            "by": by,
+            "at": str(after.at if after else int(time.time())),
+        }
+        if after is not None and after.note:
+            fields["note"] = after.note
+        pipe.xadd(self.log_key, fields, maxlen=LOG_MAXLEN, approximate=True)
+
+    def _record_or_none(self, raw: Any) -> VettedRecord | None:
+        if raw is None:
+            return None
+        try:
+            return VettedRecord.from_json(raw)
+        except (ValueError, KeyError, TypeError):
+            self.counts["bad_record"] += 1
+            return None
+
+    def set_vetted_many(self, entries: Sequence[str], action: str, by: str, note: str | None = None) -> dict[str, int]:
+        """Bulk version of :meth:`set_vetted` for list imports, one MULTI per call.
+
+        ``entries`` must already be normalized (list import does it while
+        parsing). Each change is logged like a single one; one ``vetted *``
+        announcement covers the batch. Returns counts: ``added``, ``changed``,
+        ``unchanged`` (same action already there: not rewritten, not logged).
+        """
+        note = check_vetted(action, by, note)
+        by = by.strip()
+        entries = list(dict.fromkeys(entries))
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        if not entries:
+            return counts
+        now = int(time.time())
+        record = VettedRecord(action, by, now, note)
+        text = record.to_json()
+        previous = self.client.hmget(self.vetted_key, entries)
+        pipe = self.client.pipeline(transaction=True)
+        mapping: dict[str, str] = {}
+        for entry, raw in zip(entries, previous):
+            before = self._record_or_none(raw)
+            if before is not None and before.action == action:
+                counts["unchanged"] += 1
+                continue
+            counts["changed" if before else "added"] += 1
+            mapping[entry] = text
+            self._log(pipe, entry, before, record, by)
+        if mapping:
+            pipe.hset(self.vetted_key, mapping=mapping)
+            pipe.publish(self.channel, f"vetted {BULK_ALL}")
+            pipe.execute()
+        return counts
+
+    def get_vetted(self, names: Iterable[str]) -> dict[str, VettedRecord]:
+        """Records of the given entries (exact fields, no inheritance)."""
+        entries = list(dict.fromkeys(names))
+        if not entries:
+            return {}
+        out = {}
+        for entry, raw in zip(entries, self.client.hmget(self.vetted_key, entries)):
+            rec = self._record_or_none(raw)
+            if rec is not None:
+                out[entry] = rec
+        return out
+
+    def list_vetted(self, action: str | None = None) -> dict[str, VettedRecord]:
+        """Every vetted entry (HSCAN, so a large list does not block Redis), optionally one action."""
+        out: dict[str, VettedRecord] = {}
+        for field, raw in self.client.hscan_iter(self.vetted_key, count=1000):
+            rec = self._record_or_none(raw)
+            if rec is not None and (action is None or rec.action == action):
+                out[field.decode() if isinstance(field, bytes) else field] = rec
+        return out
+
+    def vetted_log(self, count: int = 100) -> list[dict]:
+        """The newest ``count`` vetted changes, newest first: id, name, before, after, by, at, note."""
+        out = []
+        for entry_id, fields in self.client.xrevrange(self.log_key, count=count):
+            row = {_text(k): _text(v) for k, v in fields.items()}
+            row["id"] = _text(entry_id)
+            try:
+                row["at"] = int(row.get("at", 0))
+            except ValueError:
+                row["at"] = 0
+            out.append(row)
+        return out
+
+    # -- change announcements -------------------------------------------------------------------
+
+    def subscribe_changes(self, callback: Callable[[str, str], None], *, poll_s: float = 1.0) -> Callable[[], None]:
+        """Call ``callback(kind, name)`` for every change announcement, from a daemon thread.
+
+        ``kind`` is ``vetted`` or ``verdict``; ``name`` may be ``*`` (bulk: drop
+        everything). After a reconnect ``callback("vetted", "*")`` is called,
+        because announcements made while disconnected are lost. Returns a
+        function that stops the thread.
+        """
+        stop = threading.Event()
+
+        def run() -> None:
+            first = True
+            while not stop.is_set():
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                try:
+                    pubsub.subscribe(self.channel)
+                    if not first:
+                        callback("vetted", BULK_ALL)
+                    first = False
+                    while not stop.is_set():
+                        msg = pubsub.get_message(timeout=poll_s)
+                        if msg and msg.get("type") == "message":
+                            kind, _, name = _text(msg["data"]).partition(" ")
+                            callback(kind, name)
+                except Exception:  # connection lost: resubscribe after a pause
+                    first = False
+                    stop.wait(1.0)
+                finally:
+                    try:
+                        pubsub.close()
+                    except Exception:
+                        pass
+
+        thread = threading.Thread(target=run, name="verdict-cache-changes", daemon=True)
+        thread.start()
+
+        def cancel() -> None:
+            stop.set()
+            thread.join(timeout=poll_s + 2)
+
+        return cancel
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
