@@ -106,7 +106,15 @@ def _sum(bucket: dict, key: str = "queries") -> int:
 
 
 def _ms_to_ts(value: Any) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(int(value), unit="ms", tz="UTC")
+    """Epoch milliseconds (aggregations, our writes) or ISO text (documents written by others)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return pd.Timestamp(int(value), unit="ms", tz="UTC")
+    try:
+        return pd.Timestamp(int(value), unit="ms", tz="UTC") if str(value).isdigit() else pd.Timestamp(value).tz_convert("UTC")
+    except (ValueError, TypeError):
+        return None
 
 
 class Store:
@@ -265,8 +273,8 @@ class Store:
         for h in resp["hits"]["hits"]:
             src = h["_source"]
             rows.append({"name": src.get("name", h["_id"]), "score": src.get("score"),
-                         "query count": src.get("query_count"), "last seen": src.get("last_seen"),
-                         "first seen": src.get("first_seen"), "model": src.get("model")})
+                         "query count": src.get("query_count"), "last seen": _ms_to_ts(src.get("last_seen")),
+                         "first seen": _ms_to_ts(src.get("first_seen")), "model": src.get("model")})
         total = resp["hits"]["total"]["value"] if isinstance(resp["hits"].get("total"), dict) else len(rows)
         df = pd.DataFrame(rows) if rows else _empty("name", "score", "query count", "last seen", "first seen", "model")
         return Page(df, int(total))
