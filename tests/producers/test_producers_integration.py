@@ -1,0 +1,168 @@
+"""Replay into the real Kafka (a unique topic) and read the events back; report against the real
+Elasticsearch (a unique index prefix); --wait-verdicts against the real Redis (a unique prefix)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+
+from dnsentinel.producers.kafka_out import EventProducer
+from dnsentinel.producers.replay import ReplayOptions, replay
+from dnsentinel.verdict_cache.events import parse_event
+from dnsentinel.verdict_cache.names import routing_key
+
+from .helpers import LOGS
+
+pytestmark = pytest.mark.integration
+
+VECTORS = json.loads((LOGS.parent.parent.parent / "verdict_cache" / "vectors.json").read_text())
+
+
+@pytest.fixture
+def topic(stack):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(stack.kafka.confluent_config())
+    name = f"test.producers.{uuid.uuid4().hex[:10]}"
+    admin.create_topics([NewTopic(name, 6, 1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+def consume_all(settings, topic: str, expected: int, timeout_s: float = 60.0):
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": f"test-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 1.0):
+                assert msg.error() is None, msg.error()
+                got.append(msg)
+        # anything beyond `expected` would be a duplicate: give it a moment to show up
+        for msg in consumer.consume(1000, 1.0):
+            got.append(msg)
+    finally:
+        consumer.close()
+    return got
+
+
+def test_replay_every_format_into_kafka(stack, topic):
+    files = [LOGS / n for n in ("zeek_dns.log.gz", "zeek_dns.json", "bind_query.log", "coredns_log.log",
+                                "dnstap_client.fstrm", "events.jsonl", "queries.csv")]
+    sink = EventProducer(topic=topic)
+    sink.check_reachable()
+    summary = replay([str(f) for f in files], sink, ReplayOptions())
+    assert sink.close() == 0 and not sink.failed
+    assert summary.produced == sink.sent == sink.delivered > 20
+    msgs = consume_all(stack, topic, summary.produced)
+    assert len(msgs) == summary.produced
+    partition_of: dict[bytes, int] = {}
+    origins = set()
+    for m in msgs:
+        ev = parse_event(m.value())
+        assert m.key() == routing_key(ev.name)
+        assert partition_of.setdefault(m.key(), m.partition()) == m.partition()  # one key, one partition
+        origins.add(ev.origin)
+        assert ev.source == "replay"
+    assert origins == {f.name for f in files}
+    # the original timestamps are kept: the Zeek fixture's first query is at 1763629200.125
+    zeek = [parse_event(m.value()) for m in msgs if parse_event(m.value()).origin == "zeek_dns.log.gz"]
+    assert min(e.ts for e in zeek) == 1763629200125
+    # murmur2 agreement with the Go plugin: the contract vectors pin example.com to partition 3 of 6
+    assert partition_of[b"example.com"] == 3
+
+
+def test_partitions_match_the_contract_vectors(stack, topic):
+    cases = [v for v in VECTORS["partitions"] if v["partitions"] == 6]
+    assert cases
+    sink = EventProducer(topic=topic)
+    for i, case in enumerate(cases):
+        sink.produce(case["key"].encode(), json.dumps({"i": i}))
+    assert sink.close() == 0
+    msgs = consume_all(stack, topic, len(cases))
+    got = {json.loads(m.value())["i"]: m.partition() for m in msgs}
+    assert got == {i: c["partition"] for i, c in enumerate(cases)}
+
+
+def test_full_local_queue_waits_instead_of_dropping(stack, topic):
+    sink = EventProducer(topic=topic, overrides={"queue.buffering.max.messages": 50, "linger.ms": 50})
+    for i in range(3000):
+        sink.produce(b"k%d" % (i % 17), '{"i":%d}' % i)
+    assert sink.close() == 0
+    assert sink.queue_full_waits > 0 and sink.delivered == 3000
+    assert len(consume_all(stack, topic, 3000)) == 3000
+
+
+def test_unknown_topic_is_a_clear_error(stack):
+    from dnsentinel.errors import ServiceUnavailable
+
+    sink = EventProducer(topic=f"test.producers.absent.{uuid.uuid4().hex[:8]}",
+                         overrides={"allow.auto.create.topics": False})
+    with pytest.raises(ServiceUnavailable, match="not available"):
+        sink.check_reachable(timeout_s=10)
+
+
+def test_report_against_elasticsearch(stack):
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.producers.report import report_rows
+    from dnsentinel.stream_processor.es_schema import ensure_templates, index_name
+
+    es = Elasticsearch(**stack.elasticsearch.client_kwargs())
+    prefix = f"test-producers-{uuid.uuid4().hex[:8]}"
+    ensure_templates(es, prefix=prefix)
+    try:
+        day1, day2 = 1763629200000, 1763629200000 + 86_400_000
+        docs = [
+            (day1, "10.0.0.1", "bad.example", 3, 1, "malicious"),
+            (day2, "10.0.0.1", "bad.example", 2, 2, "malicious"),
+            (day1, "10.0.0.2", "maybe.example", 1, 0, "uncertain"),
+            (day1, "10.0.0.3", "fine.example", 7, 0, "benign"),
+        ]
+        for minute, client, name, count, blocked, label in docs:
+            es.index(index=index_name("activity", minute, prefix=prefix), id=f"{name}|{client}|{minute}",
+                     document={"name": name, "client": client, "minute": minute, "count": count,
+                               "blocked": blocked, "label": label}, refresh=True)
+        rows = {(r.client, r.name): r for r in report_rows(es, index_name("activity", prefix=prefix))}
+        assert set(rows) == {("10.0.0.1", "bad.example"), ("10.0.0.2", "maybe.example")}
+        bad = rows[("10.0.0.1", "bad.example")]
+        assert (bad.first_seen, bad.last_seen, bad.count, bad.blocked, bad.label) == (day1, day2, 5, 3, "malicious")
+        only_day2 = list(report_rows(es, index_name("activity", prefix=prefix), since_ms=day2 - 1000))
+        assert [(r.name, r.count) for r in only_day2] == [("bad.example", 2)]
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+        for fam in ("verdicts", "activity", "vetting", "audit", "events"):
+            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{fam}")
+
+
+def test_wait_verdicts_against_redis(stack):
+    import redis
+
+    from dnsentinel.producers.wait import wait_for_verdicts
+    from dnsentinel.verdict_cache.cache import Verdict, VerdictCache
+
+    client = redis.Redis.from_url(stack.redis.url, **stack.redis.client_kwargs())
+    prefix = f"test-producers-{uuid.uuid4().hex[:8]}"
+    cache = VerdictCache(client, prefix=prefix)
+    names = {"a.example.com", "b.example.com"}
+
+    def workers() -> None:
+        time.sleep(0.5)
+        cache.put_verdicts([Verdict(n, "benign", 0.01, "test-1", int(time.time())) for n in names])
+
+    t = threading.Thread(target=workers)
+    t.start()
+    try:
+        assert wait_for_verdicts(names, cache, timeout_s=20, poll_s=0.1) == set()
+    finally:
+        t.join()
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
