@@ -116,7 +116,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	n, nerr := contract.Normalize(qname)
 	var key []byte
 	if nerr != nil {
-		ev.Name = truncate(strings.TrimSuffix(qname, "."), maxRawName) // CoreDNS names end in a dot
+		ev.Name = rawName(qname)
 		key = []byte(ev.Name)
 	} else {
 		ev.Name = n.Name
@@ -253,9 +253,15 @@ func decisionLabel(d string) string {
 
 func strconvScore(s float64) string { return strconv.FormatFloat(s, 'f', 4, 64) }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// rawName is the event name of a query that fails normalization: the presentation form
+// without CoreDNS's trailing dot, "." for the root, at most 1024 bytes (SPEC §2.2).
+func rawName(qname string) string {
+	s := strings.TrimSuffix(qname, ".")
+	if s == "" {
+		return "."
 	}
-	return s[:n]
+	if len(s) > maxRawName {
+		s = s[:maxRawName]
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -257,6 +258,20 @@ func TestServeDNSEventFields(t *testing.T) {
 	_, _ = h.ServeDNS(context.Background(), dnstest.NewRecorder(&test.ResponseWriter{}), query("a\\032b.com", dns.TypeA, false))
 	if ev := em.events[2]; ev.Name != "a\\ b.com" || em.keys[2] != "a\\ b.com" {
 		t.Errorf("invalid name event %+v key %q", ev, em.keys[2])
+	}
+}
+
+func TestRawName(t *testing.T) {
+	long := strings.Repeat("a\\032", 300) + "."
+	tests := []struct{ in, want string }{
+		{".", "."},
+		{"a\\ b.com.", "a\\ b.com"},
+		{long, long[:1024]},
+	}
+	for _, tc := range tests {
+		if got := rawName(tc.in); got != tc.want {
+			t.Errorf("rawName(%q) = %q; want %q", tc.in, got, tc.want)
+		}
 	}
 }
 
