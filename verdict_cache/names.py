@@ -15,6 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from collections.abc import Iterable
 from typing import Literal
 
 import idna
@@ -227,21 +228,68 @@ _extractor = tldextract.TLDExtract(
 )
 
 
+class _SuffixRules:
+    """The PSL rules of tldextract's bundled snapshot as three sets of A-label strings.
+
+    tldextract's own extraction (URL parsing, Unicode decoding) costs ~10 µs
+    per name; a random-subdomain flood defeats any memo, so the hot path
+    matches suffixes with a few set lookups instead. Tests prove it returns
+    what tldextract returns.
+    """
+
+    def __init__(self, rules: Iterable[str]) -> None:
+        self.exact: set[str] = set()
+        self.wild: set[str] = set()  # "*.ck" stored as "ck"
+        self.exceptions: set[str] = set()  # "!www.ck" stored as "www.ck"
+        for rule in rules:
+            target = self.exact
+            if rule.startswith("!"):
+                rule, target = rule[1:], self.exceptions
+            elif rule.startswith("*."):
+                rule, target = rule[2:], self.wild
+            target.add(".".join(_alabel(label) for label in rule.lower().split(".")))
+
+    def suffix_labels(self, labels: list[str]) -> int:
+        """How many rightmost labels form the public suffix (PSL algorithm, default rule ``*``)."""
+        n = len(labels)
+        best = 1
+        suffix = labels[-1]
+        for j in range(1, n + 1):
+            if j > 1:
+                suffix = labels[n - j] + "." + suffix
+            if suffix in self.exceptions:
+                return j - 1
+            if suffix in self.exact:
+                best = j
+            if j < n and suffix in self.wild:
+                best = j + 1
+        return best
+
+
+def _alabel(label: str) -> str:
+    return label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+
+
+@lru_cache(maxsize=1)
+def _rules() -> _SuffixRules:
+    return _SuffixRules(_extractor.tlds)
+
+
 @lru_cache(maxsize=1 << 16)
 def registrable_domain(name: str) -> str | None:
     """eTLD+1 of a normalized multi-label name (SPEC §1.2), or None for a public suffix.
 
     A TLD missing from the list follows the PSL default rule ``*`` (last two
-    labels), as golang.org/x/net/publicsuffix does; tldextract alone would say
-    "none". A dotted IPv4 address has none, as in Go.
+    labels), as golang.org/x/net/publicsuffix does (tldextract alone would say
+    "none"). A dotted IPv4 address has none, as in Go.
     """
-    result = _extractor(name)
-    if result.suffix:
-        return result.top_domain_under_public_suffix or None
-    if _is_ipv4(name):
+    if name[-1:].isdigit() and _is_ipv4(name):
         return None
-    labels = name.rsplit(".", 2)
-    return ".".join(labels[-2:]) if len(labels) >= 2 else None
+    labels = name.split(".")
+    keep = _rules().suffix_labels(labels) + 1
+    if keep > len(labels):
+        return None
+    return ".".join(labels[-keep:])
 
 
 def _is_ipv4(name: str) -> bool:

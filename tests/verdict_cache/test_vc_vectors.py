@@ -113,3 +113,28 @@ def test_events(vec: dict) -> None:
         assert info.value.reason == vec["error"]
     else:
         assert parse_event(raw, now_ms=VECTORS["now_ms"]).v == 1
+
+
+@pytest.mark.parametrize("name, registrable", [
+    ("x.y.futurecms.at", "x.y.futurecms.at"),  # *.futurecms.at
+    ("ex.futurecms.at", None),  # matched by *.futurecms.at although *.ex.futurecms.at exists
+    ("a.x.ex.futurecms.at", "a.x.ex.futurecms.at"),  # *.ex.futurecms.at
+    ("www.city.kobe.jp", "city.kobe.jp"),  # exception
+    ("a.b.c.d.e.f.g.example.com", "example.com"),
+])
+def test_suffix_rules_follow_the_psl_algorithm(name: str, registrable: str | None) -> None:
+    from dnsentinel.verdict_cache.names import registrable_domain
+
+    assert registrable_domain(name) == registrable
+
+
+def test_suffix_rules_agree_with_tldextract_on_plain_names() -> None:
+    """Our matcher reads tldextract's rules; on ordinary names it must return what tldextract does."""
+    from dnsentinel.verdict_cache.names import _extractor, registrable_domain
+
+    for suffix in ["com", "co.uk", "blogspot.com", "github.io", "kawasaki.jp", "ck", "s3.amazonaws.com",
+                   "xn--p1ai", "appspot.com", "herokuapp.com", "com.au", "pvt.k12.ma.us"]:
+        for prefix in ["x.", "a.b.", "q.w.e.r."]:
+            name = prefix + suffix
+            res = _extractor(name)
+            assert registrable_domain(name) == (res.top_domain_under_public_suffix or None), name
