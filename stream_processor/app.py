@@ -73,6 +73,8 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
     s = settings or get_settings()
     w = s.worker
     metrics = metrics or Metrics()
+    datadir = s.stack.state_dir / "faust" / w.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         w.app_id,
         broker=[f"kafka://{h.strip()}" for h in s.kafka.bootstrap_servers.split(",")],
@@ -90,7 +92,7 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         stream_buffer_maxsize=max(4096, 2 * w.batch_max),
         producer_linger_ms=5,
         producer_acks=-1,
-        datadir=str(s.stack.state_dir / "faust" / w.app_id),
+        datadir=str(datadir),
     )
     queries = app.topic(s.kafka.queries_topic, partitions=s.kafka.queries_partitions,
                         key_type=bytes, value_type=bytes)

@@ -66,25 +66,22 @@ def parse_index_day(index: str, family: str, *, prefix: str | None = None) -> dt
 _KW = {"type": "keyword"}
 _DATE = {"type": "date", "format": "epoch_millis||strict_date_optional_time"}
 _SCORE = {"type": "float"}
-# Offsets already counted per source partition: bookkeeping for exact counts
-# under at-least-once delivery (see es_sink.py); never searched.
-_WM = {"type": "object", "enabled": False}
 
 MAPPINGS: dict[str, dict[str, Any]] = {
     "verdicts": {
         "name": _KW, "label": _KW, "score": _SCORE, "model": _KW, "family": _KW,
         "family_p": _SCORE, "first_seen": _DATE, "last_seen": _DATE, "scored_at": _DATE,
-        "query_count": {"type": "long"}, "registrable": _KW, "kind": _KW, "wm": _WM,
+        "query_count": {"type": "long"}, "registrable": _KW, "kind": _KW,
     },
     "activity": {
         "name": _KW, "client": _KW, "minute": _DATE, "count": {"type": "long"},
         "blocked": {"type": "long"}, "decision": _KW, "qtypes": _KW, "registrable": _KW,
-        "kind": _KW, "label": _KW, "wm": _WM,
+        "kind": _KW, "label": _KW,
     },
     "vetting": {
         "name": _KW, "score": _SCORE, "model": _KW, "family": _KW, "first_seen": _DATE,
         "last_seen": _DATE, "query_count": {"type": "long"}, "status": _KW, "registrable": _KW,
-        "wm": _WM,
+        "src_offset": {"type": "long", "index": False},
     },
     "audit": {
         "who": _KW, "at": _DATE, "name": _KW, "before": _KW, "after": _KW,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -29,110 +29,104 @@ from dnsentinel.stream_processor.pipeline import Counted
 
 log = logging.getLogger(__name__)
 
-# Counts only the offsets above the per-partition watermark of the document,
-# then raises the watermark; a chunk seen before becomes a no-op.
-COUNT_SCRIPT = """
-if (ctx._source.wm == null) { ctx._source.wm = new HashMap(); }
-long n = 0; long b = 0;
-for (entry in params.offs.entrySet()) {
-  String p = entry.getKey();
-  long w = ctx._source.wm.containsKey(p) ? ((Number) ctx._source.wm.get(p)).longValue() : -1L;
-  long hi = w;
-  for (def o : entry.getValue()) { long x = ((Number) o).longValue(); if (x > w) { n++; if (x > hi) { hi = x; } } }
-  def bl = params.blk.get(p);
-  if (bl != null) { for (def o : bl) { if (((Number) o).longValue() > w) { b++; } } }
-  ctx._source.wm.put(p, hi);
+FAMILY_COUNTS = {
+    # family: (count field, blocked field, keeps first/last seen, keeps qtypes)
+    "activity": ("count", "blocked", False, True),
+    "verdicts": ("query_count", None, True, False),
+    "vetting": ("query_count", None, True, False),
 }
-if (n == 0) { ctx.op = 'noop'; return; }
-for (entry in params.set.entrySet()) { if (entry.getValue() != null) { ctx._source[entry.getKey()] = entry.getValue(); } }
-def c = ctx._source[params.cf];
-ctx._source[params.cf] = (c == null ? 0L : ((Number) c).longValue()) + n;
-if (params.bf != null) { def bc = ctx._source[params.bf]; ctx._source[params.bf] = (bc == null ? 0L : ((Number) bc).longValue()) + b; }
-if (params.first != null) {
-  def f = ctx._source.first_seen; if (f == null || ((Number) f).longValue() > params.first) { ctx._source.first_seen = params.first; }
-  def l = ctx._source.last_seen; if (l == null || ((Number) l).longValue() < params.last) { ctx._source.last_seen = params.last; }
-}
-if (params.qt != null) {
-  if (ctx._source.qtypes == null) { ctx._source.qtypes = new ArrayList(); }
-  for (q in params.qt) { if (!ctx._source.qtypes.contains(q)) { ctx._source.qtypes.add(q); } }
-}
-"""
-
-VETTING_SCRIPT = """
-for (entry in params.set.entrySet()) { if (entry.getValue() != null) { ctx._source[entry.getKey()] = entry.getValue(); } }
-if (ctx._source.status == null) { ctx._source.status = 'pending'; }
-if (ctx._source.query_count == null) { ctx._source.query_count = 0L; }
-"""
-
-
-def count_action(index: str, doc_id: str, c: Counted, *, count_field: str, blocked_field: str | None,
-                 seen: bool, qtypes: bool) -> dict[str, Any]:
-    """A scripted upsert adding ``c``'s events to the document, exactly once per offset."""
-    params: dict[str, Any] = {
-        "offs": {str(p): o for p, o in c.offsets.items()},
-        "blk": {str(p): o for p, o in c.blocked.items()},
-        "set": c.fields,
-        "cf": count_field,
-        "bf": blocked_field,
-        "first": c.first if seen else None,
-        "last": c.last if seen else None,
-        "qt": sorted(c.qtypes) if qtypes else None,
-    }
-    return {
-        "_op_type": "update", "_index": index, "_id": doc_id,
-        "script": {"source": COUNT_SCRIPT, "lang": "painless", "params": params},
-        "scripted_upsert": True, "upsert": {},
-    }
 
 
 def activity_id(name: str, client: str, minute: int) -> str:
     return f"{name}|{client}|{minute}"
 
 
-def aggregate_actions(prefix: str, activity: dict, verdicts: dict, vetting: dict) -> list[dict[str, Any]]:
-    """Bulk actions for one drained :class:`~dnsentinel.stream_processor.pipeline.Aggregator`."""
-    actions = []
+def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Counted) -> tuple[dict[str, Any], int] | None:
+    """The document after adding ``c``'s events whose offset is above ``version``; None if none are.
+
+    ``version`` is the highest source offset already counted in the document
+    (its Elasticsearch external version, -1 when new). All events of one name
+    share a partition (the routing key), so offsets order them totally and a
+    replayed event is recognised by its offset alone.
+    """
+    n = b = 0
+    hi = version
+    for offs in c.offsets.values():
+        for o in offs:
+            if o > version:
+                n += 1
+                if o > hi:
+                    hi = o
+    if n == 0:
+        return None
+    for offs in c.blocked.values():
+        b += sum(1 for o in offs if o > version)
+    src = dict(source or {})
+    src.update({k: v for k, v in c.fields.items() if v is not None})
+    count_field, blocked_field, seen, qtypes = FAMILY_COUNTS[family]
+    src[count_field] = int(src.get(count_field) or 0) + n
+    if blocked_field:
+        src[blocked_field] = int(src.get(blocked_field) or 0) + b
+    if seen:
+        src["first_seen"] = min(c.first, src.get("first_seen") or c.first)
+        src["last_seen"] = max(c.last, src.get("last_seen") or c.last)
+    if qtypes and c.qtypes:
+        src["qtypes"] = sorted(set(src.get("qtypes") or ()) | c.qtypes)
+    return src, hi
+
+
+def aggregate_docs(prefix: str, activity: dict, verdicts: dict, vetting: dict) -> list[tuple[str, str, str, Counted]]:
+    """(family, index, id, counted) for one drained :class:`~dnsentinel.stream_processor.pipeline.Aggregator`."""
+    out = []
     for (name, client, minute), c in activity.items():
-        actions.append(count_action(index_name("activity", minute, prefix=prefix), activity_id(name, client, minute), c,
-                                    count_field="count", blocked_field="blocked", seen=False, qtypes=True))
+        out.append(("activity", index_name("activity", minute, prefix=prefix), activity_id(name, client, minute), c))
     v_index = index_name("verdicts", prefix=prefix)
-    for name, c in verdicts.items():
-        actions.append(count_action(v_index, name, c, count_field="query_count", blocked_field=None, seen=True, qtypes=False))
+    out.extend(("verdicts", v_index, name, c) for name, c in verdicts.items())
     q_index = index_name("vetting", prefix=prefix)
-    for name, c in vetting.items():
-        actions.append(count_action(q_index, name, c, count_field="query_count", blocked_field=None, seen=True, qtypes=False))
-    return actions
+    out.extend(("vetting", q_index, name, c) for name, c in vetting.items())
+    return out
 
 
-def verdict_actions(prefix: str, verdicts: Iterable[Any], names: dict[str, Any]) -> list[dict[str, Any]]:
-    """Upserts for freshly scored names (label fields; counts come from :func:`count_action`)."""
-    v_index = index_name("verdicts", prefix=prefix)
-    q_index = index_name("vetting", prefix=prefix)
-    actions = []
-    for v in verdicts:
-        n = names.get(v.name)
-        doc = {
-            "name": v.name, "label": v.label, "score": float(v.score), "model": v.model,
-            "family": v.family, "family_p": v.family_p, "scored_at": int(time.time() * 1000),
-            "registrable": getattr(n, "registrable", None), "kind": "domain",
-        }
-        actions.append({"_op_type": "update", "_index": v_index, "_id": v.name, "doc": doc, "doc_as_upsert": True})
-        if v.label == "uncertain":
-            fields = {"name": v.name, "score": float(v.score), "model": v.model, "family": v.family,
-                      "registrable": doc["registrable"]}
-            actions.append({
-                "_op_type": "update", "_index": q_index, "_id": v.name,
-                "script": {"source": VETTING_SCRIPT, "lang": "painless", "params": {"set": fields}},
-                "scripted_upsert": True, "upsert": {},
-            })
-    return actions
+class DocStore:
+    """The worker's copy of the documents it counts into, loaded from Elasticsearch on first touch.
+
+    Writes are whole documents with ``version_type=external`` and the highest
+    counted offset as version, so a stale writer (a crashed or revoked worker
+    replaying old events) is rejected by Elasticsearch instead of double
+    counting. Bounded: least recently used documents are forgotten and
+    re-read when touched again.
+    """
+
+    def __init__(self, size: int = 500_000) -> None:
+        self.size = size
+        self.docs: OrderedDict[tuple[str, str], tuple[dict[str, Any] | None, int]] = OrderedDict()
+
+    def missing(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [k for k in dict.fromkeys(keys) if k not in self.docs]
+
+    def get(self, key: tuple[str, str]) -> tuple[dict[str, Any] | None, int]:
+        return self.docs.get(key, (None, -1))
+
+    def put(self, key: tuple[str, str], source: dict[str, Any] | None, version: int) -> None:
+        self.docs[key] = (source, version)
+        self.docs.move_to_end(key)
+        while len(self.docs) > self.size:
+            self.docs.popitem(last=False)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.docs.pop(key, None)
 
 
 @dataclass(slots=True)
 class Chunk:
+    docs: list[tuple[str, str, str, Counted]]
     actions: list[dict[str, Any]]
     events: int
     on_done: Callable[[], Any] | None
+
+    @property
+    def size(self) -> int:
+        return len(self.docs) + len(self.actions)
 
 
 class EsSink:
@@ -140,7 +134,7 @@ class EsSink:
 
     def __init__(self, es: Any, metrics: Any = None, *, chunk_size: int = 2000, max_retries: int = 3,
                  max_pending_actions: int = 200_000, max_pending_events: int = 2_000_000,
-                 backoff_s: float = 0.5, max_backoff_s: float = 10.0) -> None:
+                 backoff_s: float = 0.5, max_backoff_s: float = 10.0, store_size: int = 500_000) -> None:
         self.es = es
         self.metrics = metrics
         self.chunk_size = chunk_size
@@ -149,36 +143,41 @@ class EsSink:
         self.max_pending_events = max_pending_events
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.store = DocStore(store_size)
         self._chunks: deque[Chunk] = deque()
         self.pending_actions = 0
         self.pending_events = 0
         self.dropped_actions = 0
         self.item_errors = 0
+        self.conflicts = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._give_up = False
 
-    def submit(self, actions: list[dict[str, Any]], events: int = 0, on_done: Callable[[], Any] | None = None) -> None:
+    def submit(self, docs: list[tuple[str, str, str, Counted]], actions: list[dict[str, Any]] | None = None,
+               events: int = 0, on_done: Callable[[], Any] | None = None) -> None:
         """Queue a chunk; never blocks (beyond the bound the oldest chunk is dropped, counted)."""
-        self._chunks.append(Chunk(actions, events, on_done))
-        self.pending_actions += len(actions)
+        chunk = Chunk(docs, actions or [], events, on_done)
+        self._chunks.append(chunk)
+        self.pending_actions += chunk.size
         self.pending_events += events
         self._idle.clear()
         while len(self._chunks) > 1 and (self.pending_actions > self.max_pending_actions
                                          or self.pending_events > self.max_pending_events):
             old = self._chunks.popleft()
             self._release(old)
-            self.dropped_actions += len(old.actions)
+            self.dropped_actions += old.size
             if self.metrics:
-                self.metrics.es_dropped.inc(len(old.actions))
+                self.metrics.es_dropped.inc(old.size)
             log.warning("elasticsearch backlog over its bound: dropped %d actions (%d events), %d dropped so far",
-                        len(old.actions), old.events, self.dropped_actions)
+                        old.size, old.events, self.dropped_actions)
         self._gauge()
         self._wakeup.set()
 
     def _release(self, chunk: Chunk) -> None:
-        self.pending_actions -= len(chunk.actions)
+        self.pending_actions -= chunk.size
         self.pending_events -= chunk.events
         if chunk.on_done is not None:
             chunk.on_done()
@@ -200,7 +199,7 @@ class EsSink:
                 continue
             chunk = self._chunks[0]
             try:
-                await self._write(chunk.actions)
+                await self._write(chunk)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection refused, timeouts: keep the chunk, retry later
@@ -219,11 +218,49 @@ class EsSink:
                 self._release(chunk)
             self._gauge()
 
-    _give_up = False
+    async def _load(self, keys: list[tuple[str, str]]) -> None:
+        """Read documents touched for the first time (their counts and counted-offset version)."""
+        for i in range(0, len(keys), 5000):
+            part = keys[i:i + 5000]
+            resp = await self.es.mget(docs=[{"_index": idx, "_id": doc_id} for idx, doc_id in part])
+            for (idx, doc_id), d in zip(part, resp["docs"]):
+                if d.get("found"):
+                    src = d["_source"]
+                    version = int(src.get("src_offset", -1)) if idx.endswith("-vetting") else int(d["_version"])
+                    self.store.put((idx, doc_id), src, version)
+                else:
+                    self.store.put((idx, doc_id), None, -1)
 
-    async def _write(self, actions: list[dict[str, Any]]) -> None:
+    def _actions(self, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[dict, int]]]:
+        actions: list[dict[str, Any]] = []
+        new: dict[tuple[str, str], tuple[dict, int]] = {}
+        for family, idx, doc_id, c in chunk.docs:
+            key = (idx, doc_id)
+            src, version = new.get(key) or self.store.get(key)
+            result = apply_counts(family, src, version, c)
+            if result is None:
+                continue
+            doc, hi = result
+            new[key] = result
+            if family == "vetting":
+                # Partial update: the analysts' ``status`` (set by the dashboard) is never overwritten.
+                doc["src_offset"] = hi
+                fields = {k: v for k, v in doc.items() if k != "status"}
+                actions.append({"_op_type": "update", "_index": idx, "_id": doc_id, "doc": fields,
+                                "upsert": {**doc, "status": doc.get("status") or "pending"}})
+            else:
+                actions.append({"_op_type": "index", "_index": idx, "_id": doc_id, "_source": doc,
+                                "version": hi, "version_type": "external"})
+        actions.extend(chunk.actions)
+        return actions, new
+
+    async def _write(self, chunk: Chunk) -> None:
         from elasticsearch.helpers import async_bulk
 
+        missing = self.store.missing((idx, doc_id) for _, idx, doc_id, _ in chunk.docs)
+        if missing:
+            await self._load(missing)
+        actions, new = self._actions(chunk)
         if not actions:
             return
         t0 = time.perf_counter()
@@ -234,13 +271,29 @@ class EsSink:
         )
         if self.metrics:
             self.metrics.es_latency.observe(time.perf_counter() - t0)
-        if errors:
-            # Rejected items (mapping errors, exhausted 429 retries) will not succeed on replay
-            # either: count and log them rather than block the queue behind them.
-            self.item_errors += len(errors)
+        failed: set[tuple[str, str]] = set()
+        conflicts = 0
+        for err in errors or ():
+            item = next(iter(err.values()))
+            failed.add((item.get("_index"), item.get("_id")))
+            if item.get("status") == 409:
+                conflicts += 1  # a newer writer got there first: its document already counts these events
+        for key, (doc, version) in new.items():
+            if key in failed:
+                self.store.forget(key)  # re-read next time
+            else:
+                self.store.put(key, doc, version)
+        self.conflicts += conflicts
+        rejected = len(failed) - conflicts
+        if conflicts and self.metrics:
+            self.metrics.es_errors.labels(kind="version_conflict").inc(conflicts)
+        if rejected > 0:
+            # Mapping errors or exhausted 429 retries would fail again on replay: count, log, move on.
+            self.item_errors += rejected
             if self.metrics:
-                self.metrics.es_errors.labels(kind="item").inc(len(errors))
-            log.error("elasticsearch rejected %d of %d actions; first: %s", len(errors), len(actions), errors[0])
+                self.metrics.es_errors.labels(kind="item").inc(rejected)
+            first = next(e for e in errors if next(iter(e.values())).get("status") != 409)
+            log.error("elasticsearch rejected %d of %d actions; first: %s", rejected, len(actions), first)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if ``timeout`` passed first."""

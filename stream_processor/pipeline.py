@@ -265,11 +265,23 @@ class Aggregator:
         if v is None:
             v = self.verdicts[name] = Counted(fields={"name": name, "registrable": p.name.registrable, "kind": p.name.kind})
         v.add(rec.partition, rec.offset, ev.ts)
+        if label in LABELS:
+            v.fields["label"] = label
         if label == "uncertain":
             q = self.vetting.get(name)
             if q is None:
                 q = self.vetting[name] = Counted(fields={"name": name, "registrable": p.name.registrable})
             q.add(rec.partition, rec.offset, ev.ts)
+
+    def note_verdict(self, v: Any, scored_at_ms: int) -> None:
+        """Record a fresh verdict on the documents of its name (called after its events were added)."""
+        c = self.verdicts.get(v.name)
+        if c is not None:
+            c.fields.update(label=v.label, score=float(v.score), model=v.model, family=v.family,
+                            family_p=v.family_p, scored_at=scored_at_ms)
+        q = self.vetting.get(v.name)
+        if q is not None:
+            q.fields.update(score=float(v.score), model=v.model, family=v.family)
 
     def drain(self) -> tuple[dict, dict, dict, int]:
         out = (self.activity, self.verdicts, self.vetting, self.events)
@@ -277,17 +289,8 @@ class Aggregator:
         return out
 
 
-def batch_sizes(total: int, max_batch: int) -> list[int]:
-    """Split ``total`` names into model calls of at most ``max_batch`` (bounded memory per call)."""
-    return [min(max_batch, total - i) for i in range(0, total, max_batch)]
-
-
 def known_value(decision: str) -> str | None:
     """What the LRU remembers for a Redis decision; None when the name still needs scoring."""
     if decision in VETTED_DECISIONS or decision in LABELS:
         return decision
     return None
-
-
-def to_score(names: Sequence[str], known: dict[str, str]) -> list[str]:
-    return [n for n in names if n not in known]

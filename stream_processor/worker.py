@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence
 
 from dnsentinel.stream_processor.es_schema import index_name
-from dnsentinel.stream_processor.es_sink import EsSink, aggregate_actions, verdict_actions
+from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs
 from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.stream_processor.pipeline import (
     LRU,
@@ -158,11 +158,12 @@ class BatchProcessor:
             verdicts.extend(await self._score(unseen[i:i + self.batch_max], tri.first_ts, deliveries))
         for v in verdicts:
             known[v.name] = v.label
-        if verdicts and self.sink is not None:
-            self._pending_actions.extend(verdict_actions(self.es_prefix, verdicts, tri.domains))
 
         for p in tri.parsed:
             self.agg.add(p, known.get(p.name.name) if p.name is not None else None)
+        now_ms = int(self.clock() * 1000)
+        for v in verdicts:
+            self.agg.note_verdict(v, now_ms)
         if self.index_raw_events:
             self._pending_actions.extend(self._raw_actions(tri))
         m.lru_size.set(len(self.lru))
@@ -223,8 +224,7 @@ class BatchProcessor:
             if on_done:
                 on_done()
             return
-        actions.extend(aggregate_actions(self.es_prefix, activity, verdicts, vetting))
-        self.sink.submit(actions, events, on_done)
+        self.sink.submit(aggregate_docs(self.es_prefix, activity, verdicts, vetting), actions, events, on_done)
 
     def on_change(self, message: str) -> None:
         """A ``<p>:v1:changes`` message: vetted changes may cover subdomains, so they clear the LRU."""

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from dnsentinel.stream_processor import es_schema
-from dnsentinel.stream_processor.es_sink import EsSink, aggregate_actions
+from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs, apply_counts
 from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.stream_processor.pipeline import Aggregator, FloodLimiter, NameNormalizer, decide, triage
 from dnsentinel.stream_processor.scorer import ModelHolder
@@ -127,10 +127,28 @@ def test_activity_aggregates_per_name_client_minute_with_offsets():
     c = activity[("x.com", "1.1.1.1", ts)]
     assert c.offsets == {3: [10, 11]} and c.blocked == {3: [11]} and c.fields["label"] == "malicious"
     assert verdicts["x.com"].events == 4 and not vetting
-    actions = aggregate_actions("t", activity, verdicts, vetting)
-    ids = sorted(a["_id"] for a in actions)
+    docs = aggregate_docs("t", activity, verdicts, vetting)
+    ids = sorted(d[2] for d in docs)
     assert f"x.com|1.1.1.1|{ts}" in ids and "x.com" in ids
-    assert {a["_index"] for a in actions} == {es_schema.index_name("activity", ts, prefix="t"), "t-verdicts"}
+    assert {d[1] for d in docs} == {es_schema.index_name("activity", ts, prefix="t"), "t-verdicts"}
+    doc, version = apply_counts("activity", None, -1, c)
+    assert (doc["count"], doc["blocked"], doc["qtypes"], version) == (2, 1, ["A"], 11)
+
+
+def test_replayed_offsets_are_not_counted_twice():
+    agg = Aggregator(60)
+    vals = [event("x.com", ts=1_795_000_000_000)] * 4
+    for p in triage(records(vals, partition=1, start=100), NameNormalizer()).parsed:
+        agg.add(p, "benign")
+    c = agg.drain()[1]["x.com"]
+    doc, version = apply_counts("verdicts", None, -1, c)
+    assert doc["query_count"] == 4 and version == 103 and doc["label"] == "benign"
+    assert apply_counts("verdicts", doc, version, c) is None  # the same events again: nothing to add
+    agg2 = Aggregator(60)  # a replay from offset 102 plus two new events
+    for p in triage(records([event("x.com", ts=1_795_000_000_000)] * 4, partition=1, start=102), NameNormalizer()).parsed:
+        agg2.add(p, "benign")
+    doc2, version2 = apply_counts("verdicts", doc, version, agg2.drain()[1]["x.com"])
+    assert doc2["query_count"] == 6 and version2 == 105
 
 
 def test_index_names_and_retention_selection():
@@ -151,8 +169,8 @@ def test_sink_bound_drops_oldest_counts_it_and_acks():
         m = Metrics()
         sink = EsSink(None, m, max_pending_actions=5)
         acked = []
-        sink.submit([{}] * 3, 10, lambda: acked.append("a"))
-        sink.submit([{}] * 3, 10, lambda: acked.append("b"))
+        sink.submit([], [{}] * 3, 10, lambda: acked.append("a"))
+        sink.submit([], [{}] * 3, 10, lambda: acked.append("b"))
         assert acked == ["a"] and sink.dropped_actions == 3 and sink.pending_actions == 3
         assert sample(m, "dnsentinel_worker_es_dropped_actions_total") == 3
 
@@ -165,17 +183,17 @@ def test_sink_retries_until_the_cluster_is_back_then_acks_in_order():
         fails = [2]
         written = []
 
-        async def write(actions):
+        async def write(chunk):
             if fails[0]:
                 fails[0] -= 1
                 raise ConnectionError("down")
-            written.append(actions)
+            written.append(chunk.actions)
 
         sink._write = write
         acked = []
         task = asyncio.ensure_future(sink.run())
-        sink.submit([{"a": 1}], 1, lambda: acked.append(1))
-        sink.submit([{"b": 2}], 1, lambda: acked.append(2))
+        sink.submit([], [{"a": 1}], 1, lambda: acked.append(1))
+        sink.submit([], [{"b": 2}], 1, lambda: acked.append(2))
         assert await sink.drain(5)
         assert written == [[{"a": 1}], [{"b": 2}]] and acked == [1, 2]
         await sink.stop(1)
