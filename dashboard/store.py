@@ -117,6 +117,50 @@ def _ms_to_ts(value: Any) -> pd.Timestamp | None:
         return None
 
 
+def _timeline_agg(rng: TimeRange, granularity: str) -> dict:
+    return {"date_histogram": {"field": TS, "fixed_interval": GRANULARITIES[granularity],
+                               "min_doc_count": 0, "extended_bounds": rng.bounds_ms()},
+            "aggs": {"d": {"terms": {"field": DECISION, "size": 10, "missing": "unknown"},
+                           "aggs": {"l": {"terms": {"field": LABEL, "size": 4, "missing": "unknown"},
+                                          "aggs": {"queries": {"sum": {"field": COUNT}}}}}}}}
+
+
+def _timeline_rows(res: dict) -> pd.DataFrame:
+    rows: list[dict] = []
+    for b in res.get("t", {}).get("buckets", []):
+        split = {"blocked": 0, "allowed": 0, "uncertain": 0}
+        for d in b["d"]["buckets"]:
+            for lab in d["l"]["buckets"]:
+                split[category(effective(d["key"], lab["key"]))] += _sum(lab)
+        rows += [{"time": _ms_to_ts(b["key"]), "category": c, "queries": n} for c, n in split.items()]
+    return pd.DataFrame(rows) if rows else _empty("time", "category", "queries")
+
+
+def _names_agg(size: int, order: dict | None = None) -> dict:
+    return {"terms": {"field": NAME, "size": size, "order": order or {"queries": "desc"}},
+            "aggs": {"queries": {"sum": {"field": COUNT}}, "blocked": {"sum": {"field": BLOCKED}},
+                     "last": {"max": {"field": TS}}, **_DECISION_AGGS}}
+
+
+def _name_rows(res: dict, start: int = 0) -> pd.DataFrame:
+    rows = [{"name": b["key"], "queries": _sum(b), "blocked": _sum(b, "blocked"), "decision": _decision_of(b),
+             "last seen": _ms_to_ts(b["last"].get("value"))}
+            for b in res.get("n", {}).get("buckets", [])[start:]]
+    return pd.DataFrame(rows) if rows else _empty("name", "queries", "blocked", "decision", "last seen")
+
+
+def _clients_agg(size: int) -> dict:
+    return {"terms": {"field": CLIENT, "size": size, "order": {"queries": "desc"}},
+            "aggs": {"queries": {"sum": {"field": COUNT}}, "names": {"cardinality": {"field": NAME}},
+                     "last": {"max": {"field": TS}}}}
+
+
+def _client_rows(res: dict) -> pd.DataFrame:
+    rows = [{"client": b["key"], "queries": _sum(b), "names": int(b["names"]["value"] or 0),
+             "last seen": _ms_to_ts(b["last"].get("value"))} for b in res.get("c", {}).get("buckets", [])]
+    return pd.DataFrame(rows) if rows else _empty("client", "queries", "names", "last seen")
+
+
 class Store:
     """Aggregations and writes over the dashboard's indices."""
 
@@ -135,26 +179,32 @@ class Store:
         return {"bool": {"filter": [rng.es_range(TS), *filters]}}
 
     # -- overview -------------------------------------------------------
+    def overview(self, rng: TimeRange, granularity: str, size: int = 20) -> dict[str, pd.DataFrame]:
+        """The whole overview in one request (one pass over the range's documents).
+
+        Keys: ``timeline``, ``malicious`` and ``benign`` (top names), ``clients``, ``infected``.
+        """
+        aggs = {
+            "t": _timeline_agg(rng, granularity),
+            "mal": {"filter": decision_filter(BLOCKED_DECISIONS), "aggs": {"n": _names_agg(size)}},
+            "ben": {"filter": decision_filter(ALLOWED_DECISIONS), "aggs": {"n": _names_agg(size)}},
+            "c": _clients_agg(size),
+            "inf": {"filter": decision_filter(BLOCKED_DECISIONS), "aggs": {"c": _clients_agg(size)}},
+        }
+        res = self._agg(self.index["activity"], self._activity(rng), aggs)
+        return {"timeline": _timeline_rows(res), "malicious": _name_rows(res.get("mal", {})),
+                "benign": _name_rows(res.get("ben", {})), "clients": _client_rows(res),
+                "infected": _client_rows(res.get("inf", {}))}
+
     def timeline(self, rng: TimeRange, granularity: str, *filters: dict) -> pd.DataFrame:
         """Queries per interval split into blocked / allowed / uncertain (long format)."""
-        aggs = {"t": {"date_histogram": {"field": TS, "fixed_interval": GRANULARITIES[granularity],
-                                         "min_doc_count": 0, "extended_bounds": rng.bounds_ms()},
-                      "aggs": {"d": {"terms": {"field": DECISION, "size": 10, "missing": "unknown"},
-                                     "aggs": {"l": {"terms": {"field": LABEL, "size": 4, "missing": "unknown"},
-                                                    "aggs": {"queries": {"sum": {"field": COUNT}}}}}}}}}
-        buckets = self._agg(self.index["activity"], self._activity(rng, *filters), aggs).get("t", {}).get("buckets", [])
-        rows: list[dict] = []
-        for b in buckets:
-            split = {"blocked": 0, "allowed": 0, "uncertain": 0}
-            for d in b["d"]["buckets"]:
-                for lab in d["l"]["buckets"]:
-                    split[category(effective(d["key"], lab["key"]))] += _sum(lab)
-            rows += [{"time": _ms_to_ts(b["key"]), "category": c, "queries": n} for c, n in split.items()]
-        return pd.DataFrame(rows) if rows else _empty("time", "category", "queries")
+        return _timeline_rows(self._agg(self.index["activity"], self._activity(rng, *filters),
+                                        {"t": _timeline_agg(rng, granularity)}))
 
     def top_names(self, rng: TimeRange, decisions: tuple[str, ...], size: int = 20) -> pd.DataFrame:
         """The most queried names among ``decisions``, with their dominant decision."""
-        return self.names_table(rng, decisions, page_size=size).rows
+        return _name_rows(self._agg(self.index["activity"], self._activity(rng, decision_filter(decisions)),
+                                    {"n": _names_agg(size)}))
 
     def names_table(self, rng: TimeRange, decisions: tuple[str, ...], search: str = "", sort: str = "queries",
                     descending: bool = True, page: int = 0, page_size: int = 50) -> Page:
@@ -167,33 +217,14 @@ class Store:
             filters.append({"wildcard": {NAME: {"value": f"*{search.strip().lower()}*", "case_insensitive": True}}})
         start = min(page * page_size, MAX_TABLE_ROWS - page_size)
         order = {"_key": "desc" if descending else "asc"} if sort == "name" else {"queries": "desc" if descending else "asc"}
-        aggs = {
-            "n": {"terms": {"field": NAME, "size": start + page_size, "order": order},
-                  "aggs": {"queries": {"sum": {"field": COUNT}},
-                           "blocked": {"sum": {"field": BLOCKED}},
-                           "last": {"max": {"field": TS}},
-                           **_DECISION_AGGS}},
-            "total": {"cardinality": {"field": NAME}},
-        }
+        aggs = {"n": _names_agg(start + page_size, order), "total": {"cardinality": {"field": NAME}}}
         res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
-        rows = [{"name": b["key"], "queries": _sum(b), "blocked": _sum(b, "blocked"),
-                 "decision": _decision_of(b),
-                 "last seen": _ms_to_ts(b["last"].get("value"))}
-                for b in res.get("n", {}).get("buckets", [])[start:]]
-        total = int(res.get("total", {}).get("value") or 0)
-        return Page(pd.DataFrame(rows) if rows else _empty("name", "queries", "blocked", "decision", "last seen"), total)
+        return Page(_name_rows(res, start), int(res.get("total", {}).get("value") or 0))
 
     def top_clients(self, rng: TimeRange, decisions: tuple[str, ...] | None = None, size: int = 20) -> pd.DataFrame:
         """Busiest clients; with ``decisions=BLOCKED_DECISIONS``, the likely infected hosts."""
         filters = [decision_filter(decisions)] if decisions else []
-        aggs = {"c": {"terms": {"field": CLIENT, "size": size, "order": {"queries": "desc"}},
-                      "aggs": {"queries": {"sum": {"field": COUNT}},
-                               "names": {"cardinality": {"field": NAME}},
-                               "last": {"max": {"field": TS}}}}}
-        res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
-        rows = [{"client": b["key"], "queries": _sum(b), "names": int(b["names"]["value"] or 0),
-                 "last seen": _ms_to_ts(b["last"].get("value"))} for b in res.get("c", {}).get("buckets", [])]
-        return pd.DataFrame(rows) if rows else _empty("client", "queries", "names", "last seen")
+        return _client_rows(self._agg(self.index["activity"], self._activity(rng, *filters), {"c": _clients_agg(size)}))
 
     # -- domain investigation --------------------------------------------
     def domain_activity(self, name: str, subdomains: bool, rng: TimeRange, granularity: str) -> dict:

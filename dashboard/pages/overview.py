@@ -14,11 +14,10 @@ refresh = st.sidebar.selectbox("Auto-refresh", ["off", "10 s", "30 s", "60 s"], 
 run_every = None if refresh == "off" else int(refresh.split()[0])
 
 
-def names_block(title: str, decisions: tuple[str, ...], key: str, rng) -> None:
+def names_block(title: str, decisions: tuple[str, ...], key: str, rng, top) -> None:
     """Top-20 bar chart, or (toggle) the full searchable, sortable, paginated table."""
     st.subheader(title)
     if not st.toggle("Full table", key=f"{key}_full"):
-        top = data.fetch("top_names", rng, decisions, 20)
         if top.empty:
             st.caption("No queries in this range.")
             return
@@ -41,7 +40,8 @@ def live() -> None:
     """Everything that auto-refreshes; relative ranges move with the clock."""
     current = ui.resolve(rng, preset)
     try:
-        timeline = data.fetch("timeline", current, granularity)
+        ov = data.fetch("overview", current, granularity)
+        timeline = ov["timeline"]
         st.subheader(f"Queries per {granularity}")
         if timeline.empty or timeline["queries"].sum() == 0:
             st.info("No activity in this range yet.")
@@ -54,18 +54,17 @@ def live() -> None:
             st.bar_chart(timeline, x="time", y="queries", color="category", height=300)
         left, right = st.columns(2)
         with left:
-            names_block("Top 20 malicious names", BLOCKED_DECISIONS, "mal", current)
+            names_block("Top 20 malicious names", BLOCKED_DECISIONS, "mal", current, ov["malicious"])
         with right:
-            names_block("Top 20 benign names (uncertain highlighted)", ALLOWED_DECISIONS, "ben", current)
+            names_block("Top 20 benign names (uncertain highlighted)", ALLOWED_DECISIONS, "ben", current, ov["benign"])
         left, right = st.columns(2)
         with left:
             st.subheader("Top clients")
-            st.dataframe(data.fetch("top_clients", current, None, 20), hide_index=True, width="stretch")
+            st.dataframe(ov["clients"], hide_index=True, width="stretch")
         with right:
             st.subheader("Likely infected hosts")
             st.caption("Clients that queried malicious or blocked names.")
-            infected = data.fetch("top_clients", current, BLOCKED_DECISIONS, 20)
-            st.dataframe(infected, hide_index=True, width="stretch")
+            st.dataframe(ov["infected"], hide_index=True, width="stretch")
         st.caption(f"Updated {ui.last_update()} UTC" + (f"; refreshes every {run_every} s" if run_every else ""))
     except Exception as exc:  # ES down or index missing: say so, keep the page
         ui.service_error("the overview", exc)

@@ -25,6 +25,11 @@ class FakeStore:
         return pd.DataFrame([{"time": _t(i), "category": c, "queries": n}
                              for i in range(3) for c, n in (("blocked", 5), ("allowed", 50), ("uncertain", 2))])
 
+    def overview(self, rng, granularity, size=20):
+        return {"timeline": self.timeline(rng, granularity), "malicious": self.top_names(rng, ("malicious",)),
+                "benign": self.top_names(rng, ("benign",)), "clients": self.top_clients(rng),
+                "infected": self.top_clients(rng, ("malicious",))}
+
     def top_names(self, rng, decisions, size=20):
         if "malicious" in decisions:
             return pd.DataFrame({"name": ["xjwqkzpt.com", "evil.example"], "queries": [40, 12], "blocked": [40, 12],

@@ -88,3 +88,14 @@ def test_vetting_reaches_redis_and_audit_and_undoes(es_data, cache):
     assert cache.decide_many(picked)[picked[1]] != "honeypot"
     assert s.vetting_queue().total == queue.total - 1  # the one restored to "allow" stays decided
     assert [e["after"] for e in cache.vetted_log(10)][:2] == ["", "allow"]
+
+
+def test_overview_in_one_request_matches_the_parts(es_data):
+    es, prefix = es_data
+    s = Store(es, prefix)
+    rng = timerange.last(timedelta(hours=3))
+    ov = s.overview(rng, "minute")
+    assert ov["malicious"].equals(s.top_names(rng, BLOCKED_DECISIONS))
+    assert ov["benign"].equals(s.top_names(rng, ALLOWED_DECISIONS))
+    assert ov["infected"].equals(s.top_clients(rng, BLOCKED_DECISIONS))
+    assert ov["timeline"].equals(s.timeline(rng, "minute"))
