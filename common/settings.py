@@ -11,6 +11,7 @@ starts. Components never hard-code an address: they ask :func:`get_settings`.
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Address, IPv6Address
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -99,6 +100,20 @@ class RedisSettings(BaseModel):
         if self.ssl_ca_certs:
             kwargs["ssl_ca_certs"] = str(self.ssl_ca_certs)
         return kwargs
+
+
+class RpzSettings(BaseModel):
+    """``dnsentinel lists export-rpz``: the response policy zone other resolvers load."""
+
+    zone: str = "rpz.dnsentinel.local"
+    ttl_s: int = Field(300, ge=1)
+    nameserver: str = "localhost."
+    block_action: Literal["nxdomain", "sinkhole"] = "nxdomain"
+    """Blocked and malicious names: NXDOMAIN (``CNAME .``) or the sinkhole addresses."""
+    sinkhole_ipv4: IPv4Address = IPv4Address("0.0.0.0")
+    sinkhole_ipv6: IPv6Address = IPv6Address("::")
+    honeypot_ipv4: IPv4Address = IPv4Address("192.0.2.53")
+    honeypot_ipv6: IPv6Address = IPv6Address("2001:db8::53")
 
 
 class ElasticsearchSettings(BaseModel):
@@ -192,6 +207,8 @@ class StackSettings(BaseModel):
     """The local stack run by deploy/ scripts."""
 
     state_dir: Path = REPO_ROOT / ".state"
+    cache_dir: Path | None = None
+    """Downloads (Maven jars, the ES zip); defaults to ``<state_dir>/cache``. Several state dirs may share one."""
     kafka_controller_port: Port = 9093
     es_transport_port: Port = 9300
     """Elasticsearch's node-to-node port (bound on loopback, unused by clients)."""
@@ -201,7 +218,8 @@ class StackSettings(BaseModel):
     """JDK 21+ for Elasticsearch 9; defaults to the newest JDK under /usr/lib/jvm."""
     kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")
     es_heap: str = Field("1g", pattern=r"^[1-9][0-9]*[mMgG]$")
-    start_timeout_s: float = Field(120.0, gt=0)
+    start_timeout_s: float = Field(300.0, gt=0)
+    """Longest wait for one service to turn healthy (ES takes minutes on a loaded 2-core machine)."""
 
     _check_ports = field_validator("kafka_controller_port", "es_transport_port")(_port)
 
@@ -218,6 +236,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    rpz: RpzSettings = Field(default_factory=RpzSettings)
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
     coredns: CoreDNSSettings = Field(default_factory=CoreDNSSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

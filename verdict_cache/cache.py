@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from dnsentinel.verdict_cache import keys as K
 from dnsentinel.verdict_cache.keys import BadValue, Verdict, format_verdict, parse_verdict
-from dnsentinel.verdict_cache.names import normalize
+from dnsentinel.verdict_cache.names import InvalidName, normalize
 from dnsentinel.verdict_cache.policy import VETTED_ACTIONS, candidates, decide
 
 if TYPE_CHECKING:
@@ -71,9 +71,15 @@ def check_vetted(action: str, by: str, note: str | None) -> str | None:
     return note
 
 
-def vetted_entry(raw: str) -> str:
-    """The hash field for a vetted entry: a normalized name, ``*.`` allowed (raises InvalidName)."""
-    return normalize(raw).name
+def vetted_entry(raw: str | bytes) -> str:
+    """The hash field for a vetted entry: a normalized name, ``*.`` allowed (raises InvalidName).
+
+    A lone ``*`` would cover every name there is: refused.
+    """
+    name = normalize(raw).name
+    if name == "*":
+        raise InvalidName("bad_char", "a lone '*' would cover every name; write *.example.com")
+    return name
 
 
 class VerdictCache:
