@@ -72,8 +72,8 @@ def _split_hostport(value: str, default_port: int, where: str) -> Endpoint:
     try:
         parts = urlsplit(value if "//" in value else f"//{value}")
         port = parts.port or default_port
-    except ValueError as exc:  # port out of range or not a number
-        raise ConfigError(f"{where}={value!r}: invalid port ({exc}); use a number in 1-65535") from None
+    except ValueError:  # port out of range or not a number
+        raise ConfigError(f"{where}={value!r}: invalid port; use a number in 1-65535") from None
     if not parts.hostname:
         raise ConfigError(f"{where}={value!r}: no host; write host:port, e.g. 127.0.0.1:{default_port}")
     return Endpoint(parts.hostname, port)
@@ -102,10 +102,7 @@ def _check_local(ep: Endpoint, where: str) -> None:
         addr = str(info[4][0])
         if addr.startswith("127.") or addr == "::1" or addr in local:
             return
-    raise ConfigError(
-        f"{where}: host {ep.host!r} is not this machine; `dnsentinel stack` only runs services here "
-        "(use 127.0.0.1, or leave a remote cluster's address in place and don't run `stack up`)"
-    )
+    raise ConfigError(f"{where}: {ep.host} is not this machine; the local stack runs here only: use 127.0.0.1")
 
 
 def _java_major(java_home: Path) -> int | None:
@@ -186,6 +183,7 @@ def stack_env(settings: Settings, services: tuple[str, ...] = SERVICES) -> dict[
 
     env = {
         "DS_STATE_DIR": str(s.state_dir.resolve()),
+        "DS_CACHE_DIR": str((s.cache_dir or s.state_dir / "cache").resolve()),
         "DS_START_TIMEOUT": str(int(s.start_timeout_s)),
         "DS_REDIS_HOST": redis.host,
         "DS_REDIS_PORT": str(redis.port),

@@ -12,7 +12,7 @@ source "$DEPLOY_DIR/versions.env"
 
 DS_STATE_DIR="${DS_STATE_DIR:-$REPO_DIR/.state}"
 DS_START_TIMEOUT="${DS_START_TIMEOUT:-120}"
-CACHE_DIR="$DS_STATE_DIR/cache"
+CACHE_DIR="${DS_CACHE_DIR:-$DS_STATE_DIR/cache}"
 M2_REPO="$CACHE_DIR/m2"
 
 say() { printf '%s: %s\n' "$SERVICE" "$*"; }

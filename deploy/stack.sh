@@ -21,7 +21,7 @@ done
 if [ "$action" = up ] || [ "$action" = down ]; then
   mkdir -p "$DS_STATE_DIR"
   exec 9> "$DS_STATE_DIR/.stack.lock"
-  flock -w 600 9 || die "another 'stack $action' holds $DS_STATE_DIR/.stack.lock" "wait for it to finish"
+  flock -n 9 || { say "waiting for another 'stack up/down' on $DS_STATE_DIR to finish..."; flock -w 600 9; } || die "another 'stack $action' holds $DS_STATE_DIR/.stack.lock" "wait for it to finish"
 fi
 # Services must not inherit the lock: a daemon holding fd 9 would hold it forever.
 svc() { "$DEPLOY_DIR/services/$1.sh" "${@:2}" 9>&-; }

@@ -101,17 +101,30 @@ start() {
       [ -s "$LAUNCH_LOG" ] && tail -n 20 "$LAUNCH_LOG" >&2
       fail_with_log "$LOG" "the node exited during start-up" "see $LOG and $LAUNCH_LOG"
     fi
-    [ $SECONDS -lt $deadline ] || fail_with_log "$LOG" "not healthy on http://$HOST:$PORT within ${DS_START_TIMEOUT}s" \
-      "see $LOG; raise DNSENTINEL_STACK__START_TIMEOUT_S on a loaded machine"
+    [ $SECONDS -lt $deadline ] || { kill "$launcher" 2>/dev/null || true; stop_pidfile "$PIDFILE" 30; kill_strays
+      fail_with_log "$LOG" "not healthy on http://$HOST:$PORT within ${DS_START_TIMEOUT}s" \
+      "see $LOG; raise DNSENTINEL_STACK__START_TIMEOUT_S on a loaded machine"; }
     sleep 1
   done
   wait "$launcher" 2>/dev/null || true
   say "healthy on http://$HOST:$PORT"
 }
 
+# kill_strays: the node of THIS home when no pid file names it (a start that failed
+# before the node wrote its pid file).
+kill_strays() {
+  local pid
+  for pid in $(pgrep -f -- "-Des.path.home=$ES_HOME " || true); do
+    warn "stopping node pid $pid of $ES_HOME (no pid file)"
+    echo "$pid" > "$PIDFILE.stray"
+    stop_pidfile "$PIDFILE.stray" 30
+  done
+}
+
 stop() {
   setup_dirs
   stop_pidfile "$PIDFILE" 60
+  kill_strays
   wait_port_closed "$PORT" 10 || die "port $PORT still listened on by $(port_owner "$PORT")"
   wait_port_closed "$TRANSPORT_PORT" 10 || die "port $TRANSPORT_PORT still listened on by $(port_owner "$TRANSPORT_PORT")"
   say "stopped"
