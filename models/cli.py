@@ -300,6 +300,18 @@ def rollback() -> None:
 
 
 @models_app.command()
+def compare(
+    versions: Annotated[list[str], typer.Argument(help="Versions to compare, slice by slice.")],
+) -> None:
+    """Print Markdown tables comparing versions on every test slice and the held-out families."""
+    from dnsentinel.models import report
+
+    print(report.compare_markdown(versions))
+    print()
+    print(report.family_markdown(versions[0]))
+
+
+@models_app.command()
 def export(
     version: Annotated[str, typer.Argument(help="Version (default: current).")] = "current",
     dest: Annotated[Path, typer.Option(help="Output directory (SavedModel) or .onnx file.")] = Path("export"),

@@ -181,14 +181,20 @@ def _equalize(rows: pd.DataFrame, column: str, target: int, rng: np.random.Gener
 
 
 def vetted_labels() -> pd.DataFrame:
-    """Analysts' vetted decisions from the verdict cache as labels (allow → 0, block/honeypot → 1)."""
+    """Analysts' vetted decisions from the verdict cache as labels (allow → 0, block/honeypot → 1).
+
+    A wildcard entry (``*.example.com``) labels its base name only: labels
+    belong to exact names, and the subdomains it covers are not known here.
+    """
     from dnsentinel.verdict_cache.cache import VerdictCache  # lazy: only for --include-vetted
 
     records = VerdictCache.from_settings().list_vetted()
-    rows = [
-        {"domain": name, "label": 0 if getattr(rec, "action", "") == "allow" else 1, "kind": "vetted", "family": ""}
-        for name, rec in records.items()
-    ]
+    labels: dict[str, int] = {}
+    for name, rec in records.items():
+        base = name[2:] if name.startswith("*.") else name
+        if base:
+            labels[base] = 0 if getattr(rec, "action", "") == "allow" else 1
+    rows = [{"domain": d, "label": lbl, "kind": "vetted", "family": ""} for d, lbl in sorted(labels.items())]
     return pd.DataFrame(rows, columns=["domain", "label", "kind", "family"])
 
 

@@ -81,3 +81,24 @@ def test_read_labelled_formats_and_errors(tmp_path):
         dataset.read_labelled(nodomain)
     with pytest.raises(dataset.DataError, match="no such file"):
         dataset.read_labelled(tmp_path / "missing.csv")
+
+
+def test_vetted_labels_come_from_the_verdict_cache(monkeypatch):
+    from types import SimpleNamespace
+
+    from dnsentinel.verdict_cache import cache
+
+    records = {
+        "good.example": SimpleNamespace(action="allow"),
+        "*.bad.example": SimpleNamespace(action="block"),
+        "trap.example": SimpleNamespace(action="honeypot"),
+    }
+    fake = SimpleNamespace(list_vetted=lambda action=None: records)
+    monkeypatch.setattr(cache.VerdictCache, "from_settings", classmethod(lambda cls, settings=None: fake))
+    frame = dataset.vetted_labels()
+    assert dict(zip(frame["domain"], frame["label"], strict=True)) == {
+        "bad.example": 1,
+        "good.example": 0,
+        "trap.example": 1,
+    }
+    assert set(frame["kind"]) == {"vetted"}

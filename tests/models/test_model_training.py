@@ -108,3 +108,29 @@ def test_cli_score_and_evaluate(trained, tmp_path, monkeypatch):
         assert [r["version"] for r in json.loads(result.output) if r["current"]] == ["tiny-charcnn"]
     finally:
         get_settings.cache_clear()
+
+
+def test_mlbridge_baseline_loads_and_scores_any_string(tmp_path):
+    """The baseline is servable through the same API (weights from an untrained build suffice here)."""
+    from dnsentinel.models import architectures
+
+    path = tmp_path / "mlb"
+    path.mkdir()
+    net = architectures.build("mlbridge-cnn", {}, compile=False)
+    net.save_weights(path / registry.WEIGHTS)
+    registry.write_json(
+        path / registry.MANIFEST,
+        {"version": "mlb", "arch": "mlbridge-cnn", "params": {}, "thresholds": {"block": 0.5, "allow": 0.5}},
+    )
+    model = load(str(path))
+    scores = model.predict(["google.com", "", "ü" * 400, None])
+    assert scores.shape == (4,) and scores[1] == scores[3] == 0.0
+    assert model.predict_family(["google.com"]) == [(None, 0.0)]
+    assert model.thresholds.label(0.5) == "malicious"
+
+
+def test_unknown_architecture_is_a_clear_error():
+    from dnsentinel.models import architectures
+
+    with pytest.raises(architectures.UnknownArchitecture, match="charcnn"):
+        architectures.get("lstm9000")

@@ -1,0 +1,81 @@
+"""Model inference benchmark: batched names/s, load() time, single-name latency.
+
+Usage::
+
+    .venv/bin/python bench/model_bench.py                 # the current model
+    .venv/bin/python bench/model_bench.py --model VERSION --names 200000
+
+Names come from the project's own corpus copy (models/data), shuffled, so the
+length mix is realistic. Prints numbers only (targets are checked by reading
+them, not by asserting): >= 50,000 names/s batched on 2 CPU cores, load()
+<= 3 s after TensorFlow is imported, single-name predict <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+def _names(count: int, seed: int) -> list[str]:
+    from dnsentinel.models import dataset
+
+    frame = dataset.load_corpus()
+    return frame["domain"].sample(n=min(count, len(frame)), random_state=seed).tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="version or model directory (default: current)")
+    parser.add_argument("--names", type=int, default=200_000)
+    parser.add_argument("--batch-sizes", default="1,64,1000,10000,100000")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    print(f"load average before: {os.getloadavg()}  cpus: {os.cpu_count()}")
+    t0 = time.perf_counter()
+    import tensorflow as tf
+
+    t_import = time.perf_counter() - t0
+    from dnsentinel.models import load
+
+    t1 = time.perf_counter()
+    model = load(args.model)
+    t_load = time.perf_counter() - t1
+    gpus = tf.config.list_physical_devices("GPU")
+    print(f"model {model.version} ({model.arch}); devices: {'GPU ' + str(len(gpus)) if gpus else 'CPU only'}")
+    print(f"import tensorflow: {t_import:.2f} s; load(): {t_load:.2f} s (target <= 3 s)")
+
+    names = _names(args.names, args.seed)
+    mean_len = statistics.mean(len(n) for n in names)
+    print(f"{len(names)} corpus names, mean length {mean_len:.1f}")
+
+    latencies = []
+    for name in names[:500]:
+        t = time.perf_counter()
+        model.predict([name])
+        latencies.append((time.perf_counter() - t) * 1000)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99)]
+    print(f"single-name predict: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target <= 5 ms)")
+
+    for size in (int(s) for s in args.batch_sizes.split(",")):
+        done, start, offset = 0, time.perf_counter(), 0
+        while time.perf_counter() - start < args.seconds:
+            batch = names[offset : offset + size]
+            if len(batch) < size:
+                offset, batch = 0, names[:size]
+            model.predict(batch)
+            done += len(batch)
+            offset += size
+        rate = done / (time.perf_counter() - start)
+        print(f"batch {size:>7}: {rate:>10,.0f} names/s (incl. encoding)")
+    print(f"load average after: {os.getloadavg()}")
+
+if __name__ == "__main__":
+    main()
