@@ -2,7 +2,9 @@
 # Installs the Debian packages the local stack and the tests need, once.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
-PKGS=(redis-server dnsperf bind9-utils chromium)
+# redis-server: the verdict cache; maven+openjdk-17: Kafka from Maven Central jars; unzip, curl,
+# iproute2 (ss), util-linux (flock, setsid, runuser): the deploy/ scripts.
+PKGS=(redis-server dnsperf bind9-utils chromium maven openjdk-17-jre-headless unzip curl iproute2 util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
