@@ -30,6 +30,7 @@ type Handler struct {
 	cfg   Config
 	store store
 	emit  emitter
+	names *nameCache
 
 	// newStore and newEmitter are replaced by tests.
 	newStore   func(Config) store
@@ -41,7 +42,8 @@ type Handler struct {
 
 func newHandler(cfg Config) *Handler {
 	return &Handler{
-		cfg: cfg,
+		cfg:   cfg,
+		names: newNameCache(max(cfg.CacheSize, 1024)),
 		newStore: func(cfg Config) store {
 			s := newRedisStore(cfg, log.Warningf)
 			go s.connect()
@@ -113,14 +115,12 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 
 	ev := &event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: state.IP(), Source: "live",
 		Server: h.cfg.ServerID, Proto: state.Proto(), Action: ActionPass}
-	n, nerr := contract.Normalize(qname)
-	var key []byte
+	pn := h.names.get(qname)
+	nerr, key := pn.err, pn.key
 	if nerr != nil {
-		ev.Name = rawName(qname)
-		key = []byte(ev.Name)
+		ev.Name = pn.raw
 	} else {
-		ev.Name = n.Name
-		key = n.RoutingKey()
+		ev.Name = pn.name.Name
 	}
 
 	decision, reason, failed := contract.DecisionUnknown, "", false
@@ -130,7 +130,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	case plugin.Zones(h.cfg.Exclude).Matches(qname) != "":
 		decision = ""
 	default:
-		decision, reason, failed = h.decide(ctx, server, n.Name)
+		decision, reason, failed = h.decide(ctx, server, pn.name.Name, pn.cands)
 	}
 	if decision != "" {
 		ev.Decision = decision
@@ -181,8 +181,7 @@ func (h *Handler) finish(server string, key []byte, ev *event) {
 
 // decide looks the name up (local cache, else Redis within redis_timeout). failed means the
 // lookup did not complete and the decision is the fail-open "unknown".
-func (h *Handler) decide(ctx context.Context, server, name string) (decision, reason string, failed bool) {
-	cands := contract.Candidates(name)
+func (h *Handler) decide(ctx context.Context, server, name string, cands []string) (decision, reason string, failed bool) {
 	lctx, cancel := context.WithTimeout(ctx, h.cfg.RedisTimeout)
 	t0 := time.Now()
 	res, err := h.store.lookup(lctx, name, cands)

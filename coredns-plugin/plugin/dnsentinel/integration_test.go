@@ -33,6 +33,8 @@ func integration(t *testing.T) (redisAddr string, brokers []string) {
 	return redisAddr, brokers
 }
 
+func testingIntegration() string { return os.Getenv("DNSENTINEL_INTEGRATION") }
+
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
