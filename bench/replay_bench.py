@@ -26,7 +26,7 @@ from dnsentinel.producers import parse_zeek
 from dnsentinel.producers.encode import EventEncoder
 from dnsentinel.producers.records import ParseStats, Query
 from dnsentinel.producers.replay import ReplayOptions, replay
-from dnsentinel.producers.sources import open_source, text_lines
+from dnsentinel.producers.sources import open_source
 
 HEADER = (
     "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n"
@@ -65,7 +65,7 @@ def parse_only(path: Path) -> tuple[int, float]:
     src = open_source(str(path))
     stats = ParseStats()
     t = time.perf_counter()
-    n = sum(1 for _ in parse_zeek.parse(text_lines(src.stream), stats))
+    n = sum(1 for _ in parse_zeek.parse(src.text(), stats))
     took = time.perf_counter() - t
     src.close()
     return stats.lines, took
@@ -76,7 +76,7 @@ def parse_encode(path: Path) -> tuple[int, float]:
     stats = ParseStats()
     enc = EventEncoder("replay", origin=path.name).encode
     t = time.perf_counter()
-    for item in parse_zeek.parse(text_lines(src.stream), stats):
+    for item in parse_zeek.parse(src.text(), stats):
         if type(item) is Query:
             enc(item)
     took = time.perf_counter() - t

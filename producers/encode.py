@@ -15,6 +15,7 @@ import time
 from typing import Callable, NamedTuple
 
 from dnsentinel.producers.records import MIN_TS_MS, Query
+from dnsentinel.verdict_cache.events import is_ip  # the consumer's own check: what we send passes it
 
 MAX_EVENT_BYTES = 4096
 MAX_RAW_NAME_BYTES = 1024
@@ -34,16 +35,6 @@ class NameInfo(NamedTuple):
     json_name: str
     key: bytes
     scorable: str | None
-
-
-def _is_ip(text: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, text)
-            return True
-        except (OSError, ValueError):
-            pass
-    return False
 
 
 def _presentation(raw: str) -> str:
@@ -104,7 +95,7 @@ class EventEncoder:
         """The quoted client, or None when it is neither empty nor an IP address (SPEC §2.2)."""
         quoted = self.clients.get(value, "")
         if quoted == "":
-            ok = not value or (len(value) <= MAX_CLIENT_CHARS and _is_ip(value))
+            ok = not value or (len(value) <= MAX_CLIENT_CHARS and is_ip(value))
             quoted = json.dumps(value) if ok else None
             if len(self.clients) >= CACHE_LIMIT:
                 self.clients.clear()

@@ -7,10 +7,11 @@ unmapped fields are looked up under common aliases.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import json
+from typing import Any, Iterable, Iterator, Mapping
 
 from dnsentinel.errors import DnsentinelError
-from dnsentinel.producers.records import MIN_TS_MS, ParseError, Query, ts_from_value
+from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Query, ts_from_value
 
 FIELDS = ("ts", "name", "qtype", "client", "rcode", "proto", "latency_us")
 
@@ -105,3 +106,23 @@ def _seconds_to_us(value: Any) -> int | None:
         return int(float(value) * 1_000_000)
     except (ValueError, TypeError, OverflowError):
         return None
+
+
+def json_objects(lines: Iterable[str], stats: ParseStats) -> Iterator[tuple[int, dict[str, Any]] | ParseError]:
+    """(line number, object) per non-blank JSON-object line; a ParseError for anything else."""
+    line_no = 0
+    for line in lines:
+        line_no += 1
+        stats.lines = line_no
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            yield ParseError(line_no, "not_json", str(exc)[:80])
+            continue
+        if not isinstance(obj, dict):
+            yield ParseError(line_no, "not_object")
+            continue
+        yield line_no, obj

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Parser, Query
-from dnsentinel.producers.timeprefix import now_ms, split_prefix
+from dnsentinel.producers.records import ParseStats, Parser, Query
+from dnsentinel.producers.timeprefix import parse_prefixed
 
 FORMAT = "bind"
 
@@ -22,33 +22,9 @@ _BODY = re.compile(
 
 
 def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
-    noted = False
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        stats.lines = line_no
-        if not line.strip():
-            continue
-        try:
-            split = split_prefix(line, "client ")
-        except (ValueError, KeyError, OverflowError) as exc:
-            yield ParseError(line_no, "bad_ts", str(exc)[:80])
-            continue
-        if split is None:
-            yield ParseError(line_no, "not_bind_query", line.strip()[:60])
-            continue
-        ts, body = split
-        m = _BODY.match(body)
-        if m is None:
-            yield ParseError(line_no, "not_bind_query", body.strip()[:60])
-            continue
-        if ts is None:
-            ts = now_ms()
-            if not noted:
-                stats.notes.append("BIND lines without a timestamp: replay time used")
-                noted = True
-        elif ts < MIN_TS_MS:
-            yield ParseError(line_no, "bad_ts")
-            continue
-        proto = "tcp" if "T" in m["flags"] else "udp"
-        yield Query(ts, m["name"], m["qtype"], m["client"], None, proto, None)
+    return parse_prefixed(lines, stats, "client ", _BODY, "not_bind_query", "BIND", _query)
+
+
+def _query(m: re.Match[str], ts: int) -> Query:
+    proto = "tcp" if "T" in m["flags"] else "udp"
+    return Query(ts, m["name"], m["qtype"], m["client"], None, proto, None)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Parser, Query
-from dnsentinel.producers.timeprefix import now_ms, split_prefix
+from dnsentinel.producers.records import ParseStats, Parser, Query
+from dnsentinel.producers.timeprefix import parse_prefixed
 
 FORMAT = "coredns-log"
 
@@ -24,37 +24,12 @@ _BODY = re.compile(
 
 
 def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
-    noted = False
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        stats.lines = line_no
-        if not line.strip():
-            continue
-        try:
-            split = split_prefix(line, "[INFO] ")
-        except (ValueError, KeyError, OverflowError) as exc:
-            yield ParseError(line_no, "bad_ts", str(exc)[:80])
-            continue
-        if split is None:
-            yield ParseError(line_no, "not_coredns_log", line.strip()[:60])
-            continue
-        ts, body = split
-        m = _BODY.match(body)
-        if m is None:
-            yield ParseError(line_no, "not_coredns_log", body.strip()[:60])
-            continue
-        if ts is None:
-            ts = now_ms()
-            if not noted:
-                stats.notes.append("CoreDNS log lines without a timestamp: replay time used")
-                noted = True
-        elif ts < MIN_TS_MS:
-            yield ParseError(line_no, "bad_ts")
-            continue
-        remote = m["remote"].strip("[]")
-        try:
-            latency = int(float(m["duration"]) * 1_000_000)
-        except (ValueError, OverflowError):
-            latency = None
-        yield Query(ts, m["name"], m["qtype"], remote, m["rcode"], m["proto"], latency)
+    return parse_prefixed(lines, stats, "[INFO] ", _BODY, "not_coredns_log", "CoreDNS log", _query)
+
+
+def _query(m: re.Match[str], ts: int) -> Query:
+    try:
+        latency: int | None = int(float(m["duration"]) * 1_000_000)
+    except (ValueError, OverflowError):
+        latency = None
+    return Query(ts, m["name"], m["qtype"], m["remote"].strip("[]"), m["rcode"], m["proto"], latency)

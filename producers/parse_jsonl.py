@@ -6,10 +6,9 @@ are matched through :mod:`dnsentinel.producers.mapping` aliases.
 
 from __future__ import annotations
 
-import json
 from typing import Iterable, Mapping
 
-from dnsentinel.producers.mapping import resolve, to_query
+from dnsentinel.producers.mapping import json_objects, resolve, to_query
 from dnsentinel.producers.records import ParseError, ParseStats, Parser
 
 FORMAT = "jsonl"
@@ -19,21 +18,11 @@ def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | 
     mapping = dict(mapping or {})
     cached_keys: frozenset[str] | None = None
     columns: dict[str, str] = {}
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        stats.lines = line_no
-        text = line.strip()
-        if not text:
+    for got in json_objects(lines, stats):
+        if isinstance(got, ParseError):
+            yield got
             continue
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            yield ParseError(line_no, "not_json", str(exc)[:80])
-            continue
-        if not isinstance(obj, dict):
-            yield ParseError(line_no, "not_object")
-            continue
+        line_no, obj = got
         keys = frozenset(obj)
         if keys != cached_keys:  # most files have one shape: resolve aliases once
             cached_keys = keys
@@ -42,4 +31,3 @@ def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | 
             yield to_query(obj, columns, line_no, None)
         except ParseError as err:
             yield err
-

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Iterable
 
-from dnsentinel.producers.mapping import to_query
+from dnsentinel.producers.mapping import json_objects, to_query
 from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Parser
 
 FORMAT = "zeek-json"
@@ -17,21 +16,11 @@ _COLUMNS = {"ts": "ts", "name": "query", "qtype": "qtype_name", "client": "id.or
 
 
 def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        stats.lines = line_no
-        text = line.strip()
-        if not text:
+    for got in json_objects(lines, stats):
+        if isinstance(got, ParseError):
+            yield got
             continue
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            yield ParseError(line_no, "not_json", str(exc)[:80])
-            continue
-        if not isinstance(obj, dict):
-            yield ParseError(line_no, "not_object")
-            continue
+        line_no, obj = got
         if obj.get("query") in (None, "", "-"):
             yield Ignored(line_no, "no_query")
             continue

@@ -16,7 +16,7 @@ from dnsentinel.producers.encode import EventEncoder
 from dnsentinel.producers.formats import SNIFF_BYTES, UnknownFormat, binary_parser, detect, text_parser
 from dnsentinel.producers.pacing import Pacer
 from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Query
-from dnsentinel.producers.sources import Source, SourceError, follow_lines, open_source, text_lines
+from dnsentinel.producers.sources import Source, SourceError, follow_lines, open_source
 
 MAX_EXAMPLES = 5
 
@@ -110,7 +110,7 @@ def replay_file(path: str, sink: Sink, opts: ReplayOptions, summary: ReplaySumma
                 raise SourceError("--follow is for text logs, not dnstap")
             items = binary_parser(fmt, src.stream, stats)
         else:
-            lines: Iterable[str] = follow_lines(src.stream, stop=stop) if opts.follow else text_lines(src.stream)
+            lines: Iterable[str] = follow_lines(src.stream, stop=stop) if opts.follow else src.text()
             items = text_parser(fmt, lines, stats, opts.mapping)
         tick = (lambda n: progress(src, stats, n)) if progress else None
         encoder = EventEncoder("replay", origin=src.name)
@@ -133,52 +133,63 @@ def replay_file(path: str, sink: Sink, opts: ReplayOptions, summary: ReplaySumma
 def _pump(items: Iterable[Query | ParseError | Ignored], sink: Sink, encoder: EventEncoder,
           opts: ReplayOptions, result: FileSummary, summary: ReplaySummary, stats: ParseStats,
           tick: Callable[[int], None] | None, stop: Callable[[], bool]) -> None:
-    """The hot loop: kept flat, with locals bound outside it, because it runs once per line."""
-    produce = sink.produce
-    encode = encoder.encode
-    pacer = Pacer(opts.rate, opts.speed)
-    paced = pacer.active
-    names = summary.names if opts.collect_names else None
-    skipped = result.skipped
-    examples = result.examples
-    produced = 0
+    """The general loop (every format, with pacing); Zeek without pacing has its own, below."""
+    handle = _Handler(sink, encoder, result, summary.names if opts.collect_names else None,
+                      Pacer(opts.rate, opts.speed))
     seen = 0
     try:
         for item in items:
             seen += 1
-            if type(item) is Query:
-                enc = encode(item)
-                if type(enc) is str:
-                    skipped[enc] += 1
-                    if len(examples) < MAX_EXAMPLES:
-                        examples.append(f"line {stats.lines}: {enc}")
-                    continue
-                if paced:
-                    pacer.wait(item.ts)
-                produce(enc.key, enc.value)
-                produced += 1
-                if names is not None and enc.scorable is not None:
-                    names.add(enc.scorable)
-            elif type(item) is Ignored:
-                result.ignored[item.reason] += 1
-            else:
-                skipped[item.reason] += 1
-                if len(examples) < MAX_EXAMPLES:
-                    examples.append(f"line {item.line_no}: {item.reason}" + (f" ({item.detail})" if item.detail else ""))
+            handle(item, stats.lines)
             if not seen & 0x1FFF:
                 if tick is not None:
-                    tick(produced)
+                    tick(handle.produced)
                 if stop():
                     break
     except SourceError as exc:
-        skipped["unreadable"] += 1
-        examples.append(f"line {stats.lines + 1}: unreadable ({exc})")
+        result.skipped["unreadable"] += 1
+        result.examples.append(f"line {stats.lines + 1}: unreadable ({exc})")
     finally:
-        result.produced = produced
+        result.produced = handle.produced
         result.lines = stats.lines
         result.unscorable = encoder.unscorable
         if tick is not None:
-            tick(produced)
+            tick(handle.produced)
+
+
+class _Handler:
+    """What happens to one parsed item: encode and produce a Query, count everything else."""
+
+    def __init__(self, sink: Sink, encoder: EventEncoder, result: FileSummary, names: set[str] | None,
+                 pacer: Pacer | None = None) -> None:
+        self.produce = sink.produce
+        self.encode = encoder.encode
+        self.result = result
+        self.names = names
+        self.pacer = pacer if pacer is not None and pacer.active else None
+        self.produced = 0
+
+    def __call__(self, item: Query | ParseError | Ignored, line_no: int) -> None:
+        result = self.result
+        if type(item) is Query:
+            enc = self.encode(item)
+            if type(enc) is str:
+                result.skipped[enc] += 1
+                if len(result.examples) < MAX_EXAMPLES:
+                    result.examples.append(f"line {line_no}: {enc}")
+                return
+            if self.pacer is not None:
+                self.pacer.wait(item.ts)
+            self.produce(enc.key, enc.value)
+            self.produced += 1
+            if self.names is not None and enc.scorable is not None:
+                self.names.add(enc.scorable)
+        elif type(item) is Ignored:
+            result.ignored[item.reason] += 1
+        else:
+            result.skipped[item.reason] += 1
+            if len(result.examples) < MAX_EXAMPLES:
+                result.examples.append(f"line {item.line_no}: {item.reason}" + (f" ({item.detail})" if item.detail else ""))
 
 
 def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: ReplayOptions,
@@ -207,9 +218,8 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
     poll = getattr(sink, "poll", None)
     names_cache, clients, qtypes, tails = encoder.names, encoder.clients, encoder.qtypes, encoder.tails
     head, max_ts, min_ts = encoder.head, encoder.max_ts, MIN_TS_MS
-    encode = encoder.encode
     names = summary.names if opts.collect_names else None
-    skipped, ignored, examples = result.skipped, result.ignored, result.examples
+    handle = _Handler(sink, encoder, result, names)
     produced = fast = unscorable = 0
     line_no = 0
 
@@ -271,7 +281,7 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
                                 if poll is not None:
                                     poll(0)
                                 if tick is not None:
-                                    tick(produced)
+                                    tick(produced + handle.produced)
                                 if stop():
                                     break
                             continue
@@ -282,28 +292,13 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
                 if line[:1] == "#":
                     sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = layout()
                 continue
-            if type(item) is Query:
-                enc = encode(item)
-                if type(enc) is str:
-                    skipped[enc] += 1
-                    if len(examples) < MAX_EXAMPLES:
-                        examples.append(f"line {line_no}: {enc}")
-                    continue
-                slow_produce(enc.key, enc.value)
-                produced += 1
-                if names is not None and enc.scorable is not None:
-                    names.add(enc.scorable)
-                max_ts = encoder.max_ts
-            elif type(item) is Ignored:
-                ignored[item.reason] += 1
-            else:
-                skipped[item.reason] += 1
-                if len(examples) < MAX_EXAMPLES:
-                    examples.append(f"line {item.line_no}: {item.reason}" + (f" ({item.detail})" if item.detail else ""))
+            handle(item, line_no)
+            max_ts = encoder.max_ts
     except SourceError as exc:
-        skipped["unreadable"] += 1
-        examples.append(f"line {line_no + 1}: unreadable ({exc})")
+        result.skipped["unreadable"] += 1
+        result.examples.append(f"line {line_no + 1}: unreadable ({exc})")
     finally:
+        produced += handle.produced
         stats.lines = line_no
         z.finish(stats, line_no)
         if fast and hasattr(sink, "count_sent"):

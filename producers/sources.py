@@ -45,6 +45,15 @@ class Source:
     """Bytes of the underlying (compressed) file consumed so far."""
     raw: BinaryIO
     adapter: "_Raw | None" = None
+    outer: io.BufferedReader | None = None
+    """The buffer over the file itself, below any decompressor."""
+    _text: io.TextIOWrapper | None = None
+
+    def text(self) -> io.TextIOWrapper:
+        """The decoded lines; undecodable bytes survive as surrogates (names are checked later)."""
+        if self._text is None:
+            self._text = io.TextIOWrapper(self.stream, encoding="utf-8", errors="surrogateescape", newline="\n")  # type: ignore[arg-type]
+        return self._text
 
     @property
     def error(self) -> str | None:
@@ -52,11 +61,13 @@ class Source:
         return self.adapter.error if self.adapter is not None else None
 
     def close(self) -> None:
-        try:
-            self.stream.close()
-        finally:
-            if self.raw is not sys.stdin.buffer:
-                self.raw.close()
+        if self.raw is sys.stdin.buffer:
+            if self._text is not None:
+                self._text.detach()  # never close the process's stdin
+            return
+        for part in (self._text, self.stream, self.outer, self.raw):
+            if part is not None:
+                part.close()
 
 
 def detect_compression(head: bytes) -> str | None:
@@ -87,6 +98,8 @@ def open_source(path: str, follow: bool = False) -> Source:
         raise SourceError(f"{path}: cannot read ({exc})") from exc
     kind = detect_compression(head)
     if follow and kind is not None:
+        if raw is not sys.stdin.buffer:
+            outer.close()
         raise SourceError(f"{path}: --follow needs an uncompressed file (this one is {kind})")
     inner: BinaryIO
     if kind == "gzip":
@@ -108,7 +121,7 @@ def open_source(path: str, follow: bool = False) -> Source:
         except (OSError, ValueError):
             return 0
 
-    return Source(name=name, stream=stream, compression=kind, size=size, position=position, raw=raw, adapter=adapter)
+    return Source(name=name, stream=stream, compression=kind, size=size, position=position, raw=raw, adapter=adapter, outer=outer)
 
 
 class _Raw(io.RawIOBase):
@@ -145,11 +158,6 @@ class _Raw(io.RawIOBase):
             self._inner.close()
         finally:
             super().close()
-
-
-def text_lines(stream: BinaryIO) -> Iterator[str]:
-    """Decoded lines; undecodable bytes survive as surrogates (names are checked later)."""
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="\n")  # type: ignore[arg-type]
 
 
 def follow_lines(stream: BinaryIO, poll_s: float = 0.2, stop: Callable[[], bool] = lambda: False) -> Iterator[str]:

@@ -7,8 +7,12 @@ BIND's own ``22-Nov-2026 10:00:00.123`` and syslog times carry no zone; they are
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Parser, Query
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
@@ -59,3 +63,41 @@ def _ms(dt: datetime) -> int:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def parse_prefixed(lines: Iterable[str], stats: ParseStats, marker: str, body: re.Pattern[str],
+                   reason: str, what: str, build: Callable[[re.Match[str], int], Query]) -> Parser:
+    """The loop shared by line formats made of an optional timestamp, ``marker`` and a body regex.
+
+    ``build`` turns a body match and the line's time into a Query; lines without a timestamp get
+    the replay time, noted once in ``stats.notes`` ("``what`` lines without a timestamp").
+    """
+    noted = False
+    line_no = 0
+    for line in lines:
+        line_no += 1
+        stats.lines = line_no
+        if not line.strip():
+            continue
+        try:
+            split = split_prefix(line, marker)
+        except (ValueError, KeyError, OverflowError) as exc:
+            yield ParseError(line_no, "bad_ts", str(exc)[:80])
+            continue
+        if split is None:
+            yield ParseError(line_no, reason, line.strip()[:60])
+            continue
+        ts, rest = split
+        m = body.match(rest)
+        if m is None:
+            yield ParseError(line_no, reason, rest.strip()[:60])
+            continue
+        if ts is None:
+            ts = now_ms()
+            if not noted:
+                stats.notes.append(f"{what} lines without a timestamp: replay time used")
+                noted = True
+        elif ts < MIN_TS_MS:
+            yield ParseError(line_no, "bad_ts")
+            continue
+        yield build(m, ts)

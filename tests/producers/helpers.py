@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dnsentinel.producers.formats import binary_parser, detect, text_parser
 from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Query
-from dnsentinel.producers.sources import open_source, text_lines
+from dnsentinel.producers.sources import open_source
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "logs"
 
@@ -20,7 +20,7 @@ def parse_file(path: Path | str, fmt: str | None = None, mapping: dict | None = 
         if fmt == "dnstap":
             items = list(binary_parser(fmt, src.stream, stats))
         else:
-            items = list(text_parser(fmt, text_lines(src.stream), stats, mapping or {}))
+            items = list(text_parser(fmt, src.text(), stats, mapping or {}))
     finally:
         src.close()
     queries = [i for i in items if type(i) is Query]
