@@ -31,6 +31,8 @@ MAX_NOTE = 512
 LOG_MAXLEN = 100_000
 BULK_ALL = "*"
 """``vetted *`` on the changes channel: many entries changed at once (bulk import)."""
+BULK_NAME = "(bulk)"
+"""The ``name`` of an audit-stream entry that summarizes one bulk import batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,36 +272,59 @@ class VerdictCache:
             self.counts["bad_record"] += 1
             return None
 
-    def set_vetted_many(self, entries: Sequence[str], action: str, by: str, note: str | None = None) -> dict[str, int]:
-        """Bulk version of :meth:`set_vetted` for list imports, one MULTI per call.
+    def set_vetted_many(
+        self,
+        entries: Sequence[str],
+        action: str,
+        by: str,
+        note: str | None = None,
+        *,
+        replace: bool = False,
+        source: str | None = None,
+    ) -> dict[str, int]:
+        """Bulk version of :meth:`set_vetted` for list imports: one HMGET, then one MULTI.
 
         ``entries`` must already be normalized (list import does it while
-        parsing). Each change is logged like a single one; one ``vetted *``
-        announcement covers the batch. Returns counts: ``added``, ``changed``,
-        ``unchanged`` (same action already there: not rewritten, not logged).
+        parsing). An entry that already has another action is a ``conflict``
+        and is kept as it is unless ``replace``: a block list must not silently
+        undo an analyst's allow. The audit stream gets one summary entry per
+        call (name ``(bulk)``, ``count``, ``source``) rather than one per name,
+        so a million-line list cannot push analysts' own decisions out of the
+        capped log. Returns counts: ``added``, ``changed``, ``unchanged``, ``conflicts``.
         """
         note = check_vetted(action, by, note)
         by = by.strip()
         entries = list(dict.fromkeys(entries))
-        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        counts = {"added": 0, "changed": 0, "unchanged": 0, "conflicts": 0}
         if not entries:
             return counts
         now = int(time.time())
-        record = VettedRecord(action, by, now, note)
-        text = record.to_json()
+        text = VettedRecord(action, by, now, note).to_json()
         previous = self.client.hmget(self.vetted_key, entries)
-        pipe = self.client.pipeline(transaction=True)
         mapping: dict[str, str] = {}
         for entry, raw in zip(entries, previous):
+            if raw is None:
+                counts["added"] += 1
+                mapping[entry] = text
+                continue
             before = self._record_or_none(raw)
             if before is not None and before.action == action:
                 counts["unchanged"] += 1
-                continue
-            counts["changed" if before else "added"] += 1
-            mapping[entry] = text
-            self._log(pipe, entry, before, record, by)
+            elif before is not None and not replace:
+                counts["conflicts"] += 1
+            else:
+                counts["changed"] += 1
+                mapping[entry] = text
         if mapping:
+            fields = {"name": BULK_NAME, "before": "", "after": action, "by": by, "at": str(now),
+                      "count": str(len(mapping))}
+            if note:
+                fields["note"] = note
+            if source:
+                fields["source"] = source[:512]
+            pipe = self.client.pipeline(transaction=True)
             pipe.hset(self.vetted_key, mapping=mapping)
+            pipe.xadd(self.log_key, fields, maxlen=LOG_MAXLEN, approximate=True)
             pipe.publish(self.channel, f"vetted {BULK_ALL}")
             pipe.execute()
         return counts

@@ -71,6 +71,7 @@ def import_cmd(
     by: By = None,
     note: Annotated[Optional[str], typer.Option(help="Why (stored with every entry, ≤ 512 characters).")] = None,
     show_bad: Annotated[int, typer.Option(help="How many bad lines to show per file (all are counted).")] = 10,
+    replace: Annotated[bool, typer.Option(help="Overwrite entries vetted with another action (default: keep them).")] = False,
 ) -> None:
     """Import domain lists as vetted [bold]allow[/], [bold]block[/] or [bold]honeypot[/] entries.
 
@@ -100,7 +101,8 @@ def import_cmd(
                 bar.update(task, completed=done, total=total)
 
             try:
-                report = import_list(cache, f, action, who, note, max_examples=show_bad, progress=progress)
+                report = import_list(cache, f, action, who, note, max_examples=show_bad, progress=progress,
+                                     replace=replace)
             except ValueError as exc:
                 raise DnsentinelError(str(exc)) from None
         reports.append(report)
@@ -111,12 +113,14 @@ def import_cmd(
             console.print(f"[yellow]… {report.bad_total - len(report.examples)} more bad lines in {f}[/]")
 
     table = Table(title=f"lists import --as {action}")
-    for col in ("file", "lines", "entries", "added", "changed", "same", "dup", "skip", "bad", "s"):
+    for col in ("file", "lines", "entries", "added", "changed", "same", "kept", "dup", "skip", "bad", "s"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for r in reports:
         table.add_row(Path(r.file).name, str(r.lines), str(r.entries), str(r.added), str(r.changed), str(r.unchanged),
-                      str(r.duplicates), str(r.blank_or_comment), str(r.bad_total), f"{r.seconds:.1f}")
+                      str(r.conflicts), str(r.duplicates), str(r.blank_or_comment), str(r.bad_total), f"{r.seconds:.1f}")
     console.print(table)
+    if any(r.conflicts for r in reports):
+        console.print("[yellow]kept[/]: entries already vetted with another action were left as they are (--replace)")
     bad_reasons = sum((r.bad for r in reports), start=type(reports[0].bad)()) if reports else {}
     if bad_reasons:
         console.print("bad lines by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(bad_reasons.items())))

@@ -155,6 +155,7 @@ class ImportReport:
     added: int = 0
     changed: int = 0
     unchanged: int = 0
+    conflicts: int = 0
     bad: Counter[str] = field(default_factory=Counter)
     examples: list[BadLine] = field(default_factory=list)
     seconds: float = 0.0
@@ -174,10 +175,12 @@ def import_list(
     batch: int = 5000,
     max_examples: int = 10,
     progress: Callable[[int, int], None] | None = None,
+    replace: bool = False,
 ) -> ImportReport:
     """Import one list file into the vetted hash as ``action``.
 
     ``progress(done_bytes, total_bytes)`` follows the (compressed) file.
+    Entries vetted with another action are kept (counted as conflicts) unless ``replace``.
     """
     check_vetted(action, by, note)  # fail before reading a million lines
     path = Path(path)
@@ -188,10 +191,11 @@ def import_list(
     pending: list[str] = []
 
     def flush() -> None:
-        counts = cache.set_vetted_many(pending, action, by, note)
+        counts = cache.set_vetted_many(pending, action, by, note, replace=replace, source=path.name)
         report.added += counts["added"]
         report.changed += counts["changed"]
         report.unchanged += counts["unchanged"]
+        report.conflicts += counts["conflicts"]
         pending.clear()
 
     stream, raw = open_list(path)

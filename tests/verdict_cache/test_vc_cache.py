@@ -90,14 +90,16 @@ def test_set_vetted_rejects_bad_input(cache: VerdictCache, args, error) -> None:
     assert cache.list_vetted() == {}
 
 
-def test_bulk_set_counts_and_announces_once(cache: VerdictCache, redis_client) -> None:
+def test_bulk_set_counts_keeps_conflicts_and_announces_once(cache: VerdictCache, redis_client) -> None:
     cache.set_vetted("a.com", "block", "alice")
     cache.set_vetted("b.com", "allow", "alice")
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(cache.channel)
-    counts = cache.set_vetted_many(["a.com", "b.com", "c.com", "c.com"], "block", "importer", note="list")
-    assert counts == {"added": 1, "changed": 1, "unchanged": 1}
-    assert set(cache.list_vetted("block")) == {"a.com", "b.com", "c.com"}
+    counts = cache.set_vetted_many(["a.com", "b.com", "c.com", "c.com"], "block", "importer", note="list",
+                                   source="list.txt")
+    assert counts == {"added": 1, "changed": 0, "unchanged": 1, "conflicts": 1}
+    assert set(cache.list_vetted("block")) == {"a.com", "c.com"}
+    assert cache.list_vetted("allow")["b.com"].by == "alice"  # the analyst's allow survives the list
     messages = []
     deadline = time.time() + 3
     while time.time() < deadline and not messages:
@@ -106,7 +108,12 @@ def test_bulk_set_counts_and_announces_once(cache: VerdictCache, redis_client) -
             messages.append(msg["data"])
     assert messages == [b"vetted *"]
     pubsub.close()
-    assert len(cache.vetted_log(10)) == 4  # 2 singles + 2 bulk changes
+    log = cache.vetted_log(10)
+    assert len(log) == 3  # 2 singles + 1 bulk summary
+    assert {k: log[0][k] for k in ("name", "after", "by", "count", "source", "note")} == {
+        "name": "(bulk)", "after": "block", "by": "importer", "count": "1", "source": "list.txt", "note": "list"}
+    counts = cache.set_vetted_many(["b.com"], "block", "importer", replace=True)
+    assert counts["changed"] == 1 and cache.list_vetted()["b.com"].action == "block"
 
 
 def test_change_reaches_a_subscriber_within_one_second(cache: VerdictCache, redis_client) -> None:

@@ -184,6 +184,10 @@ def test_import_reports_bad_lines_and_imports_the_rest(cache: VerdictCache, tmp_
     assert seen and seen[-1][0] == seen[-1][1] == path.stat().st_size
     again = import_list(cache, path, "block", "tester")
     assert again.unchanged == len(expected) and again.added == 0
+    other = import_list(cache, path, "allow", "tester")
+    assert other.conflicts == len(expected) and not cache.list_vetted("allow")
+    replaced = import_list(cache, path, "allow", "tester", replace=True)
+    assert replaced.changed == len(expected) and set(cache.list_vetted("allow")) == expected
 
 
 @pytest.mark.integration
