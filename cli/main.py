@@ -9,6 +9,7 @@ light (no TensorFlow, no Kafka clients) so ``dnsentinel --help`` is instant.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -37,6 +38,9 @@ _COMPONENTS = (
 )
 
 err_console = Console(stderr=True)
+
+# TensorFlow's C++ start-up chatter (no CUDA here, oneDNN notes) is noise on a terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _register_all() -> None:

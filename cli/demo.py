@@ -1,0 +1,287 @@
+"""``dnsentinel demo``: the whole system on one machine, shown step by step.
+
+Starts the stack, workers and the dashboard, replays a sample log and keeps generated traffic
+flowing, then proves the main promise on a name nobody has seen: its first query is answered
+normally, a malicious verdict arrives well under a second later, the next query is blocked, and
+an analyst's vetted allow unblocks it. Ctrl-C (or ``dnsentinel stack down``) stops everything.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from dnsentinel.cli import apps
+from dnsentinel.errors import DnsentinelError, ServiceUnavailable
+from dnsentinel.settings import Settings, get_settings
+
+console = Console()
+
+DEMO_LOGIN = ("analyst", "dnsentinel")
+
+
+@dataclass
+class BlockTimings:
+    """What the demo measures on one never-seen name (milliseconds)."""
+
+    name: str
+    score: float
+    first_answer: str
+    verdict_ms: float
+    blocked_answer: str
+    first_query_to_block_ms: float
+    unblock_ms: float | None = None
+
+
+def _step(n: int, total: int, text: str) -> None:
+    console.print(f"\n[bold cyan][{n}/{total}][/] {text}")
+
+
+# --- DNS ---------------------------------------------------------------------------------
+
+
+def dns_answer(settings: Settings, name: str, timeout_s: float = 2.0) -> tuple[str, str]:
+    """Ask the local CoreDNS for ``name`` A; returns (rcode text, first answer or EDE text)."""
+    import dns.edns
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    query = dns.message.make_query(name, "A", use_edns=0)
+    reply = dns.query.udp(query, settings.coredns.host, port=settings.coredns.port, timeout=timeout_s)
+    rcode = dns.rcode.to_text(reply.rcode())
+    answers = [rr.to_text() for rrset in reply.answer for rr in rrset]
+    ede = [opt.text or "" for opt in reply.options if opt.otype == dns.edns.OptionType.EDE]
+    detail = answers[0] if answers else (f"EDE: {ede[0]}" if ede else "no answer")
+    return rcode, detail
+
+
+def is_blocked(settings: Settings, rcode: str, detail: str) -> bool:
+    """Blocked answers are NXDOMAIN/REFUSED/NODATA with an EDE, or a null/sinkhole address."""
+    return rcode != "NOERROR" or detail.startswith("EDE") or detail in ("0.0.0.0", "::")
+
+
+# --- the never-seen DGA name -------------------------------------------------------------
+
+
+def fresh_dga_name(settings: Settings, tries: int = 200) -> tuple[str, float]:
+    """A random name that no one has queried and the current model calls malicious."""
+    from dnsentinel.models import load
+    from dnsentinel.verdict_cache.cache import VerdictCache
+
+    model = load()
+    cache = VerdictCache.from_settings(settings)
+    rng = random.Random()
+    for _ in range(tries):
+        batch = [
+            "".join(rng.choices(string.ascii_lowercase, k=rng.randint(12, 20))) + rng.choice((".com", ".net", ".biz", ".info"))
+            for _ in range(32)
+        ]
+        scores = model.predict(batch)
+        known = cache.get_verdicts(batch)
+        for name, score in zip(batch, scores):
+            if score >= model.thresholds.block and name not in known:
+                return name, float(score)
+    raise DnsentinelError("could not find a random name the current model calls malicious; is the model trained?")
+
+
+def first_query_to_block(settings: Settings, name: str, score: float, timeout_s: float = 10.0) -> BlockTimings:
+    """Query a never-seen name, wait for its verdict, query again; times each step."""
+    from dnsentinel.verdict_cache.cache import VerdictCache
+
+    cache = VerdictCache.from_settings(settings)
+    t0 = time.perf_counter()
+    rcode, detail = dns_answer(settings, name)
+    first = f"{rcode} {detail}"
+    if is_blocked(settings, rcode, detail):
+        raise DnsentinelError(f"{name} was blocked on its first query ({first}); it was not new")
+    deadline = t0 + timeout_s
+    verdict = None
+    while time.perf_counter() < deadline:
+        verdict = cache.get_verdicts([name]).get(name)
+        if verdict is not None:
+            break
+        time.sleep(0.005)
+    if verdict is None:
+        raise ServiceUnavailable(f"no verdict for {name} within {timeout_s:.0f} s: are the plugin, Kafka and a worker running?")
+    verdict_ms = (time.perf_counter() - t0) * 1000
+    while time.perf_counter() < deadline:
+        rcode, detail = dns_answer(settings, name)
+        if is_blocked(settings, rcode, detail):
+            break
+        time.sleep(0.005)
+    else:
+        raise DnsentinelError(f"{name} has verdict {verdict.label} but was not blocked within {timeout_s:.0f} s")
+    block_ms = (time.perf_counter() - t0) * 1000
+    return BlockTimings(name, score, first, verdict_ms, f"{rcode} {detail}", block_ms)
+
+
+def vetted_allow_unblocks(settings: Settings, timings: BlockTimings, timeout_s: float = 5.0) -> float:
+    """An analyst allows the name; returns the milliseconds until DNS answers it again."""
+    from dnsentinel.verdict_cache.cache import VerdictCache
+
+    cache = VerdictCache.from_settings(settings)
+    t0 = time.perf_counter()
+    cache.set_vetted(timings.name, "allow", by="demo", note="dnsentinel demo: analyst override")
+    while time.perf_counter() - t0 < timeout_s:
+        rcode, detail = dns_answer(settings, timings.name)
+        if not is_blocked(settings, rcode, detail):
+            return (time.perf_counter() - t0) * 1000
+        time.sleep(0.005)
+    raise DnsentinelError(f"vetted allow of {timings.name} did not reach DNS within {timeout_s:.0f} s")
+
+
+# --- traffic -----------------------------------------------------------------------------
+
+
+def write_sample_log(path: Path, lines: int = 3000, seed: int = 11) -> Path:
+    """A Zeek dns.log of the last hour of a small office, drawn by the load generator's mix."""
+    from dnsentinel.producers.loadgen import Mix, TrafficModel
+
+    traffic = TrafficModel(Mix(dga=0.03, phishing=0.02, flood=0.0), clients=60, seed=seed)
+    now = time.time()
+    header = (
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n"
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\t"
+        "qclass_name\tqtype\tqtype_name\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\trejected\n"
+    )
+    rows = []
+    for i, (name, qtype, client) in enumerate(traffic.draw(lines)):
+        ts = now - 3600 + 3600 * i / lines
+        rows.append(
+            f"{ts:.6f}\tCdemo{i:x}\t{client}\t{40000 + i % 20000}\t10.0.0.1\t53\tudp\t{i % 65536}\t0.0012\t"
+            f"{name}\t1\tC_INTERNET\t1\t{qtype}\t0\tNOERROR\tF\tF\tT\tT\t0\t-\t-\tF\n"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "".join(rows), encoding="utf-8")
+    return path
+
+
+def _wait_port(host: str, port: int, timeout_s: float) -> bool:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def wait_pipeline(settings: Settings, timeout_s: float = 180.0) -> float:
+    """Produce a canary event and wait for its verdict: proves workers consume and score."""
+    from dnsentinel.producers.kafka_out import EventProducer
+    from dnsentinel.verdict_cache.cache import VerdictCache
+    from dnsentinel.verdict_cache.events import QueryEvent, encode_event
+    from dnsentinel.verdict_cache.names import routing_key
+
+    cache = VerdictCache.from_settings(settings)
+    producer = EventProducer(settings=settings)
+    name = "canary-" + "".join(random.choices(string.ascii_lowercase, k=10)) + ".example.org"
+    t0 = time.monotonic()
+    next_send = t0
+    while time.monotonic() - t0 < timeout_s:
+        if time.monotonic() >= next_send:  # resend: the group may still be rebalancing
+            event = QueryEvent(ts=int(time.time() * 1000), name=name, qtype="A", client="127.0.0.1",
+                               source="loadgen", server="demo")
+            producer.produce(routing_key(name), encode_event(event))
+            next_send = time.monotonic() + 5
+        producer.poll()
+        if cache.get_verdicts([name]):
+            producer.close()
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    producer.close()
+    raise ServiceUnavailable(f"workers produced no verdict within {timeout_s:.0f} s; see {settings.stack.state_dir}/logs/worker-*.log")
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def demo(
+    workers: int = typer.Option(1, min=1, help="Worker processes in the consumer group."),
+    dashboard: bool = typer.Option(True, help="Start the dashboard."),
+    traffic: bool = typer.Option(True, help="Keep generated traffic flowing (loadgen) while the demo runs."),
+    wait: bool = typer.Option(True, help="After the steps, keep running until Ctrl-C, then stop everything."),
+) -> None:
+    """Run the full demo: stack, plugin, workers, dashboard, replay, and a DGA name blocked live.
+
+    Examples:\n
+      dnsentinel demo\n
+      dnsentinel demo --workers 2 --no-wait    # leave it running; stop with 'dnsentinel stack down'
+    """
+    from dnsentinel.cli import stackctl
+
+    settings = get_settings()
+    total = 7
+    _step(1, total, "Starting the stack: Redis, Kafka, Elasticsearch, CoreDNS with the dnsentinel plugin")
+    stackctl.up(settings)
+    try:
+        _step(2, total, f"Starting {workers} worker(s)" + (" and the dashboard" if dashboard else ""))
+        for i in range(workers):
+            apps.start(settings, apps.worker_app(settings, i))
+        if dashboard:
+            apps.start(settings, apps.dashboard_app(settings))
+        took = wait_pipeline(settings)
+        console.print(f"  workers are scoring: a canary event got its verdict after {took:.1f} s")
+
+        _step(3, total, "Replaying a sample Zeek log (the last hour of a small office network)")
+        sample = write_sample_log(settings.stack.state_dir / "demo" / "office-dns.log")
+        rc = __import__("subprocess").call(apps.cli_argv("replay", str(sample), "--no-progress", "--wait-verdicts", "--wait-timeout", "120"))
+        if rc != 0:
+            raise DnsentinelError(f"replay of {sample} failed (exit {rc})")
+
+        if traffic:
+            _step(4, total, "Generated traffic flows in the background (dnsentinel loadgen, 200 queries/s)")
+            apps.start(settings, apps.App("loadgen", apps.cli_argv("loadgen", "--rate", "200", "--duration", "86400"), {}))
+        else:
+            _step(4, total, "No generated traffic (--no-traffic)")
+
+        _step(5, total, "A DGA-like name that nobody has ever queried")
+        name, score = fresh_dga_name(settings)
+        console.print(f"  {name}  (the model will score it {score:.4f})")
+        t = first_query_to_block(settings, name, score)
+        console.print(f"  first query : {t.first_answer}   (answered normally: nothing is known yet)")
+        console.print(f"  verdict     : malicious, in Redis {t.verdict_ms:.0f} ms after the first query")
+        console.print(f"  next query  : {t.blocked_answer}   (blocked {t.first_query_to_block_ms:.0f} ms after the first query)")
+
+        _step(6, total, "An analyst vets the name as allowed")
+        t.unblock_ms = vetted_allow_unblocks(settings, t)
+        rcode, detail = dns_answer(settings, name)
+        console.print(f"  after allow : {rcode} {detail}   (DNS saw the decision after {t.unblock_ms:.0f} ms)")
+
+        _step(7, total, "Look around")
+        d = settings.dashboard
+        if dashboard:
+            ready = _wait_port(d.address, d.port, 60)
+            login = "users from settings.dashboard.users" if d.users else f"{DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}"
+            state = "" if ready else "  (still starting)"
+            console.print(f"  dashboard   : http://{d.address}:{d.port}   login {login}{state}")
+        console.print(f"  DNS         : dig @{settings.coredns.host} -p {settings.coredns.port} example.com")
+        console.print(f"  status      : dnsentinel stack status;  logs under {settings.stack.state_dir}/logs")
+        if not wait:
+            console.print("\nLeft running. Stop everything with: [bold]dnsentinel stack down[/]")
+            return
+        console.print("\nRunning. Press [bold]Ctrl-C[/] to stop everything.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("\nStopping …")
+        apps.stop_all(settings)
+        stackctl.down(settings)
+    except DnsentinelError:
+        console.print(f"[yellow]Left the stack running for a look: logs under {settings.stack.state_dir}/logs; "
+                      "stop it with 'dnsentinel stack down'.[/]")
+        raise
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
