@@ -164,7 +164,7 @@ def _write_results(path: Path | None, rows: list[dict]) -> None:
         for row in rows:
             fam = f"  family={row['family']} ({row['family_p']:.2f})" if row["family"] else ""
             line = f"{row['score']:.6f}  {row['label']:<9}  {row['domain']}  model={row['model']}{fam}"
-            console.print(line, markup=False, highlight=False)
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     with open(path, "w", newline="", encoding="utf-8") as handle:
         if path.suffix == ".jsonl":
@@ -226,7 +226,7 @@ def score(
     _write_results(output, rows)
     if explain:
         for name in names[:100]:
-            console.print(loaded.explain(name))
+            console.print(loaded.explain(name), markup=False, highlight=False, soft_wrap=True)
     if output is not None:
         err.print(f"wrote {len(rows)} scores to {output} (model {loaded.version})")
 

@@ -155,8 +155,8 @@ class Model:
         """A one-line reason an analyst can read: which character windows drove the score.
 
         Occlusion: each window of ``window`` characters is blanked in turn and
-        the drop in score is measured; the windows with the biggest effect are
-        named with their effect.
+        the change is measured in log-odds (scores near 0 or 1 saturate, log-odds
+        do not); the windows with the biggest effect are named with their effect.
         """
         text = encoding.clean(domain)
         if not encoding.is_scoreable(text):
@@ -169,16 +169,15 @@ class Model:
         spans = [(i, min(i + window, len(text))) for i in range(0, max(len(text) - window + 1, 1))]
         # Blanked with spaces (the "other" index): padding would shift the rest of the name.
         variants = [text[:a] + " " * (b - a) + text[b:] for a, b in spans]
-        scores = self.predict(variants)
-        effects = base - scores
+        effects = _logit(np.array([base])) - _logit(self.predict(variants))
         order = np.argsort(-np.abs(effects))[:top]
         parts = []
         for k in order:
             a, b = spans[k]
-            if abs(effects[k]) < 0.01:
+            if abs(effects[k]) < 0.1:
                 continue
-            direction = "raises" if effects[k] > 0 else "lowers"
-            parts.append(f"'{text[a:b]}' (chars {a + 1}-{b}) {direction} it by {abs(effects[k]):.2f}")
+            direction = "towards malicious" if effects[k] > 0 else "towards benign"
+            parts.append(f"'{text[a:b]}' (chars {a + 1}-{b}) {direction} by {abs(effects[k]):.1f} log-odds")
         family = ""
         if label != "benign" and self.has_family:
             fam, p = self.predict_family([text])[0]
@@ -211,6 +210,11 @@ class Model:
         module.score = self._score
         tf.saved_model.save(module, str(dest), signatures={"serving_default": self._score})
         return dest
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
 
 
 def load(name_or_path: str | Path | None = None, registry_path: Path | str | None = None, **kwargs: Any) -> Model:
