@@ -88,3 +88,18 @@ def test_decide_properties(entries: list[str], actions: list[str], name: str, la
         assert any(a == "allow" for a in covering.values())
     if any(a == "allow" and (e == name or e.startswith("*.")) for e, a in covering.items()):
         assert decision == "allow"
+
+
+@settings(max_examples=300, deadline=None)
+@given(_fields)
+def test_event_fast_path_agrees_with_the_ordered_checks(obj: dict) -> None:
+    from dnsentinel.verdict_cache.events import _checked, _fast
+
+    upper = NOW_MS + 86_400_000
+    fast = _fast(obj, upper)
+    try:
+        slow = _checked(obj, upper)
+    except InvalidEvent:
+        assert fast is None
+        return
+    assert fast is None or fast == slow
