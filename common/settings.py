@@ -218,7 +218,7 @@ class StackSettings(BaseModel):
     """JDK 21+ for Elasticsearch 9; defaults to the newest JDK under /usr/lib/jvm."""
     kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")
     es_heap: str = Field("1g", pattern=r"^[1-9][0-9]*[mMgG]$")
-    start_timeout_s: float = Field(300.0, gt=0)
+    start_timeout_s: float = Field(600.0, gt=0)
     """Longest wait for one service to turn healthy (ES takes minutes on a loaded 2-core machine)."""
 
     _check_ports = field_validator("kafka_controller_port", "es_transport_port")(_port)

@@ -29,6 +29,9 @@ want() { local s; for s in "${services[@]}"; do [ "$s" = "$1" ] && return 0; don
 
 case "$action" in
   up)
+    # Go modules download (network-bound) while the JVMs start; the CPU-bound build comes last.
+    gofetch=""
+    want coredns && { svc coredns fetch > "$DS_STATE_DIR/.coredns-fetch.out" 2>&1 & gofetch=$!; }
     want redis && svc redis start
     # Kafka and Elasticsearch are the slow ones: start them side by side.
     pids=()
@@ -37,6 +40,7 @@ case "$action" in
     failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     [ $failed -eq 0 ] || die "a service failed to start (see above)" "fix it, then run 'dnsentinel stack up' again"
+    if [ -n "$gofetch" ]; then wait "$gofetch" || true; cat "$DS_STATE_DIR/.coredns-fetch.out"; fi
     want coredns && svc coredns start
     ;;
   down)
