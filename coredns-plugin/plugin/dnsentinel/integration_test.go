@@ -185,3 +185,32 @@ func TestIntegrationFailOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationRefreshAfterTimeout: a lookup that runs out of the query's time is finished
+// in the background, so the next query of the name is a local cache hit.
+func TestIntegrationRefreshAfterTimeout(t *testing.T) {
+	redisAddr, _ := integration(t)
+	cfg := defaultConfig()
+	cfg.RedisAddr, cfg.RedisPrefix = redisAddr, fmt.Sprintf("itest-%08x", rand.Uint32())
+	s := newRedisStore(cfg, t.Logf)
+	s.connect()
+	defer s.close()
+	name := "slow.example.com"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	if _, err := s.lookup(ctx, name, contract.Candidates(name)); err == nil {
+		t.Fatal("lookup with an expired deadline succeeded")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for len(s.refreshSlots) > 0 { // the background refresh is running
+		if time.Now().After(deadline) {
+			t.Fatal("background refresh still running after 3 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := s.lookup(context.Background(), name, contract.Candidates(name))
+	if err != nil || !res.CacheHit {
+		t.Fatalf("first lookup after the refresh: %+v %v; want a local cache hit", res, err)
+	}
+}

@@ -42,6 +42,8 @@ type redisStore struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	log    func(format string, args ...any)
+
+	refreshSlots chan struct{}
 }
 
 func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
@@ -60,9 +62,10 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 			Dialer:            netDialer(),
 			DisableRetry:      true, // the DNS answer cannot wait for a retry: fail open instead
 		},
-		ctx:    ctx,
-		cancel: cancel,
-		log:    logf,
+		ctx:          ctx,
+		cancel:       cancel,
+		log:          logf,
+		refreshSlots: make(chan struct{}, maxRefreshes),
 	}
 }
 
@@ -104,7 +107,37 @@ func (s *redisStore) lookup(ctx context.Context, name string, cands []string) (l
 	if cp == nil {
 		return lookupResult{}, errUnavailable
 	}
-	c := *cp
+	res, err := s.fetch(ctx, *cp, name, cands)
+	if err != nil && ctx.Err() != nil {
+		s.refresh(*cp, name, cands)
+	}
+	return res, err
+}
+
+// refresh repeats a lookup that ran out of the query's time in the background, with a
+// longer deadline, so that its answer lands in the local cache for the next query of the
+// name. Without it, a loaded Redis (round trips above redis_timeout) would never fill the
+// cache: rueidis drops a pending entry when its caller gives up. Bounded by refreshSlots.
+func (s *redisStore) refresh(c rueidis.Client, name string, cands []string) {
+	select {
+	case s.refreshSlots <- struct{}{}:
+	default:
+		return // enough refreshes in flight already (Redis is down or very slow)
+	}
+	go func() {
+		defer func() { <-s.refreshSlots }()
+		ctx, cancel := context.WithTimeout(s.ctx, refreshTimeout)
+		defer cancel()
+		_, _ = s.fetch(ctx, c, name, cands)
+	}()
+}
+
+const (
+	refreshTimeout = 2 * time.Second
+	maxRefreshes   = 256
+)
+
+func (s *redisStore) fetch(ctx context.Context, c rueidis.Client, name string, cands []string) (lookupResult, error) {
 	resps := c.DoMultiCache(ctx,
 		rueidis.CT(c.B().Get().Key(contract.VerdictKey(s.prefix, name)).Cache(), s.ttl),
 		rueidis.CT(c.B().Hmget().Key(contract.VettedKey(s.prefix)).Field(cands...).Cache(), s.ttl),
