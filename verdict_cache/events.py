@@ -1,10 +1,10 @@
 """Kafka payloads: query events, dead letters, verdict events (SPEC.md §2).
 
-Parsing is on every worker's hot path: a well-formed event takes one
-straight-line check over the standard ``json`` module's result; only an event
-that fails it walks the fields in the fixed order of SPEC §2.2, so the Go side
-reports the same first reason for the same bytes (a pydantic model would not
-give those reasons; bench/verdict_cache_bench.py compares the speed).
+Parsing is on every worker's hot path: a well-formed event is validated by
+pydantic-core straight from the bytes (Rust; ~2.5x faster per CPU-second than
+the ``json`` module plus Python checks, see bench/verdict_cache_bench.py). Only
+an event that fails there walks the fields in the fixed order of SPEC §2.2, so
+the Go side reports the same first reason for the same bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import json
 import socket
 import time
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
+
+from annotated_types import Ge, Le
+from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 __all__ = [
     "ACTIONS",
@@ -122,46 +125,61 @@ def parse_event(value: bytes, now_ms: int | None = None) -> QueryEvent:
     """
     if len(value) > MAX_EVENT_BYTES:
         raise InvalidEvent("too_large", f"{len(value)} bytes (max {MAX_EVENT_BYTES})")
+    upper = (now_ms if now_ms is not None else int(time.time() * 1000)) + DAY_MS
+    event = _fast(value, upper)
+    if event is not None:
+        return event
     try:
         obj = _decoder.decode(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEvent("not_json", str(exc)[:200]) from None
     if type(obj) is not dict:
         raise InvalidEvent("not_object", f"top level is a JSON {type(obj).__name__}, not an object")
-    upper = (now_ms if now_ms is not None else int(time.time() * 1000)) + DAY_MS
-    event = _fast(obj, upper)
-    return event if event is not None else _checked(obj, upper)
+    return _checked(obj, upper)
 
 
-def _fast(obj: dict, upper: int) -> QueryEvent | None:
-    """The common case, a well-formed event, in as few steps as possible; None: let _checked say why."""
-    get = obj.get
-    v, ts, name, qtype, client, source = get("v"), get("ts"), get("name"), get("qtype"), get("client"), get("source")
-    if not (
-        v == CONTRACT_VERSION and type(v) is int
-        and type(ts) is int and MIN_TS_MS <= ts <= upper
-        and type(name) is str and 0 < len(name) <= MAX_NAME_BYTES // 4
-        and type(qtype) is str and 0 < len(qtype) <= 16
-        and type(client) is str
-        and type(source) is str and source in SOURCES
-        and (not client or is_ip(client))
-    ):
+_StrictInt = Annotated[int, Strict()]
+
+
+@dataclass(slots=True)
+class _Wire:
+    """The well-formed event as pydantic-core checks it straight from the JSON bytes (Rust)."""
+
+    __pydantic_config__ = ConfigDict(strict=True, extra="ignore")
+    v: Annotated[int, Strict(), Ge(CONTRACT_VERSION), Le(CONTRACT_VERSION)]
+    ts: Annotated[int, Strict(), Ge(MIN_TS_MS)]
+    name: Annotated[str, Field(min_length=1)]
+    qtype: Annotated[str, Field(min_length=1, max_length=16)]
+    client: str
+    source: Literal["live", "replay", "loadgen"]
+    server: Optional[str] = None  # noqa: UP045 - pydantic reads these annotations
+    origin: Optional[str] = None  # noqa: UP045
+    action: Optional[Literal["pass", "nxdomain", "nodata", "refused", "null", "sinkhole", "honeypot"]] = None  # noqa: UP045
+    decision: Optional[Literal["allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown"]] = None  # noqa: UP045
+    rcode: Optional[str] = None  # noqa: UP045
+    latency_us: Optional[Annotated[int, Strict(), Ge(0)]] = None  # noqa: UP045
+    proto: Optional[Literal["udp", "tcp"]] = None  # noqa: UP045
+
+
+_wire = TypeAdapter(_Wire)
+
+
+def _fast(value: bytes, upper: int) -> QueryEvent | None:
+    """The common case, a well-formed event, validated in Rust; None: let the ordered checks say why.
+
+    It accepts a subset of what :func:`_checked` accepts, with the same values
+    (property-tested), and is about twice as fast per event as the json module alone.
+    """
+    try:
+        w = _wire.validate_json(value)
+    except ValidationError:
         return None
-    if len(obj) == 6:
-        return QueryEvent(ts, name, qtype, client, source)
-    server, origin, action, decision, rcode, latency, proto = (
-        get("server"), get("origin"), get("action"), get("decision"), get("rcode"), get("latency_us"), get("proto"))
-    if not (
-        (server is None or type(server) is str)
-        and (origin is None or type(origin) is str)
-        and (action is None or (type(action) is str and action in ACTIONS))
-        and (decision is None or (type(decision) is str and decision in DECISIONS))
-        and (rcode is None or type(rcode) is str)
-        and (latency is None or (type(latency) is int and latency >= 0))
-        and (proto is None or (type(proto) is str and proto in PROTOS))
-    ):
+    if w.ts > upper or (len(w.name) > MAX_NAME_BYTES // 4 and len(w.name.encode("utf-8")) > MAX_NAME_BYTES):
         return None
-    return QueryEvent(ts, name, qtype, client, source, server, origin, action, decision, rcode, latency, proto)
+    if w.client and not is_ip(w.client):
+        return None
+    return QueryEvent(w.ts, w.name, w.qtype, w.client, w.source, w.server, w.origin, w.action, w.decision, w.rcode,
+                      w.latency_us, w.proto)
 
 
 def _checked(obj: dict, upper: int) -> QueryEvent:
