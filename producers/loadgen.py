@@ -159,12 +159,11 @@ def generate(model: TrafficModel, rate: float, duration_s: float, emit: Callable
              stop: Callable[[], bool] = lambda: False, tick_s: float = 0.01) -> int:
     """Emit ``rate`` queries per second for ``duration_s`` seconds, stamped with the send time."""
     start = time.monotonic()
+    total = int(duration_s * rate)
     sent = 0
-    while not stop():
+    while sent < total and not stop():
         elapsed = time.monotonic() - start
-        if elapsed >= duration_s:
-            break
-        due = min(int(elapsed * rate) + 1, int(duration_s * rate)) - sent
+        due = min(int(elapsed * rate) + 1, total) - sent
         if due <= 0:
             time.sleep(min(tick_s, (sent + 1) / rate - elapsed))
             continue

@@ -97,7 +97,8 @@ def print_summary(console: Console, summary: ReplaySummary, sink: Any) -> None:
         console.print("ignored (not queries): " + ", ".join(f"{r} {n:,}" for r, n in summary.ignored.most_common()))
     for f in summary.files:
         if f.error:
-            console.print(f"[red]{f.path}: {f.error}[/]")
+            where = "" if f.error.startswith(f.path) else f"{f.path}: "
+            console.print(f"[red]{where}{f.error}[/]", highlight=False)
         for example in f.examples:
             console.print(f"[yellow]{f.path} {example}[/]", highlight=False)
         for note in f.notes:

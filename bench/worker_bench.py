@@ -1,0 +1,325 @@
+"""Stream processor benchmark: events/s through one worker, first-event-to-verdict p99 at a fixed rate.
+
+Runs the real ``dnsentinel worker`` (a subprocess, the promoted model unless
+``--table-model``) against the real Kafka, Redis and Elasticsearch, on
+topics, key prefixes and index prefixes of its own (removed afterwards).
+
+Phase 1 (throughput): ``--events`` events are produced up front with a
+realistic repeat rate (most queries go to a Zipf-distributed set of popular
+names, ``--unseen`` of them to never-seen names), then the worker is timed
+from its first consumed event to its last (its own ``events_in`` counter).
+
+Phase 2 (latency): events are produced at ``--rate``/s for ``--duration`` s;
+for every unseen name, the time from its first event to its verdict on the
+verdicts topic (published after the Redis write, so an upper bound of
+"verdict in Redis") is recorded; p50/p99 are printed next to the worker's
+own histogram.
+
+    .venv/bin/python bench/worker_bench.py --events 300000 --rate 5000 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from dnsentinel.settings import get_settings
+from dnsentinel.verdict_cache.names import routing_key
+
+ROOT = Path(__file__).resolve().parent.parent
+TLDS = ("com", "net", "org", "io", "de", "co.uk", "info")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rand_name(rng: random.Random) -> str:
+    n = rng.randint(8, 18)
+    return "".join(rng.choices(string.ascii_lowercase + string.digits, k=n)) + "." + rng.choice(TLDS)
+
+
+class Load:
+    """Query names with a realistic repeat rate: Zipf over popular names plus a share of unseen ones."""
+
+    def __init__(self, popular: int, unseen: float, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        words = ["mail", "www", "api", "cdn", "login", "static", "img", "app"]
+        self.popular = [f"{self.rng.choice(words)}.{_rand_name(self.rng)}" for _ in range(popular)]
+        weights = [1.0 / (i + 1) ** 1.1 for i in range(popular)]
+        self.cum = []
+        total = 0.0
+        for w in weights:
+            total += w
+            self.cum.append(total)
+        self.total = total
+        self.unseen = unseen
+        self.clients = [f"10.{i // 250}.{i % 250}.{self.rng.randint(1, 254)}" for i in range(500)]
+
+    def next(self) -> tuple[str, bool]:
+        if self.rng.random() < self.unseen:
+            return _rand_name(self.rng), True
+        import bisect
+
+        return self.popular[bisect.bisect_left(self.cum, self.rng.random() * self.total)], False
+
+    def event(self, name: str, ts: int | None = None) -> tuple[bytes, bytes]:
+        obj = {"v": 1, "ts": ts or int(time.time() * 1000), "name": name, "qtype": "A",
+               "client": self.rng.choice(self.clients), "source": "loadgen", "action": "pass",
+               "decision": "unknown", "proto": "udp"}
+        return routing_key(name), json.dumps(obj, separators=(",", ":")).encode()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.s = get_settings()
+        sfx = uuid.uuid4().hex[:8]
+        self.sfx = sfx
+        self.tmp = Path(tempfile.mkdtemp(prefix="worker-bench-"))
+        self.queries, self.verdicts, self.dlq = f"bench-{sfx}.q", f"bench-{sfx}.v", f"bench-{sfx}.dlq"
+        self.metrics_port = _free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "DNSENTINEL_KAFKA__QUERIES_TOPIC": self.queries, "DNSENTINEL_KAFKA__VERDICTS_TOPIC": self.verdicts,
+            "DNSENTINEL_KAFKA__DLQ_TOPIC": self.dlq, "DNSENTINEL_REDIS__KEY_PREFIX": f"bench{sfx}",
+            "DNSENTINEL_ELASTICSEARCH__INDEX_PREFIX": f"bench-{sfx}", "DNSENTINEL_WORKER__APP_ID": f"bench-{sfx}",
+            "DNSENTINEL_WORKER__WEB_PORT": str(_free_port()), "DNSENTINEL_WORKER__METRICS_PORT": str(self.metrics_port),
+            "DNSENTINEL_STACK__STATE_DIR": str(self.tmp / "state"),
+            "DNSENTINEL_WORKER__BATCH_MAX": str(args.batch_max),
+            "DNSENTINEL_WORKER__BATCH_WITHIN_S": str(args.within),
+        })
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.admin = AdminClient(self.s.kafka.confluent_config())
+        for f in self.admin.create_topics([NewTopic(self.queries, 6, 1),
+                                           NewTopic(self.verdicts, 6, 1, config={"cleanup.policy": "compact"}),
+                                           NewTopic(self.dlq, 1, 1)]).values():
+            f.result(30)
+        from confluent_kafka import Producer
+
+        self.producer = Producer({**self.s.kafka.confluent_config(), "partitioner": "murmur2_random",
+                                  "linger.ms": 5, "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+        self.proc: subprocess.Popen | None = None
+
+    def start_worker(self) -> None:
+        cmd = [sys.executable, "-m", "dnsentinel.cli.main", "worker", "-l", "warning"]
+        if self.args.table_model:
+            cmd = [sys.executable, str(ROOT / "tests" / "stream_processor" / "worker_runner.py")]
+            (self.tmp / "scores.json").write_text("{}")
+            (self.tmp / "version").write_text("table-bench")
+            self.env.update({"SP_TEST_SCORES": str(self.tmp / "scores.json"),
+                             "SP_TEST_VERSION_FILE": str(self.tmp / "version")})
+        self.log = (self.tmp / "worker.log").open("wb")
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                     start_new_session=True)
+
+    def _scrape(self) -> str:
+        for attempt in range(5):
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+            except OSError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def metric(self, name: str) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self._scrape()
+        total = 0.0
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                if sample.name == name:
+                    total += sample.value
+        return total
+
+    def histogram(self, name: str) -> list[tuple[float, float]]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self._scrape()
+        out = []
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                if sample.name == name + "_bucket":
+                    out.append((float(sample.labels["le"]), sample.value))
+        return sorted(out)
+
+    def wait_metric(self, name: str, at_least: float, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise SystemExit(f"worker exited; log: {self.tmp / 'worker.log'}")
+            try:
+                v = self.metric(name)
+                if v >= at_least:
+                    return v
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"timed out waiting for {name} >= {at_least}")
+
+    def throughput(self) -> dict:
+        a = self.args
+        load = Load(a.popular, a.unseen)
+        t0 = time.perf_counter()
+        for i in range(a.events):
+            key, value = load.event(load.next()[0])
+            while True:
+                try:
+                    self.producer.produce(self.queries, value=value, key=key)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            if i % 10000 == 0:
+                self.producer.poll(0)
+        self.producer.flush(60)
+        produce_s = time.perf_counter() - t0
+        self.start_worker()
+        self.wait_metric("dnsentinel_worker_events_in_total", 1, 300)
+        start = time.perf_counter()
+        first = self.metric("dnsentinel_worker_events_in_total")
+        self.wait_metric("dnsentinel_worker_events_in_total", a.events, 900)
+        elapsed = time.perf_counter() - start
+        rate = (a.events - first) / elapsed
+        return {"events": a.events, "produce_s": round(produce_s, 1), "consume_s": round(elapsed, 2),
+                "events_per_s": round(rate), "scored": self.metric("dnsentinel_worker_scored_names_total")}
+
+    def latency(self) -> dict:
+        a = self.args
+        load = Load(a.popular, a.unseen, seed=11)
+        first_ts: dict[str, int] = {}
+        arrived: dict[str, float] = {}
+        stop = threading.Event()
+
+        def consume() -> None:
+            from confluent_kafka import Consumer
+
+            c = Consumer({**self.s.kafka.confluent_config(), "group.id": f"bench-reader-{self.sfx}",
+                          "auto.offset.reset": "latest", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+            c.subscribe([self.verdicts])
+            while not stop.is_set():
+                m = c.poll(0.05)
+                if m is not None and not m.error():
+                    now = time.time() * 1000
+                    arrived.setdefault(m.key().decode(), now)
+            c.close()
+
+        t = threading.Thread(target=consume, daemon=True)
+        t.start()
+        time.sleep(3.0)  # the reader joins its group before the load starts
+        before = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
+        tick = 0.01
+        sent = 0
+        start = time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < a.duration:
+            due = int((elapsed + tick) * a.rate)
+            while sent < due:
+                name, unseen = load.next()
+                ts = int(time.time() * 1000)
+                if unseen:
+                    first_ts.setdefault(name, ts)
+                key, value = load.event(name, ts)
+                try:
+                    self.producer.produce(self.queries, value=value, key=key)
+                except BufferError:
+                    self.producer.poll(0.01)
+                    continue
+                sent += 1
+            self.producer.poll(0)
+            time.sleep(max(0.0, start + (sent / a.rate) - time.perf_counter()))
+        actual = sent / (time.perf_counter() - start)
+        self.producer.flush(30)
+        time.sleep(5.0)
+        stop.set()
+        t.join(5)
+        lat = sorted(arrived[n] - ts for n, ts in first_ts.items() if n in arrived)
+        missing = sum(1 for n in first_ts if n not in arrived)
+        after = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
+
+        def pct(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else float("nan")
+
+        worker_p99 = None
+        counts = [(le, a_ - b_) for (le, a_), (_, b_) in zip(after, before)]
+        if counts and counts[-1][1] > 0:
+            total = counts[-1][1]
+            worker_p99 = next(le for le, c in counts if c >= 0.99 * total)
+        return {"rate_target": a.rate, "rate_actual": round(actual), "seconds": a.duration,
+                "unseen_names": len(first_ts), "verdicts_seen": len(lat), "missing": missing,
+                "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(lat[-1], 1) if lat else None,
+                "worker_histogram_p99_le_s": worker_p99}
+
+    def cleanup(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        import redis
+        from elasticsearch import Elasticsearch
+
+        r = redis.Redis.from_url(self.s.redis.url)
+        keys = list(r.scan_iter(match=f"bench{self.sfx}:*", count=5000))
+        for i in range(0, len(keys), 5000):
+            r.delete(*keys[i:i + 5000])
+        es = Elasticsearch(**self.s.elasticsearch.client_kwargs())
+        es.options(ignore_status=404).indices.delete(index=f"bench-{self.sfx}-*", expand_wildcards="all")
+        for family in ("verdicts", "activity", "vetting", "audit", "events"):
+            es.options(ignore_status=404).indices.delete_index_template(name=f"bench-{self.sfx}-{family}")
+        topics = [t for t in self.admin.list_topics(timeout=10).topics if self.sfx in t]
+        if topics:
+            for f in self.admin.delete_topics(topics).values():
+                try:
+                    f.result(30)
+                except Exception:
+                    pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--popular", type=int, default=20_000, help="distinct popular names (Zipf 1.1)")
+    ap.add_argument("--unseen", type=float, default=0.01, help="share of queries for never-seen names")
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--batch-max", type=int, default=2048)
+    ap.add_argument("--within", type=float, default=0.05)
+    ap.add_argument("--table-model", action="store_true", help="a lookup-table model instead of the promoted CNN")
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    b = Bench(args)
+    try:
+        load1 = os.getloadavg()
+        out = {"throughput": b.throughput()}
+        print(json.dumps(out), flush=True)
+        if not args.skip_latency:
+            out["latency"] = b.latency()
+        out["config"] = {"batch_max": args.batch_max, "within_s": args.within, "popular": args.popular,
+                         "unseen": args.unseen, "model": "table" if args.table_model else "registry current",
+                         "loadavg_start": [round(x, 1) for x in load1],
+                         "loadavg_end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
+        print(json.dumps(out, indent=2))
+    finally:
+        b.cleanup()
+
+
+if __name__ == "__main__":
+    main()
