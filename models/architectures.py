@@ -46,6 +46,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "dense": 64,
             "dropout": 0.2,
             "learning_rate": 2e-3,
+            "heads": "split",
         },
         has_family_head=True,
         description="character embedding, parallel Conv1D widths 2-5, global max pool, dense; + DGA family head",
@@ -86,7 +87,7 @@ def build(name: str, params: dict[str, Any], families: list[str] | None = None, 
         model.compile(
             optimizer=keras.optimizers.Adam(merged["learning_rate"]),
             loss=losses,
-            loss_weights={"malicious": 1.0, "family": 0.3} if "family" in losses else None,
+            loss_weights={k: 0.3 if k == "family" else 1.0 for k in losses},
             metrics=metrics,
         )
     return model
@@ -108,14 +109,35 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
     features = layers.Concatenate(name="ngrams")(pooled)
     hidden = layers.Dense(p["dense"], activation="relu", name="hidden")(features)
     hidden = layers.Dropout(p["dropout"], name="dropout")(hidden)
-    outputs = {"malicious": layers.Dense(1, activation="sigmoid", name="malicious")(hidden)}
-    losses: dict[str, Any] = {"malicious": "binary_crossentropy"}
+    if p.get("heads", "single") == "split":
+        # One head learns DGA vs benign only, the other phishing/malware vs benign only; the
+        # score is their maximum. A DGA name then is judged by a detector that never had to
+        # trade DGA-ness against phishing-ness, so it scores far above phishy-looking benign names.
+        dga = layers.Dense(1, activation="sigmoid", name="dga")(hidden)
+        other = layers.Dense(1, activation="sigmoid", name="other")(hidden)
+        outputs = {"malicious": layers.Maximum(name="malicious")([dga, other]), "dga": dga, "other": other}
+        losses: dict[str, Any] = {"dga": masked_binary_crossentropy, "other": masked_binary_crossentropy}
+    else:
+        outputs = {"malicious": layers.Dense(1, activation="sigmoid", name="malicious")(hidden)}
+        losses = {"malicious": "binary_crossentropy"}
     metrics: dict[str, Any] = {"malicious": ["accuracy"]}
     if families:
         outputs["family"] = layers.Dense(len(families) + 1, activation="softmax", name="family")(hidden)
         losses["family"] = "sparse_categorical_crossentropy"
         metrics["family"] = ["accuracy"]
     return keras.Model(inputs, outputs, name="charcnn"), losses, metrics
+
+
+def masked_binary_crossentropy(y_true, y_pred):
+    """Binary cross-entropy over the rows whose target is 0 or 1; a target of -1 means "not this head's job"."""
+    import keras
+    from keras import ops
+
+    y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
+    y_pred = ops.reshape(y_pred, (-1, 1))
+    mask = ops.reshape(ops.cast(y_true >= 0, "float32"), (-1,))
+    bce = keras.losses.binary_crossentropy(ops.maximum(y_true, 0.0), y_pred)
+    return ops.sum(bce * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
 def _mlbridge_cnn(p: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:

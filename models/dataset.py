@@ -204,6 +204,18 @@ def family_targets(frame: pd.DataFrame, families: list[str]) -> np.ndarray:
     return np.array([index.get(f, 0) if k == "dga" else 0 for f, k in zip(frame["family"], frame["kind"])], np.int32)
 
 
+def head_targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Targets of the split heads: ``dga`` (DGA vs benign) and ``other`` (phishing/malware/vetted vs benign).
+
+    -1 masks a row out of a head's loss: a phishing name says nothing about DGA-ness.
+    """
+    label = frame["label"].to_numpy()
+    is_dga = (frame["kind"] == "dga").to_numpy()
+    dga = np.where(label == 0, 0, np.where(is_dga, 1, -1))
+    other = np.where(label == 0, 0, np.where(is_dga, -1, 1))
+    return {"dga": dga.astype(np.float32).reshape(-1, 1), "other": other.astype(np.float32).reshape(-1, 1)}
+
+
 def tf_dataset(x: np.ndarray, targets: dict[str, np.ndarray], batch_size: int, shuffle: bool, seed: int):
     """A tf.data pipeline over in-memory arrays: shuffled, batched, prefetched (keeps a GPU fed)."""
     import tensorflow as tf

@@ -53,7 +53,10 @@ class Model:
         self.manifest: dict[str, Any] = registry.read_json(self.path / registry.MANIFEST)
         self.version: str = self.manifest["version"]
         self.arch: str = self.manifest["arch"]
-        self.params: dict[str, Any] = self.manifest.get("params", {})
+        self.params: dict[str, Any] = dict(self.manifest.get("params", {}))
+        if self.arch == "charcnn":
+            # Manifests store every parameter; one without "heads" predates the split heads.
+            self.params.setdefault("heads", "single")
         self.families: list[str] = self.manifest.get("families", [])
         t = self.manifest["thresholds"]
         self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))

@@ -102,8 +102,10 @@ def _callbacks(
     ]
 
 
-def _targets(frame: pd.DataFrame, families: list[str], with_family: bool) -> dict[str, np.ndarray]:
+def _targets(frame: pd.DataFrame, families: list[str], with_family: bool, split_heads: bool) -> dict[str, np.ndarray]:
     targets = {"malicious": frame["label"].to_numpy(np.float32).reshape(-1, 1)}
+    if split_heads:
+        targets.update(dataset.head_targets(frame))
     if with_family:
         targets["family"] = dataset.family_targets(frame, families)
     return targets
@@ -158,14 +160,15 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     params = {**spec.defaults, **config.params}
     model = architectures.build(config.arch, params, families)
     with_family = bool(families)
+    split_heads = params.get("heads") == "split"
 
     x_train = architectures.encode_for(config.arch, sample["domain"].tolist(), params)
     monitor = splits.val.sample(n=min(len(splits.val), VAL_MONITOR_MAX), random_state=config.seed)
     x_val = architectures.encode_for(config.arch, monitor["domain"].tolist(), params)
     train_ds = dataset.tf_dataset(
-        x_train, _targets(sample, families, with_family), config.batch_size, True, config.seed
+        x_train, _targets(sample, families, with_family, split_heads), config.batch_size, True, config.seed
     )
-    val_ds = dataset.tf_dataset(x_val, _targets(monitor, families, with_family), 2048, False, config.seed)
+    val_ds = dataset.tf_dataset(x_val, _targets(monitor, families, with_family, split_heads), 2048, False, config.seed)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     devices = [d.name for d in tf.config.list_logical_devices()]
     log(f"training {config.arch} on {len(sample)} names ({steps} steps/epoch) on {', '.join(devices)}")

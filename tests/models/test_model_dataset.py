@@ -102,3 +102,12 @@ def test_vetted_labels_come_from_the_verdict_cache(monkeypatch):
         "trap.example": 1,
     }
     assert set(frame["kind"]) == {"vetted"}
+
+
+def test_head_targets_mask_what_a_head_should_not_learn():
+    frame = _frame(
+        [("g.com", 0, "benign", ""), ("q.net", 1, "dga", "x"), ("p.top", 1, "phishing", ""), ("v.io", 1, "vetted", "")]
+    )
+    t = dataset.head_targets(frame)
+    assert t["dga"].ravel().tolist() == [0, 1, -1, -1]
+    assert t["other"].ravel().tolist() == [0, -1, 1, 1]
