@@ -187,12 +187,16 @@ def report_cmd(
         from rich.table import Table
 
         table = Table(title=f"clients querying malicious or uncertain names ({len(rows)} pairs)")
-        for col in ("client", "name", "label", "first seen", "last seen", "queries", "blocked"):
-            table.add_column(col, justify="right" if col in ("queries", "blocked") else "left")
+        for col in ("client", "name", "label", "first seen (UTC)", "last seen (UTC)", "queries", "blocked"):
+            table.add_column(col, justify="right" if col in ("queries", "blocked") else "left",
+                             overflow="fold", min_width={"client": 15, "name": 24}.get(col))
         for r in sorted(rows, key=lambda r: (-r.count, r.client, r.name)):
             d = r.as_dict()
-            table.add_row(r.client, r.name, r.label, d["first_seen"], d["last_seen"], str(r.count), str(r.blocked))
-        Console().print(table)
+            first, last = (d[k][:19].replace("T", " ") for k in ("first_seen", "last_seen"))  # UTC
+            table.add_row(r.client, r.name, r.label, first, last, str(r.count), str(r.blocked))
+        out_console = Console()
+        out_console.width = max(out_console.width, 130)  # a report row is never cut; narrow terminals wrap
+        out_console.print(table)
 
 
 def loadgen_cmd(

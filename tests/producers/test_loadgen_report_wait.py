@@ -152,3 +152,36 @@ def test_wait_until_all_verdicts_arrive():
 def test_wait_times_out_with_the_missing_names():
     missing = wait_for_verdicts({"a.com", "never.com"}, FakeCache({1: {"a.com"}}), timeout_s=0.1, poll_s=0.02)
     assert missing == {"never.com"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_report_cli_formats(monkeypatch, fmt):
+    import json as _json
+
+    import elasticsearch
+    from typer.testing import CliRunner
+
+    from dnsentinel.cli.main import app
+
+    docs = [{"client": "10.0.0.1", "name": "bad.example", "minute": 1763629200000, "count": 3, "blocked": 1,
+             "label": "malicious"}]
+    monkeypatch.setattr(elasticsearch, "Elasticsearch", lambda **kw: FakeES(docs))
+    result = CliRunner().invoke(app, ["report", "--format", fmt, "--since", "2025-11-20"])
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        assert _json.loads(result.stdout) == [{"client": "10.0.0.1", "name": "bad.example", "label": "malicious",
+                                               "first_seen": "2025-11-20T09:00:00+00:00",
+                                               "last_seen": "2025-11-20T09:00:00+00:00", "count": 3, "blocked": 1}]
+    elif fmt == "csv":
+        assert result.stdout.splitlines()[1].startswith("10.0.0.1,bad.example,malicious,")
+    else:
+        assert "bad.exa" in result.stdout and "3" in result.stdout
+
+
+def test_report_cli_bad_time(monkeypatch):
+    from typer.testing import CliRunner
+
+    from dnsentinel.cli.main import app
+
+    result = CliRunner().invoke(app, ["report", "--since", "last tuesday"])
+    assert result.exit_code != 0
