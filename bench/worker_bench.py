@@ -57,7 +57,7 @@ def _rand_name(rng: random.Random) -> str:
 class Load:
     """Query names with a realistic repeat rate: Zipf over popular names plus a share of unseen ones."""
 
-    def __init__(self, popular: int, unseen: float, seed: int = 7) -> None:
+    def __init__(self, popular: int, unseen: float, clients: int = 50, seed: int = 7) -> None:
         self.rng = random.Random(seed)
         words = ["mail", "www", "api", "cdn", "login", "static", "img", "app"]
         self.popular = [f"{self.rng.choice(words)}.{_rand_name(self.rng)}" for _ in range(popular)]
@@ -69,7 +69,7 @@ class Load:
             self.cum.append(total)
         self.total = total
         self.unseen = unseen
-        self.clients = [f"10.{i // 250}.{i % 250}.{self.rng.randint(1, 254)}" for i in range(500)]
+        self.clients = [f"10.0.{i // 250}.{i % 250}" for i in range(clients)]
 
     def next(self) -> tuple[str, bool]:
         if self.rng.random() < self.unseen:
@@ -177,7 +177,7 @@ class Bench:
 
     def throughput(self) -> dict:
         a = self.args
-        load = Load(a.popular, a.unseen)
+        load = Load(a.popular, a.unseen, a.clients)
         t0 = time.perf_counter()
         for i in range(a.events):
             key, value = load.event(load.next()[0])
@@ -203,7 +203,7 @@ class Bench:
 
     def latency(self) -> dict:
         a = self.args
-        load = Load(a.popular, a.unseen, seed=11)
+        load = Load(a.popular, a.unseen, a.clients, seed=11)
         first_ts: dict[str, int] = {}
         arrived: dict[str, float] = {}
         stop = threading.Event()
@@ -298,6 +298,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--popular", type=int, default=20_000, help="distinct popular names (Zipf 1.1)")
     ap.add_argument("--unseen", type=float, default=0.01, help="share of queries for never-seen names")
+    ap.add_argument("--clients", type=int, default=50, help="distinct client addresses (resolver-side NAT/forwarders)")
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--batch-max", type=int, default=2048)
@@ -312,7 +313,7 @@ def main() -> None:
         print(json.dumps(out), flush=True)
         if not args.skip_latency:
             out["latency"] = b.latency()
-        out["config"] = {"batch_max": args.batch_max, "within_s": args.within, "popular": args.popular,
+        out["config"] = {"batch_max": args.batch_max, "within_s": args.within, "popular": args.popular, "clients": args.clients,
                          "unseen": args.unseen, "model": "table" if args.table_model else "registry current",
                          "loadavg_start": [round(x, 1) for x in load1],
                          "loadavg_end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}

@@ -59,7 +59,7 @@ def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Co
                     hi = o
     if n == 0:
         return None
-    for offs in c.blocked.values():
+    for offs in (c.blocked or {}).values():
         b += sum(1 for o in offs if o > version)
     src = dict(source or {})
     src.update({k: v for k, v in c.fields.items() if v is not None})

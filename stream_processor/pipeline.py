@@ -193,99 +193,145 @@ def is_blocked(ev: QueryEvent) -> bool:
     return getattr(ev, "decision", None) in BLOCKING_DECISIONS
 
 
-@dataclass(slots=True)
 class Counted:
     """Events folded into one Elasticsearch document since the last flush.
 
-    Offsets are kept per source partition so that the upsert script counts an
-    event only once even when a replay after a crash or rebalance sends it again.
+    Offsets are kept per source partition so that a replayed event (after a
+    crash or a rebalance) is recognised and never counted twice (es_sink.py).
     """
 
-    fields: dict[str, Any] = field(default_factory=dict)
-    offsets: dict[int, list[int]] = field(default_factory=dict)
-    blocked: dict[int, list[int]] = field(default_factory=dict)
-    qtypes: set[str] = field(default_factory=set)
-    first: int = 0
-    last: int = 0
-    events: int = 0
+    __slots__ = ("fields", "offsets", "blocked", "qtypes", "first", "last", "events")
+
+    def __init__(self, fields: dict[str, Any] | None = None) -> None:
+        self.fields: dict[str, Any] = fields if fields is not None else {}
+        self.offsets: dict[int, list[int]] = {}
+        self.blocked: dict[int, list[int]] | None = None
+        self.qtypes: set[str] | None = None
+        self.first = 0
+        self.last = 0
+        self.events = 0
 
     def add(self, partition: int, offset: int, ts: int, blocked: bool = False, qtype: str | None = None) -> None:
-        self.offsets.setdefault(partition, []).append(offset)
+        offs = self.offsets.get(partition)
+        if offs is None:
+            offs = self.offsets[partition] = []
+        offs.append(offset)
         if blocked:
+            if self.blocked is None:
+                self.blocked = {}
             self.blocked.setdefault(partition, []).append(offset)
         if qtype:
-            self.qtypes.add(qtype)
+            if self.qtypes is None:
+                self.qtypes = {qtype}
+            else:
+                self.qtypes.add(qtype)
         if self.events == 0 or ts < self.first:
             self.first = ts
         if ts > self.last:
             self.last = ts
         self.events += 1
 
+    def merge(self, other: Counted) -> None:
+        """Fold another document's events in (per-name counts from per-(name, client, minute) ones)."""
+        for p, offs in other.offsets.items():
+            self.offsets.setdefault(p, []).extend(offs)
+        if self.events == 0 or other.first < self.first:
+            self.first = other.first
+        if other.last > self.last:
+            self.last = other.last
+        self.events += other.events
+
 
 class Aggregator:
-    """Per-name and per-(name, client, minute) counts, drained on every Elasticsearch flush.
+    """Per-(name, client, minute) counts, drained on every Elasticsearch flush.
 
     This is the tumbling window of the activity indices, kept in the worker
     rather than in a Faust table: the counts must land in Elasticsearch exactly
     once, which needs the source offsets (a changelogged table would not give
     them), and a window is only as large as the distinct keys seen between two
-    flushes.
+    flushes. Per-name counts (verdict and vetting documents) are derived from
+    the activity entries when drained, so each event costs one dictionary
+    update.
     """
 
     def __init__(self, window_s: int = 60) -> None:
         self.window_ms = window_s * 1000
         self.activity: dict[tuple[str, str, int], Counted] = {}
-        self.verdicts: dict[str, Counted] = {}
-        self.vetting: dict[str, Counted] = {}
+        self.names: dict[str, Name] = {}
+        self.labels: dict[str, str] = {}
+        self.scored: dict[str, Any] = {}
         self.events = 0
 
     def add(self, p: Parsed, label: str | None) -> None:
-        ev, rec = p.event, p.record
-        blocked = is_blocked(ev)
-        name = p.name.name if p.name is not None else ev.name
-        minute = ev.ts - ev.ts % self.window_ms
-        key = (name, ev.client, minute)
-        act = self.activity.get(key)
-        if act is None:
-            act = self.activity[key] = Counted(fields={
-                "name": name, "client": ev.client, "minute": minute,
-                "registrable": p.name.registrable if p.name is not None else None,
-                "kind": p.name.kind if p.name is not None else "invalid",
-            })
-        act.add(rec.partition, rec.offset, ev.ts, blocked, ev.qtype)
-        decision = getattr(ev, "decision", None)
-        if decision:
-            act.fields["decision"] = decision
-        if label:
-            act.fields["label"] = label
-        self.events += 1
-        if p.unscorable is not None or p.name is None:
-            return
-        v = self.verdicts.get(name)
-        if v is None:
-            v = self.verdicts[name] = Counted(fields={"name": name, "registrable": p.name.registrable, "kind": p.name.kind})
-        v.add(rec.partition, rec.offset, ev.ts)
-        if label in LABELS:
-            v.fields["label"] = label
-        if label == "uncertain":
-            q = self.vetting.get(name)
-            if q is None:
-                q = self.vetting[name] = Counted(fields={"name": name, "registrable": p.name.registrable})
-            q.add(rec.partition, rec.offset, ev.ts)
+        self.add_many((p,), {p.name.name: label} if p.name is not None and label else {})
+
+    def add_many(self, parsed: Iterable[Parsed], known: dict[str, str]) -> None:
+        activity = self.activity
+        window = self.window_ms
+        names = self.names
+        n_events = 0
+        for p in parsed:
+            ev, rec, nm = p.event, p.record, p.name
+            name = nm.name if nm is not None else ev.name
+            ts = ev.ts
+            minute = ts - ts % window
+            key = (name, ev.client, minute)
+            act = activity.get(key)
+            if act is None:
+                act = activity[key] = Counted({
+                    "name": name, "client": ev.client, "minute": minute,
+                    "registrable": nm.registrable if nm is not None else None,
+                    "kind": nm.kind if nm is not None else "invalid",
+                })
+                if p.unscorable is None and nm is not None:
+                    names[name] = nm
+            action = ev.action
+            blocked = action in BLOCKING_ACTIONS if action else ev.decision in BLOCKING_DECISIONS
+            act.add(rec.partition, rec.offset, ts, blocked, ev.qtype)
+            if ev.decision:
+                act.fields["decision"] = ev.decision
+            n_events += 1
+        for name, label in known.items():
+            if label in LABELS:
+                self.labels[name] = label
+        self.events += n_events
 
     def note_verdict(self, v: Any, scored_at_ms: int) -> None:
-        """Record a fresh verdict on the documents of its name (called after its events were added)."""
-        c = self.verdicts.get(v.name)
-        if c is not None:
-            c.fields.update(label=v.label, score=float(v.score), model=v.model, family=v.family,
-                            family_p=v.family_p, scored_at=scored_at_ms)
-        q = self.vetting.get(v.name)
-        if q is not None:
-            q.fields.update(score=float(v.score), model=v.model, family=v.family)
+        """Record a fresh verdict for the documents of its name (its events are in this window)."""
+        self.labels[v.name] = v.label
+        self.scored[v.name] = (v, scored_at_ms)
 
     def drain(self) -> tuple[dict, dict, dict, int]:
-        out = (self.activity, self.verdicts, self.vetting, self.events)
-        self.activity, self.verdicts, self.vetting, self.events = {}, {}, {}, 0
+        """(activity, verdicts, vetting, events) since the last drain; the aggregator starts empty."""
+        verdicts: dict[str, Counted] = {}
+        vetting: dict[str, Counted] = {}
+        labels, scored, names = self.labels, self.scored, self.names
+        for (name, _client, _minute), act in self.activity.items():
+            label = labels.get(name)
+            if label:
+                act.fields["label"] = label
+            nm = names.get(name)
+            if nm is None:
+                continue
+            v = verdicts.get(name)
+            if v is None:
+                v = verdicts[name] = Counted({"name": name, "registrable": nm.registrable, "kind": nm.kind})
+                if label:
+                    v.fields["label"] = label
+                hit = scored.get(name)
+                if hit is not None:
+                    vd, at = hit
+                    v.fields.update(score=float(vd.score), model=vd.model, family=vd.family,
+                                    family_p=vd.family_p, scored_at=at)
+                if label == "uncertain":
+                    q = vetting[name] = Counted({"name": name, "registrable": nm.registrable})
+                    if hit is not None:
+                        q.fields.update(score=float(hit[0].score), model=hit[0].model, family=hit[0].family)
+            v.merge(act)
+            if label == "uncertain":
+                vetting[name].merge(act)
+        out = (self.activity, verdicts, vetting, self.events)
+        self.activity, self.names, self.labels, self.scored, self.events = {}, {}, {}, {}, 0
         return out
 
 

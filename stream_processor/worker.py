@@ -159,8 +159,7 @@ class BatchProcessor:
         for v in verdicts:
             known[v.name] = v.label
 
-        for p in tri.parsed:
-            self.agg.add(p, known.get(p.name.name) if p.name is not None else None)
+        self.agg.add_many(tri.parsed, known)
         now_ms = int(self.clock() * 1000)
         for v in verdicts:
             self.agg.note_verdict(v, now_ms)
