@@ -379,8 +379,9 @@ def event_vectors() -> list[dict]:
     return out
 
 
-def main() -> None:
-    doc = {
+def build() -> dict:
+    """The whole vectors document, as the implementation computes it today."""
+    return {
         "version": 1,
         "now_ms": NOW_MS,
         "names": name_vectors(),
@@ -392,7 +393,15 @@ def main() -> None:
         "keys": key_vectors(),
         "events": event_vectors(),
     }
-    OUT.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def render(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+def main() -> None:
+    doc = build()
+    OUT.write_text(render(doc), encoding="utf-8")
     print(f"wrote {OUT} ({sum(len(v) for v in doc.values() if isinstance(v, list))} vectors)")
 
 

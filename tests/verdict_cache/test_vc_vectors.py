@@ -138,3 +138,13 @@ def test_suffix_rules_agree_with_tldextract_on_plain_names() -> None:
             name = prefix + suffix
             res = _extractor(name)
             assert registrable_domain(name) == (res.top_domain_under_public_suffix or None), name
+
+
+def test_vectors_file_is_what_make_vectors_writes() -> None:
+    """A vector added by hand would vanish at the next regeneration: add it to make_vectors.py instead."""
+    import make_vectors
+
+    committed = (Path(__file__).resolve().parents[2] / "verdict_cache" / "vectors.json").read_text("utf-8")
+    assert make_vectors.render(make_vectors.build()) == committed, (
+        "verdict_cache/vectors.json differs from tests/verdict_cache/make_vectors.py's output: "
+        "put new inputs into make_vectors.py, run it, review the diff")
