@@ -86,6 +86,7 @@ NAMES: list[tuple[str | bytes, str]] = [
     ("BÜCHER.DE", "IDN upper case"),
     ("xn--bcher-kva.de", "A-label stays"),
     ("XN--BCHER-KVA.DE", "A-label upper case"),
+    ("xn--zz.example.com", "an ASCII label that is not valid Punycode stays; display keeps it"),
     ("straße.de", "non-transitional: sharp s kept"),
     ("faß.de", "non-transitional sharp s"),
     ("münchen.example.com", "IDN subdomain"),
