@@ -31,22 +31,22 @@ case "$action" in
   up)
     # Go modules download (network-bound) while the JVMs start; the CPU-bound build comes last.
     gofetch=""
-    want coredns && { svc coredns fetch > "$DS_STATE_DIR/.coredns-fetch.out" 2>&1 & gofetch=$!; }
-    want redis && svc redis start
+    if want coredns; then svc coredns fetch > "$DS_STATE_DIR/.coredns-fetch.out" 2>&1 & gofetch=$!; fi
+    if want redis; then svc redis start; fi
     # Kafka and Elasticsearch are the slow ones: start them side by side.
     pids=()
-    want kafka && { svc kafka start & pids+=($!); }
-    want elasticsearch && { svc elasticsearch start & pids+=($!); }
+    if want kafka; then svc kafka start & pids+=($!); fi
+    if want elasticsearch; then svc elasticsearch start & pids+=($!); fi
     failed=0
     for p in "${pids[@]}"; do wait "$p" || failed=1; done
     [ $failed -eq 0 ] || die "a service failed to start (see above)" "fix it, then run 'dnsentinel stack up' again"
     if [ -n "$gofetch" ]; then wait "$gofetch" || true; cat "$DS_STATE_DIR/.coredns-fetch.out"; fi
-    want coredns && svc coredns start
+    if want coredns; then svc coredns start; fi
     ;;
   down)
     failed=0
     for ((i = ${#ALL[@]} - 1; i >= 0; i--)); do
-      want "${ALL[$i]}" && { svc "${ALL[$i]}" stop || failed=1; }
+      if want "${ALL[$i]}"; then svc "${ALL[$i]}" stop || failed=1; fi
     done
     exit $failed ;;
   status)

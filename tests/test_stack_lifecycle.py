@@ -123,3 +123,16 @@ def test_port_held_by_another_process_is_a_clear_error(tmp_path):
             stackctl.up(s, ("redis",), echo=False)
     finally:
         holder.close()
+
+
+def test_up_and_down_of_one_service_only(tmp_path):
+    from dnsentinel.cli import stackctl
+
+    (port,) = _free_ports(1)
+    s = Settings(redis={"url": f"redis://127.0.0.1:{port}/0"}, stack={"state_dir": tmp_path})
+    try:
+        stackctl.up(s, ("redis",), echo=False)
+        assert {r.name: r.state for r in stackctl.status(s)}["redis"] == "healthy"
+    finally:
+        stackctl.down(s, ("redis",), echo=False)
+    assert not _listened(port)

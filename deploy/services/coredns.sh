@@ -123,7 +123,8 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   logs) shift; show_logs "$LOG" "$@" ;;
-  fetch) if [ -f "$SRC/go.mod" ] && command -v go >/dev/null; then (cd "$SRC" && go mod download) || warn "go mod download failed; the build will retry"; fi ;;
+  fetch) if [ -x "$BIN" ] && [ "$(cat "$BIN.srchash" 2>/dev/null)" = "$(src_hash 2>/dev/null)" ]; then :
+    elif [ -f "$SRC/go.mod" ] && command -v go >/dev/null; then (cd "$SRC" && go mod download) || warn "go mod download failed; the build will retry"; fi ;;
   build) if have_main; then build; else say "not built yet (coredns-plugin/cmd/coredns missing)"; fi ;;
   version) version ;;
   corefile) shift; corefile "$@" ;;
