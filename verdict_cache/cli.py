@@ -78,6 +78,7 @@ def import_cmd(
     Examples: [bold]dnsentinel lists import hosts.txt.gz --as block --note "StevenBlack hosts"[/]
     · [bold]dnsentinel lists import easylist.txt --as block[/] (only [cyan]||domain^[/] rules)
     """
+    import redis
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
     from rich.table import Table
@@ -105,6 +106,10 @@ def import_cmd(
                                      replace=replace)
             except ValueError as exc:
                 raise DnsentinelError(str(exc)) from None
+            except redis.RedisError as exc:
+                done = ", ".join(f"{Path(r.file).name}: {r.added + r.changed} written" for r in reports) or "none"
+                raise ServiceUnavailable(f"Redis failed while importing {f} ({exc}); files finished before: {done}. "
+                                         "Importing a file again is safe (unchanged entries are skipped).") from None
         reports.append(report)
         for bad in report.examples:
             console.print(f"[yellow]{bad.file}:{bad.line}[/]: {bad.reason}: {bad.detail}  [dim]{bad.text}[/]",

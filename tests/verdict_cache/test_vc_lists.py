@@ -234,3 +234,19 @@ def test_cli_round_trip(cache: VerdictCache, tmp_path: Path, monkeypatch: pytest
         assert res.exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+def test_cli_says_clearly_when_redis_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dnsentinel.cli.main import app
+    from dnsentinel.errors import ServiceUnavailable
+    from dnsentinel.settings import get_settings
+
+    monkeypatch.setenv("DNSENTINEL_REDIS__URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.setenv("DNSENTINEL_REDIS__SOCKET_TIMEOUT_S", "0.5")
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, ["lists", "show"])
+        assert res.exit_code != 0
+        assert isinstance(res.exception, ServiceUnavailable) and "unreachable" in str(res.exception)
+    finally:
+        get_settings.cache_clear()
