@@ -161,7 +161,7 @@ def cleanup_redis(prefix: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10, help="length of each throughput run")
-    ap.add_argument("--runs", type=int, default=2, help="throughput runs per instance (alternating)")
+    ap.add_argument("--runs", type=int, default=3, help="throughput runs per instance (alternating)")
     ap.add_argument("--names", type=int, default=10000, help="distinct names in the query mix")
     ap.add_argument("--rate", type=int, default=2000, help="queries/s of the latency runs")
     args = ap.parse_args()
@@ -190,7 +190,7 @@ def main() -> None:
         block = (
             f"        redis {redis_addr}\n        redis_prefix {prefix}\n"
             f"        kafka {settings.kafka.bootstrap_servers}\n        topic {topic}\n"
-            f"        server_id bench\n        cache_size {2 * args.names}\n"
+            f"        server_id bench\n        cache_size {2 * args.names}\n        cache_ttl 10m\n"
         )
         (work / "plain.conf").write_text(corefile(plain_port, plain_mport, None))
         (work / "plugin.conf").write_text(corefile(plug_port, plug_mport, block))

@@ -8,8 +8,6 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
-
-	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 // BenchmarkServeDNSPass: the plugin's own cost on the pass path with a fake store and a fake
@@ -38,17 +36,17 @@ func BenchmarkRedisCachedLookup(b *testing.B) {
 	s := newRedisStore(cfg, b.Logf)
 	s.connect()
 	defer s.close()
-	names := make([]string, 1000)
+	names := make([]*parsed, 1000)
 	for i := range names {
-		names[i] = fmt.Sprintf("h%d.example.com", i)
-		_, _ = s.lookup(context.Background(), names[i], contract.Candidates(names[i]))
+		names[i] = parseName(fmt.Sprintf("h%d.example.com", i))
+		_, _ = s.lookup(context.Background(), names[i])
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		n := names[i%len(names)]
 		i++
-		res, err := s.lookup(context.Background(), n, contract.Candidates(n))
+		res, err := s.lookup(context.Background(), n)
 		if err != nil || !res.CacheHit {
 			b.Fatalf("%v %+v", err, res)
 		}

@@ -32,6 +32,8 @@ type Handler struct {
 	emit  emitter
 	names *nameCache
 
+	deadlines *deadlines
+
 	// newStore and newEmitter are replaced by tests.
 	newStore   func(Config) store
 	newEmitter func(Config) (emitter, error)
@@ -42,8 +44,9 @@ type Handler struct {
 
 func newHandler(cfg Config) *Handler {
 	return &Handler{
-		cfg:   cfg,
-		names: newNameCache(max(cfg.CacheSize, 1024)),
+		cfg:       cfg,
+		names:     newNameCache(max(cfg.CacheSize, 1024)),
+		deadlines: newDeadlines(cfg.RedisTimeout),
 		newStore: func(cfg Config) store {
 			s := newRedisStore(cfg, log.Warningf)
 			go s.connect()
@@ -130,7 +133,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	case plugin.Zones(h.cfg.Exclude).Matches(qname) != "":
 		decision = ""
 	default:
-		decision, reason, failed = h.decide(ctx, server, pn.name.Name, pn.cands)
+		decision, reason, failed = h.decide(server, pn)
 	}
 	if decision != "" {
 		ev.Decision = decision
@@ -181,11 +184,11 @@ func (h *Handler) finish(server string, key []byte, ev *event) {
 
 // decide looks the name up (local cache, else Redis within redis_timeout). failed means the
 // lookup did not complete and the decision is the fail-open "unknown".
-func (h *Handler) decide(ctx context.Context, server, name string, cands []string) (decision, reason string, failed bool) {
-	lctx, cancel := context.WithTimeout(ctx, h.cfg.RedisTimeout)
+func (h *Handler) decide(server string, pn *parsed) (decision, reason string, failed bool) {
+	cands := pn.cands
 	t0 := time.Now()
-	res, err := h.store.lookup(lctx, name, cands)
-	cancel()
+	lctx := h.deadlines.get(t0)
+	res, err := h.store.lookup(lctx, pn)
 	where := "redis"
 	if res.CacheHit {
 		where = "local"

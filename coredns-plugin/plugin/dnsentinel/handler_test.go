@@ -25,7 +25,8 @@ type fakeStore struct {
 	err      error
 }
 
-func (f *fakeStore) lookup(ctx context.Context, name string, cands []string) (lookupResult, error) {
+func (f *fakeStore) lookup(ctx context.Context, p *parsed) (lookupResult, error) {
+	name, cands := p.name.Name, p.cands
 	if f.err != nil {
 		return lookupResult{}, f.err
 	}

@@ -103,7 +103,7 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 	}
 	// the second lookup is answered by the client-side cache
 	st := h.store.(*redisStore)
-	res, err := st.lookup(ctx, "bad.example.com", contract.Candidates("bad.example.com"))
+	res, err := st.lookup(ctx, parseName("bad.example.com"))
 	if err != nil || !res.CacheHit {
 		t.Errorf("second lookup: %+v, %v; want a local cache hit", res, err)
 	}
@@ -199,7 +199,7 @@ func TestIntegrationRefreshAfterTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	if _, err := s.lookup(ctx, name, contract.Candidates(name)); err == nil {
+	if _, err := s.lookup(ctx, parseName(name)); err == nil {
 		t.Fatal("lookup with an expired deadline succeeded")
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -209,7 +209,7 @@ func TestIntegrationRefreshAfterTimeout(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	res, err := s.lookup(context.Background(), name, contract.Candidates(name))
+	res, err := s.lookup(context.Background(), parseName(name))
 	if err != nil || !res.CacheHit {
 		t.Fatalf("first lookup after the refresh: %+v %v; want a local cache hit", res, err)
 	}

@@ -2,6 +2,9 @@ package dnsentinel
 
 import (
 	"sync"
+	"sync/atomic"
+
+	"github.com/redis/rueidis"
 
 	"github.com/dnsentinel/coredns-plugin/contract"
 )
@@ -15,6 +18,8 @@ type parsed struct {
 	key   []byte   // Kafka routing key
 	cands []string // vetted candidates, nil for an invalid name
 	raw   string   // event name of an invalid name
+
+	redisCmds atomic.Pointer[[2]rueidis.CacheableTTL] // built by redisStore on first use
 }
 
 func parseName(qname string) *parsed {

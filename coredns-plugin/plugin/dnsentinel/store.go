@@ -23,7 +23,7 @@ type lookupResult struct {
 // store reads verdicts and vetted decisions; the handler only sees this interface so unit
 // tests run without Redis.
 type store interface {
-	lookup(ctx context.Context, name string, cands []string) (lookupResult, error)
+	lookup(ctx context.Context, p *parsed) (lookupResult, error)
 	connected() bool
 	close()
 }
@@ -69,9 +69,10 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 	}
 }
 
-// cacheEntryBytes converts cache_size (entries) into rueidis' byte budget: a GET and an
-// HMGET reply with their keys are a few hundred bytes.
-const cacheEntryBytes = 512
+// cacheEntryBytes converts cache_size (names) into rueidis' byte budget: a name costs two
+// entries (the verdict GET and the vetted HMGET, whose command text holds every candidate),
+// about 1 KiB as rueidis counts them; with less, a working set near cache_size thrashes.
+const cacheEntryBytes = 2048
 
 // connect dials in the background until Redis answers; rueidis itself reconnects after
 // that (and flushes its local cache on reconnect, so no invalidation is missed for long).
@@ -102,23 +103,37 @@ func (s *redisStore) close() {
 	}
 }
 
-func (s *redisStore) lookup(ctx context.Context, name string, cands []string) (lookupResult, error) {
+func (s *redisStore) lookup(ctx context.Context, p *parsed) (lookupResult, error) {
 	cp := s.client.Load()
 	if cp == nil {
 		return lookupResult{}, errUnavailable
 	}
-	res, err := s.fetch(ctx, *cp, name, cands)
+	cmds := p.redisCmds.Load()
+	if cmds == nil {
+		cmds = s.commands(*cp, p)
+		p.redisCmds.Store(cmds)
+	}
+	res, err := s.fetch(ctx, *cp, cmds, len(p.cands))
 	if err != nil && ctx.Err() != nil {
-		s.refresh(*cp, name, cands)
+		s.refresh(*cp, cmds, len(p.cands))
 	}
 	return res, err
+}
+
+// commands builds the two cached reads of a name once, pinned so rueidis never recycles
+// them and every later query of the name reuses them (the name cache holds them).
+func (s *redisStore) commands(c rueidis.Client, p *parsed) *[2]rueidis.CacheableTTL {
+	return &[2]rueidis.CacheableTTL{
+		rueidis.CT(c.B().Get().Key(contract.VerdictKey(s.prefix, p.name.Name)).Cache().Pin(), s.ttl),
+		rueidis.CT(c.B().Hmget().Key(contract.VettedKey(s.prefix)).Field(p.cands...).Cache().Pin(), s.ttl),
+	}
 }
 
 // refresh repeats a lookup that ran out of the query's time in the background, with a
 // longer deadline, so that its answer lands in the local cache for the next query of the
 // name. Without it, a loaded Redis (round trips above redis_timeout) would never fill the
 // cache: rueidis drops a pending entry when its caller gives up. Bounded by refreshSlots.
-func (s *redisStore) refresh(c rueidis.Client, name string, cands []string) {
+func (s *redisStore) refresh(c rueidis.Client, cmds *[2]rueidis.CacheableTTL, ncands int) {
 	select {
 	case s.refreshSlots <- struct{}{}:
 	default:
@@ -128,7 +143,7 @@ func (s *redisStore) refresh(c rueidis.Client, name string, cands []string) {
 		defer func() { <-s.refreshSlots }()
 		ctx, cancel := context.WithTimeout(s.ctx, refreshTimeout)
 		defer cancel()
-		_, _ = s.fetch(ctx, c, name, cands)
+		_, _ = s.fetch(ctx, c, cmds, ncands)
 	}()
 }
 
@@ -137,11 +152,8 @@ const (
 	maxRefreshes   = 256
 )
 
-func (s *redisStore) fetch(ctx context.Context, c rueidis.Client, name string, cands []string) (lookupResult, error) {
-	resps := c.DoMultiCache(ctx,
-		rueidis.CT(c.B().Get().Key(contract.VerdictKey(s.prefix, name)).Cache(), s.ttl),
-		rueidis.CT(c.B().Hmget().Key(contract.VettedKey(s.prefix)).Field(cands...).Cache(), s.ttl),
-	)
+func (s *redisStore) fetch(ctx context.Context, c rueidis.Client, cmds *[2]rueidis.CacheableTTL, ncands int) (lookupResult, error) {
+	resps := c.DoMultiCache(ctx, cmds[0], cmds[1])
 	res := lookupResult{CacheHit: resps[0].IsCacheHit() && resps[1].IsCacheHit()}
 	v, err := resps[0].ToString()
 	if err != nil && !rueidis.IsRedisNil(err) {
@@ -152,9 +164,9 @@ func (s *redisStore) fetch(ctx context.Context, c rueidis.Client, name string, c
 	if err != nil {
 		return res, err
 	}
-	res.Actions = make([]string, len(cands))
+	res.Actions = make([]string, ncands)
 	for i := range arr {
-		if i < len(cands) {
+		if i < ncands {
 			res.Actions[i] = vettedAction(arr[i])
 		}
 	}

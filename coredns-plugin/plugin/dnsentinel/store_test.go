@@ -47,7 +47,7 @@ func TestRedisStoreLookup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		cands := contract.Candidates(tc.name)
-		res, err := s.lookup(context.Background(), tc.name, cands)
+		res, err := s.lookup(context.Background(), parseName(tc.name))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -67,7 +67,7 @@ func TestRedisStoreUnavailableAndTimeout(t *testing.T) {
 	s := newRedisStore(cfg, func(string, ...any) {})
 	go s.connect()
 	defer s.close()
-	if _, err := s.lookup(context.Background(), "a.com", []string{"a.com"}); !errors.Is(err, errUnavailable) {
+	if _, err := s.lookup(context.Background(), parseName("a.com")); !errors.Is(err, errUnavailable) {
 		t.Errorf("lookup before connecting: %v; want errUnavailable", err)
 	}
 	if s.connected() {
@@ -80,7 +80,7 @@ func TestRedisStoreUnavailableAndTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if _, err := s2.lookup(ctx, "a.com", []string{"a.com"}); err == nil {
+	if _, err := s2.lookup(ctx, parseName("a.com")); err == nil {
 		t.Error("lookup against a closed server succeeded")
 	}
 	if d := time.Since(start); d > time.Second {
