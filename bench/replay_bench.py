@@ -110,10 +110,12 @@ def full(path: Path, partitions: int) -> tuple[int, int, float, dict]:
         sink = EventProducer(topic=topic)
         sink.check_reachable()
         t = time.perf_counter()
+        cpu = time.process_time()
         summary = replay([str(path)], sink, ReplayOptions(fmt="zeek"))
         sink.close()
         took = time.perf_counter() - t
-        return summary.lines, sink.delivered, took, dict(sink.failed)
+        info = {"failed": dict(sink.failed) or 0, "cpu_s": round(time.process_time() - cpu, 1)}
+        return summary.lines, sink.delivered, took, info
     finally:
         admin.delete_topics([topic])[topic].result(30)
 
@@ -135,9 +137,10 @@ def main() -> None:
         print(f"parse+encode (general):{lines / took:>10,.0f} lines/s")
         lines, took = fused_no_kafka(path)
         print(f"replay, no Kafka (fast):{lines / took:>9,.0f} lines/s")
-        lines, delivered, took, failed = full(path, args.partitions)
-        print(f"replay into Kafka (fast):{lines / took:>10,.0f} lines/s  ({delivered:,} delivered, failed {failed or 0}, "
-              f"{took:.1f} s incl. flush)")
+        lines, delivered, took, info = full(path, args.partitions)
+        print(f"replay into Kafka (fast):{lines / took:>8,.0f} lines/s  ({delivered:,} delivered, failed {info['failed']}, "
+              f"{took:.1f} s wall incl. flush, {info['cpu_s']} s CPU of this process "
+              f"= {lines / max(info['cpu_s'], 1e-9):,.0f} lines per CPU-second)")
         print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import MIN_TS_MS, Ignored, ParseError, ParseStats, Parser, Query
+from dnsentinel.producers.records import MIN_TS_MS, Ignored, ParseError, ParseStats, Parser, Query, decimal_to_int
 
 FORMAT = "zeek"
 
@@ -97,7 +97,7 @@ class ZeekTsv:
         if name == unset or name == self.empty or not name:
             return Ignored(line_no, "no_query")
         try:
-            ts = int(float(cols[i_ts]) * 1000)
+            ts = decimal_to_int(cols[i_ts], 3)
         except (ValueError, OverflowError):
             return ParseError(line_no, "bad_ts", repr(cols[i_ts][:40]))
         if ts < MIN_TS_MS:
@@ -119,7 +119,7 @@ class ZeekTsv:
         latency = None
         if i_rtt >= 0 and cols[i_rtt] != unset:
             try:
-                latency = int(float(cols[i_rtt]) * 1_000_000)
+                latency = decimal_to_int(cols[i_rtt], 6)
             except (ValueError, OverflowError):
                 latency = None
         return Query(ts, name, qtype, client, rcode, proto, latency)

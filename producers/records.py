@@ -61,6 +61,19 @@ class ParseStats:
 Parser = Iterator[Item]
 
 
+def decimal_to_int(text: str, places: int) -> int:
+    """``"1763629200.125999"`` → ``1763629200125`` for places=3: exact decimal truncation.
+
+    Going through float would turn ``.001000`` into 0.000999… and lose a unit; logs print fixed
+    decimals, so the digits are cut as text. Other spellings (exponents, signs) go through float.
+    Raises ValueError or OverflowError for text that is no number.
+    """
+    ip, dot, frac = text.partition(".")
+    if ip.isascii() and ip.isdigit() and (not dot or (frac.isascii() and frac.isdigit())):
+        return int(ip) * 10**places + (int((frac + "0" * places)[:places]) if dot else 0)
+    return int(float(text) * 10**places)
+
+
 def ts_from_value(value: object) -> int:
     """Epoch milliseconds from a number (s, ms or µs, guessed by magnitude) or an ISO 8601 string.
 

@@ -205,7 +205,6 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
     paths produce byte-identical events.
     """
     from dnsentinel.producers.parse_zeek import ZeekTsv
-    from dnsentinel.producers.records import MIN_TS_MS
     from dnsentinel.producers.encode import NameInfo
 
     z = ZeekTsv()
@@ -217,7 +216,8 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
     slow_produce = sink.produce
     poll = getattr(sink, "poll", None)
     names_cache, clients, qtypes, tails = encoder.names, encoder.clients, encoder.qtypes, encoder.tails
-    head, max_ts, min_ts = encoder.head, encoder.max_ts, MIN_TS_MS
+    head, max_ts = encoder.head, encoder.max_ts
+    max_s = str(max_ts)  # 13 digits: ASCII digit strings of one length compare like numbers
     names = summary.names if opts.collect_names else None
     handle = _Handler(sink, encoder, result, names)
     produced = fast = unscorable = 0
@@ -241,27 +241,21 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
                     rcode = cols[i_rcode]
                     proto = cols[i_proto]
                     tail = tails.get((None if rcode == unset else rcode, None if proto == unset else proto))
-                    if type(info) is NameInfo and client and qtype and tail is not None:
-                        try:
-                            ts = int(float(cols[i_ts]) * 1000)
-                        except (ValueError, OverflowError):
-                            ts = 0
-                        if min_ts <= ts <= max_ts:
-                            rtt = cols[i_rtt]
-                            if rtt == unset:
-                                value = '%s%d,"name":%s,"qtype":%s,"client":%s%s}' % (
-                                    head, ts, info.json_name, qtype, client, tail)
-                            else:
-                                try:
-                                    lat = int(float(rtt) * 1_000_000)
-                                except (ValueError, OverflowError):
-                                    lat = -1
-                                if 0 <= lat < 10**12:
-                                    value = '%s%d,"name":%s,"qtype":%s,"client":%s%s,"latency_us":%d}' % (
-                                        head, ts, info.json_name, qtype, client, tail, lat)
-                                else:
-                                    value = '%s%d,"name":%s,"qtype":%s,"client":%s%s}' % (
-                                        head, ts, info.json_name, qtype, client, tail)
+                    # Zeek prints ts and rtt with six decimals: ms and µs are cut from the text.
+                    x = cols[i_ts]
+                    r = cols[i_rtt]
+                    if r == unset:
+                        lat = ""
+                    elif len(r) >= 8 and r[-7] == ".":
+                        us = (r[:-7] + r[-6:]).lstrip("0") or "0"
+                        lat = ',"latency_us":' + us if us.isdecimal() and us.isascii() and len(us) <= 12 else "?"
+                    else:
+                        lat = "?"
+                    if (type(info) is NameInfo and client and qtype and tail is not None and lat != "?"
+                            and len(x) == 17 and x[10] == "." and x[0] != "0"):
+                        tss = x[:10] + x[11:14]
+                        if tss.isdecimal() and tss.isascii() and tss <= max_s:
+                            value = f'{head}{tss},"name":{info.json_name},"qtype":{qtype},"client":{client}{tail}{lat}}}'
                             if raw_produce is not None:
                                 try:
                                     raw_produce(topic, value, info.key)
@@ -293,7 +287,9 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
                     sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = layout()
                 continue
             handle(item, line_no)
-            max_ts = encoder.max_ts
+            if encoder.max_ts != max_ts:
+                max_ts = encoder.max_ts
+                max_s = str(max_ts)
     except SourceError as exc:
         result.skipped["unreadable"] += 1
         result.examples.append(f"line {line_no + 1}: unreadable ({exc})")

@@ -187,3 +187,23 @@ def test_cli_rejects_conflicting_pacing(logs):
 
     result = CliRunner().invoke(app, ["replay", "--dry-run", "--rate", "5", "--speed", "2", str(logs / "bind_query.log")])
     assert result.exit_code != 0
+
+
+def test_fast_path_edge_values_match_general_path(tmp_path):
+    from dnsentinel.producers.records import decimal_to_int
+
+    assert decimal_to_int("1646849480.001000", 3) == 1646849480001  # float would give ...000
+    assert decimal_to_int("0.000291", 6) == 291
+    assert decimal_to_int("1.5e3", 3) == 1500000
+    row = "{ts}\tC1\t192.0.2.1\t5\t10.0.0.1\t53\tudp\t1\t{rtt}\twww.example.com\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\n"
+    cases = [("1646849480.001000", "0.000291"), ("0000000000.125000", "0.1"), ("1763629200.125000", "12.345678"),
+             ("1763629200.125000", "-0.500000"), ("176362920.0125000", "0.0000001"), ("1763629200.12500", "1e-3"),
+             ("9763629200.125000", "0.000001"), ("1763629200.125000", "99999999.000000")]
+    body = "".join(row.format(ts=t, rtt=r) for t, r in cases)
+    path = tmp_path / "edge.log"
+    path.write_text(body * 3)  # the 2nd and 3rd copies meet warm caches
+    fast, s1 = run([path], fmt="zeek")
+    general, s2 = run([path], fmt="zeek", rate=1e9)
+    assert fast.messages == general.messages and s1.skipped == s2.skipped
+    assert json.loads(fast.messages[0][1])["ts"] == 1646849480001
+    assert json.loads(fast.messages[0][1])["latency_us"] == 291
