@@ -1,0 +1,181 @@
+"""End-to-end: the dashboard in headless Chromium against the real Elasticsearch and Redis.
+
+The app runs as ``dnsentinel dashboard`` would run it (streamlit run, headless)
+on a free port, with its own index prefix (a generated data set), its own Redis
+key prefix and a temporary model registry, so it never touches the shared live
+data. Screenshots go to test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dnsentinel.dashboard import sample_data
+from dnsentinel.dashboard.cli import streamlit_argv
+from dnsentinel.settings import REPO_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHAPE = sample_data.Shape(docs=4000, names=400, clients=50, minutes=600)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(stack, tmp_path_factory):
+    import redis
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.verdict_cache.cache import VerdictCache
+
+    es = Elasticsearch(**stack.elasticsearch.client_kwargs())
+    es_prefix, redis_prefix = f"dashe2e-{uuid.uuid4().hex[:8]}", f"dashe2e-{uuid.uuid4().hex[:8]}"
+    sample_data.load(es, es_prefix, SHAPE)
+    registry = tmp_path_factory.mktemp("registry")
+    port = _free_port()
+    env = {**os.environ, "DNSENTINEL_ELASTICSEARCH__INDEX_PREFIX": es_prefix, "DNSENTINEL_REDIS__KEY_PREFIX": redis_prefix,
+           "DNSENTINEL_MODEL__REGISTRY_DIR": str(registry), "DNSENTINEL_DASHBOARD__USERS": "{}"}
+    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "wb")
+    proc = subprocess.Popen(streamlit_argv(port, "127.0.0.1"), env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"streamlit did not come up on {url}: see {log.name}")
+            time.sleep(0.5)
+    client = redis.Redis.from_url(stack.redis.url, **stack.redis.client_kwargs())
+    yield {"url": url, "es": es, "es_prefix": es_prefix, "cache": VerdictCache(client, prefix=redis_prefix),
+           "registry": registry}
+    proc.terminate()
+    proc.wait(10)
+    sample_data.drop(es, es_prefix)
+    for key in client.scan_iter(f"{redis_prefix}:*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(800)  # let charts finish drawing
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _goto(page, title: str) -> None:
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title).wait_for()
+
+
+def _top_malicious(app) -> str:
+    from datetime import timedelta
+
+    from dnsentinel.dashboard import timerange
+    from dnsentinel.dashboard.store import BLOCKED_DECISIONS, Store
+
+    return Store(app["es"], app["es_prefix"]).top_names(timerange.last(timedelta(days=1)), BLOCKED_DECISIONS).iloc[0]["name"]
+
+
+def test_1_login_and_overview(app, page):
+    page.goto(app["url"])
+    page.get_by_label("Analyst", exact=True).fill("analyst")
+    page.get_by_label("Password", exact=True).fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Unknown analyst or wrong password").wait_for()
+    page.get_by_label("Password", exact=True).fill("dnsentinel")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_text("Top 20 malicious names").wait_for()
+    page.locator(".vega-embed").first.wait_for()
+    queries = page.get_by_test_id("stMetric").first.inner_text()
+    assert int(re.sub(r"\D", "", queries.split("\n")[-1])) > 0
+    assert page.locator(".vega-embed").count() >= 3  # timeline and the two top-20 charts
+    _shot(page, "1-overview")
+
+
+def test_2_domain(app, page):
+    name = _top_malicious(app)
+    _goto(page, "Domain investigation")
+    page.get_by_label("Domain name", exact=True).fill(name)
+    page.get_by_label("Domain name", exact=True).press("Enter")
+    page.get_by_text("Clients that queried it").wait_for()
+    assert page.get_by_test_id("stMetricValue").filter(has_text="malicious").count() == 1
+    _shot(page, "2-domain")
+
+
+def test_3_vet_a_name_reaches_redis(app, page):
+    _goto(page, "Vetting")
+    page.get_by_text("names awaiting a decision").wait_for()
+    first = page.get_by_test_id("stDataFrame").first
+    first.wait_for()
+    from dnsentinel.dashboard.store import Store
+
+    name = Store(app["es"], app["es_prefix"]).vetting_queue("score", True, 0, 50).rows.iloc[0]["name"]
+    box = page.get_by_test_id("stMultiSelect")
+    box.locator("input").fill(name)
+    box.locator("input").press("Enter")
+    page.get_by_text("block", exact=True).click()
+    page.get_by_label("Note (optional)", exact=True).fill("e2e test")
+    page.get_by_role("button", name="Apply to 1 selected").click()
+    page.get_by_text("block applied to 1 name(s) by analyst").wait_for()
+    deadline = time.time() + 1.0
+    while app["cache"].decide_many([name])[name] != "block" and time.time() < deadline:
+        time.sleep(0.05)
+    assert app["cache"].decide_many([name])[name] == "block"
+    assert app["cache"].list_vetted()[name].by == "analyst"
+    _shot(page, "3-vetting")
+
+
+def test_4_tiny_training_job_shows_curves(app, page):
+    import json
+
+    _goto(page, "Models")
+    page.locator("summary", has_text="Start training").click()
+    page.get_by_label("Model name", exact=True).fill("e2e-tiny")
+    page.get_by_test_id("stSelectbox").filter(has_text="Architecture").click()
+    page.get_by_role("option", name="mlbridge-cnn").click()
+    page.get_by_label("Epochs", exact=True).fill("2")
+    page.get_by_label("Batch size", exact=True).fill("64")
+    page.get_by_label("Sample size", exact=True).fill("2000")
+    page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training").click()
+    page.get_by_text("Training e2e-tiny started").wait_for()
+    status = Path(app["registry"]) / "e2e-tiny" / "status.json"
+    deadline = time.time() + 400
+    while page.get_by_text("Loss", exact=True).count() == 0:  # first epoch in history.jsonl, drawn live
+        state = json.loads(status.read_text()) if status.exists() else {}
+        if state.get("state") == "failed":
+            _shot(page, "4-training-failed")
+            pytest.fail(f"the training job failed: {state.get('error')}")
+        assert time.time() < deadline, "no training curves within 400 s"
+        time.sleep(2)
+    _shot(page, "4-training-curves")
+    assert (Path(app["registry"]) / "e2e-tiny" / "history.jsonl").read_text().strip()
