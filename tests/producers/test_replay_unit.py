@@ -207,3 +207,24 @@ def test_fast_path_edge_values_match_general_path(tmp_path):
     assert fast.messages == general.messages and s1.skipped == s2.skipped
     assert json.loads(fast.messages[0][1])["ts"] == 1646849480001
     assert json.loads(fast.messages[0][1])["latency_us"] == 291
+
+
+def test_replay_follow_produces_appended_lines_until_stopped(logs, tmp_path):
+    path = tmp_path / "live.log"
+    lines = (logs / "zeek_dns.log").read_text().splitlines(True)
+    path.write_text("".join(lines[:9]))  # headers and the first query
+    sink = Recorder()
+    stop = threading.Event()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("s", replay([str(path)], sink, ReplayOptions(follow=True), stop=stop.is_set)))
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(sink.messages) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(path, "a") as fh:
+        fh.write("".join(lines[9:11]))
+    while len(sink.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    t.join(10)
+    assert len(sink.messages) == 3 and out["s"].files[0].produced == 3
