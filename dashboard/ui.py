@@ -12,7 +12,39 @@ from dnsentinel.dashboard.timerange import (
 )
 from dnsentinel.settings import get_settings
 
-DECISION_COLORS = {"blocked": "#d62728", "uncertain": "#ff7f0e", "allowed": "#2ca02c"}
+CATEGORY_COLORS = {"blocked": "#d62728", "uncertain": "#ff7f0e", "allowed": "#2ca02c"}
+DECISION_COLORS = {"malicious": "#d62728", "block": "#9e1b1b", "honeypot": "#7b3294", "uncertain": "#ff7f0e",
+                   "benign": "#2ca02c", "allow": "#1a7a1a", "unknown": "#9e9e9e"}
+
+
+def timeline_chart(timeline, height: int = 300) -> None:
+    """Stacked bars per interval, blocked red, uncertain orange, allowed green."""
+    wide = timeline.pivot_table(index="time", columns="category", values="queries", aggfunc="sum", fill_value=0)
+    wide = wide.reindex(columns=list(CATEGORY_COLORS), fill_value=0).reset_index()
+    st.bar_chart(wide, x="time", y=list(CATEGORY_COLORS), color=list(CATEGORY_COLORS.values()), height=height)
+
+
+def names_chart(top, height: int = 480) -> None:
+    """Horizontal bars of the top names, coloured by decision (uncertain stands out in orange)."""
+    import altair as alt
+
+    chart = alt.Chart(top).mark_bar().encode(
+        x=alt.X("queries:Q", title="queries"),
+        y=alt.Y("name:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
+        color=alt.Color("decision:N", scale=alt.Scale(domain=list(DECISION_COLORS), range=list(DECISION_COLORS.values()))),
+        tooltip=["name", "queries", "blocked", "decision"],
+    ).properties(height=height)
+    st.altair_chart(chart, width="stretch")
+
+
+def curve_chart(frame, height: int = 250) -> None:
+    """Training curves with a point per epoch (visible from the first epoch on)."""
+    import altair as alt
+
+    chart = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", title=None), color="series:N",
+        tooltip=["epoch", "series", "value"]).properties(height=height)
+    st.altair_chart(chart, width="stretch")
 
 
 def require_login() -> str:

@@ -37,7 +37,7 @@ cols[1].metric("Distinct names", f"{result.total:,}")
 cols[2].metric("Malicious names", f"{int(rows['decision'].isin(BLOCKED_DECISIONS).sum()) if not rows.empty else 0:,}")
 cols[3].metric("Uncertain names", f"{int((rows['decision'] == 'uncertain').sum()) if not rows.empty else 0:,}")
 st.subheader(f"Queries per {granularity}")
-st.bar_chart(timeline, x="time", y="queries", color="category", height=250)
+ui.timeline_chart(timeline, height=250)
 st.subheader("Names queried (malicious and uncertain first)")
 if result.total > len(rows):
     st.caption(f"Showing the {len(rows):,} busiest of {result.total:,} names.")

@@ -79,11 +79,13 @@ if jobs:
         loss, acc = model_reports.curves(prog.history)
         left, right = st.columns(2)
         if not loss.empty:
-            left.caption("Loss")
-            left.line_chart(loss, x="epoch", y="value", color="series", height=250)
+            with left:
+                st.caption("Loss")
+                ui.curve_chart(loss)
         if not acc.empty:
-            right.caption("Accuracy")
-            right.line_chart(acc, x="epoch", y="value", color="series", height=250)
+            with right:
+                st.caption("Accuracy")
+                ui.curve_chart(acc)
         if prog.state in ("failed", "died"):
             st.error(prog.status.get("error") or "The training process ended without finishing.")
             st.code(prog.log_tail or "(empty log)")

@@ -21,7 +21,7 @@ def names_block(title: str, decisions: tuple[str, ...], key: str, rng, top) -> N
         if top.empty:
             st.caption("No queries in this range.")
             return
-        st.bar_chart(top, x="name", y="queries", color="decision", horizontal=True, sort="-queries", height=480)
+        ui.names_chart(top)
         if (top["decision"] == "uncertain").any():
             st.caption("🟧 uncertain names (low confidence) are highlighted: they await vetting.")
         return
@@ -51,7 +51,7 @@ def live() -> None:
             cols[0].metric("Queries", f"{int(totals.sum()):,}")
             for col, cat in zip(cols[1:], ("blocked", "uncertain", "allowed")):
                 col.metric(cat.capitalize(), f"{int(totals.get(cat, 0)):,}")
-            st.bar_chart(timeline, x="time", y="queries", color="category", height=300)
+            ui.timeline_chart(timeline)
         left, right = st.columns(2)
         with left:
             names_block("Top 20 malicious names", BLOCKED_DECISIONS, "mal", current, ov["malicious"])

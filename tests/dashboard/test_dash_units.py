@@ -167,3 +167,20 @@ def test_model_reports_read_the_trainers_layout(tmp_path):
     assert model_reports.confusion(split).values.tolist() == [[90, 1], [2, 80]]
     assert model_reports.roc(split) is not None
     assert model_reports.thresholds(report) == {"block": 0.9, "allow": 0.1}
+
+
+def test_cli_runs_streamlit_headless_without_telemetry(monkeypatch):
+    from typer.testing import CliRunner
+
+    from dnsentinel.cli.main import app
+    from dnsentinel.dashboard import cli
+
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
+    result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--address", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    argv, env = calls[0]
+    assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
+    flags = dict(zip(argv[5::2], argv[6::2]))
+    assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
+    assert flags["--server.port"] == "8765" and flags["--server.address"] == "0.0.0.0"
