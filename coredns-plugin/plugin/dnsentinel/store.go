@@ -61,6 +61,10 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 			ConnWriteTimeout:  2 * time.Second,
 			Dialer:            netDialer(),
 			DisableRetry:      true, // the DNS answer cannot wait for a retry: fail open instead
+			// One connection: one local cache (rueidis keeps one per connection), and the two
+			// reads of a lookup go down one pipe; with several, DoMultiCache fans the verdict
+			// key and the vetted hash out to goroutines per connection even on a cache hit.
+			PipelineMultiplex: -1,
 		},
 		ctx:          ctx,
 		cancel:       cancel,
