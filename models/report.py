@@ -33,6 +33,8 @@ def compare_markdown(versions: list[str], registry_path: Path | str | None = Non
         "| slice | model | positives | benign | ROC AUC | TPR @ FPR 1e-3 | TPR @ FPR 1e-4 | recall @ block | FPR @ block |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    archs = [m["arch"] for m, _ in reports]
+    label = {m["version"]: m["arch"] if archs.count(m["arch"]) == 1 else m["version"] for m, _ in reports}
     names = list(_slices(reports[0][1]))
     for slice_name in names:
         for manifest, report in reports:
@@ -40,7 +42,7 @@ def compare_markdown(versions: list[str], registry_path: Path | str | None = Non
             if s is None:
                 continue
             lines.append(
-                f"| {slice_name} | {manifest['arch']} | {s['n_pos']:,} | {s['n_neg']:,} | {_f(s['roc_auc'], 5)} "
+                f"| {slice_name} | {label[manifest['version']]} | {s['n_pos']:,} | {s['n_neg']:,} | {_f(s['roc_auc'], 5)} "
                 f"| {_f(s['tpr_at_fpr_1e-3'])} | {_f(s['tpr_at_fpr_1e-4'])} | {_f(s['at_block']['recall'])} "
                 f"| {_f(s['at_block']['fpr'], 5)} |"
             )
