@@ -10,7 +10,6 @@ same partition as when the Go plugin produces it (SPEC §2.1).
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 

@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from dnsentinel.producers.encode import EventEncoder
+from dnsentinel.producers.encode import EventEncoder, NameInfo
 from dnsentinel.producers.formats import SNIFF_BYTES, UnknownFormat, binary_parser, detect, text_parser
 from dnsentinel.producers.pacing import Pacer
+from dnsentinel.producers.parse_zeek import ZeekTsv
 from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Query
 from dnsentinel.producers.sources import Source, SourceError, follow_lines, open_source
 
@@ -204,9 +205,6 @@ def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: Re
     ``ZeekTsv.parse_line`` and ``EventEncoder.encode``, which also fills the caches, so both
     paths produce byte-identical events.
     """
-    from dnsentinel.producers.parse_zeek import ZeekTsv
-    from dnsentinel.producers.encode import NameInfo
-
     z = ZeekTsv()
     raw = getattr(sink, "raw_produce", None)
     if raw is not None:
