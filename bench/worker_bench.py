@@ -194,12 +194,22 @@ class Bench:
         self.start_worker()
         self.wait_metric("dnsentinel_worker_events_in_total", 1, 300)
         start = time.perf_counter()
+        cpu0 = self.cpu_seconds()
         first = self.metric("dnsentinel_worker_events_in_total")
         self.wait_metric("dnsentinel_worker_events_in_total", a.events, 900)
         elapsed = time.perf_counter() - start
+        cpu = self.cpu_seconds() - cpu0
         rate = (a.events - first) / elapsed
         return {"events": a.events, "produce_s": round(produce_s, 1), "consume_s": round(elapsed, 2),
-                "events_per_s": round(rate), "scored": self.metric("dnsentinel_worker_scored_names_total")}
+                "events_per_s": round(rate), "worker_cpu_s": round(cpu, 1),
+                "events_per_worker_cpu_s": round((a.events - first) / cpu) if cpu else None,
+                "scored": self.metric("dnsentinel_worker_scored_names_total")}
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) of the worker process so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def latency(self) -> dict:
         a = self.args

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 
 import pytest
 
@@ -105,6 +106,14 @@ def test_promotion_switches_model_live(worker_env):
     v = env.wait_for(lambda: _label(env, "late.example.net"), what="verdict after promotion")
     assert v.model == "table-2" and v.label == "benign"
     assert env.proc is not None and env.proc.poll() is None
+    port = env.env["DNSENTINEL_WORKER__WEB_PORT"]
+    health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30))
+    assert health["ok"] and health["model"] == "table-2"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=json.dumps({"domains": [BAD, GOOD]}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    scored = json.load(urllib.request.urlopen(req, timeout=30))
+    assert [(r["name"], r["label"], r["model"]) for r in scored["results"]] == [
+        (BAD, "malicious", "table-2"), (GOOD, "benign", "table-2")]
 
 
 def test_kill_and_restart_loses_and_duplicates_nothing(worker_env):
