@@ -128,11 +128,20 @@ java_bin() {
   printf '%s\n' "$java"
 }
 
-# mvn_quiet ARGS...: Maven with the cache under the state dir; quiet but shows progress.
+# mvn_quiet ARGS...: Maven with the cache under the state dir; quiet, but a progress line
+# every 15 s. One Maven at a time per cache (its local repository has no locking).
 mvn_quiet() {
   command -v mvn >/dev/null || die "mvn (Maven) is not installed" "apt-get install maven"
   mkdir -p "$M2_REPO"
-  mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$M2_REPO" "$@"
+  local mlog="$CACHE_DIR/mvn-$SERVICE.log"
+  flock "$M2_REPO/.lock" mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$M2_REPO" "$@" > "$mlog" 2>&1 &
+  local pid=$! t=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    t=$((t + 1))
+    [ $((t % 15)) -eq 0 ] && say "... still fetching (${t}s, $(du -sm "$M2_REPO" | cut -f1) MB in $M2_REPO)"
+  done
+  wait "$pid" || { sed 's/\x1b\[[0-9;]*m//g' "$mlog" | grep -m 4 '\[ERROR\]' >&2; return 1; }
 }
 
 # show_logs LOGFILE ARGS: `logs [-n N] [-f]` for a single log file.
