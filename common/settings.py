@@ -201,6 +201,8 @@ class DashboardSettings(BaseModel):
     session_ttl_s: int = Field(8 * 3600, ge=60)
     whois_timeout_s: float = Field(5.0, gt=0)
     whois_cache_ttl_s: int = Field(86400, ge=0)
+    query_timeout_s: float = Field(30.0, gt=0)
+    """Elasticsearch timeout of the dashboard's aggregations (wide ranges over millions of docs)."""
 
 
 class StackSettings(BaseModel):

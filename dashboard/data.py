@@ -25,8 +25,9 @@ def store():
 
     from dnsentinel.dashboard.store import Store
 
-    cfg = get_settings().elasticsearch
-    return Store(Elasticsearch(**cfg.client_kwargs()), cfg.index_prefix)
+    settings = get_settings()
+    es = Elasticsearch(**settings.elasticsearch.client_kwargs()).options(request_timeout=settings.dashboard.query_timeout_s)
+    return Store(es, settings.elasticsearch.index_prefix)
 
 
 @st.cache_resource(show_spinner=False)
