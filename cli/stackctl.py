@@ -279,10 +279,12 @@ def down(settings: Settings, services: tuple[str, ...] = SERVICES, echo: bool = 
     """Stop the services and check that none of their ports is still listened on."""
     services = _check_services(services)
     env = stack_env(settings, services)
+    external = {r.name for r in status(settings) if r.detail.startswith("external")}
     rc, tail = _run(["down", *services], env, echo)
     if rc != 0:
         raise _failure("down", tail)
-    left = [f"{svc}:{port}" for svc, port in _ports(env) if svc in services and _listening(port)]
+    mine = [svc for svc in services if svc not in external]
+    left = [f"{svc}:{port}" for svc, port in _ports(env) if svc in mine and _listening(port)]
     if left:
         raise ServiceUnavailable(f"stack down left ports listened on: {', '.join(left)}")
 

@@ -60,6 +60,12 @@ check_port_free() {
   fi
 }
 
+# adopted PIDFILE: no process of this state dir runs, yet the port already answers as
+# this service (`serves`, defined by each script): another checkout's stack, e.g. a
+# developer's shared stack still up when CI runs on the same machine. It is used, and
+# left alone by `stop`; anything else on the port is refused by check_port_free.
+adopted() { ! pid_alive "$1" && serves; }
+
 # pid_alive PIDFILE: the pid recorded there is a live process.
 pid_alive() {
   local pid

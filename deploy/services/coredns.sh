@@ -61,10 +61,12 @@ corefile() {
   esac
 }
 
+serves() { healthy && udp_owner "$PORT" | grep -q '^coredns'; }
 healthy() { curl -fsS --max-time 2 "http://$HOST:$READY_PORT/ready" >/dev/null 2>&1; }
 
 start() {
   if ! have_main; then say "not built yet (coredns-plugin/cmd/coredns missing); skipped"; return 0; fi
+  if adopted "$PIDFILE"; then say "$HOST:$PORT is already served by $(udp_owner "$PORT"), not from this state dir; using it"; return 0; fi
   if ! (build); then
     # A teammate's half-edited Go source must not take down a working resolver.
     if pid_alive "$PIDFILE" && healthy; then warn "build failed; keeping the running binary"; return 0; fi
@@ -99,6 +101,7 @@ start() {
 }
 
 stop() {
+  if adopted "$PIDFILE"; then say "left running: $(udp_owner "$PORT") was not started from this state dir"; return 0; fi
   stop_pidfile "$PIDFILE" 15
   local p
   for p in "$PORT" "$HEALTH_PORT" "$READY_PORT" "$METRICS_PORT"; do
@@ -109,6 +112,7 @@ stop() {
 
 status() {
   if ! have_main; then echo "not-built coredns-plugin/cmd/coredns missing"; return 4; fi
+  if adopted "$PIDFILE"; then echo "healthy external $(udp_owner "$PORT")"; return 0; fi
   if ! pid_alive "$PIDFILE"; then echo "stopped"; return 3; fi
   if healthy; then echo "healthy pid $(cat "$PIDFILE")"; return 0; fi
   echo "unhealthy pid $(cat "$PIDFILE"), not ready on $HOST:$READY_PORT"; return 1

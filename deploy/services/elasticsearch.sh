@@ -70,6 +70,7 @@ unpack() {
   touch "$ES_HOME/.complete"
 }
 
+serves() { health; }
 health() {
   curl -fsS --max-time 3 "http://$HOST:$PORT/_cluster/health" 2>/dev/null | grep -qE '"status":"(green|yellow)"'
 }
@@ -81,6 +82,7 @@ start() {
     warn "a previous node (pid $(cat "$PIDFILE")) is running but not healthy; restarting it"
     stop_pidfile "$PIDFILE" 60
   fi
+  if adopted "$PIDFILE"; then say "http://$HOST:$PORT is already served by $(port_owner "$PORT"), not from this state dir; using it"; return 0; fi
   check_port_free "$PORT" "Elasticsearch HTTP, DNSENTINEL_ELASTICSEARCH__URL"
   check_port_free "$TRANSPORT_PORT" "Elasticsearch transport, DNSENTINEL_STACK__ES_TRANSPORT_PORT"
   local java; java="$(java_bin "${DS_ES_JAVA_HOME:-}" 21 "Elasticsearch $ELASTICSEARCH_VERSION")"
@@ -123,6 +125,7 @@ kill_strays() {
 
 stop() {
   setup_dirs
+  if adopted "$PIDFILE"; then say "left running: $(port_owner "$PORT") was not started from this state dir"; return 0; fi
   stop_pidfile "$PIDFILE" 60
   kill_strays
   wait_port_closed "$PORT" 10 || die "port $PORT still listened on by $(port_owner "$PORT")"
@@ -132,6 +135,7 @@ stop() {
 
 status() {
   setup_dirs >/dev/null 2>&1 || true
+  if adopted "${PIDFILE:-/nonexistent}"; then echo "healthy external $(port_owner "$PORT")"; return 0; fi
   if ! pid_alive "${PIDFILE:-/nonexistent}"; then echo "stopped"; return 3; fi
   if health; then echo "healthy pid $(cat "$PIDFILE")"; return 0; fi
   echo "unhealthy pid $(cat "$PIDFILE"), no green/yellow health on http://$HOST:$PORT"; return 1

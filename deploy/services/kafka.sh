@@ -29,6 +29,7 @@ fetch() {
   say "fetched $(ls "$LIBS" | wc -l) jars"
 }
 
+serves() { port_open "$HOST" "$PORT" && port_owner "$PORT" | grep -q '^java'; }
 broker_up() { port_open "$HOST" "$PORT" && grep -q "Kafka Server started" "$LOG" 2>/dev/null; }
 
 start() {
@@ -37,6 +38,7 @@ start() {
     warn "a previous broker (pid $(cat "$PIDFILE")) is running but not healthy; restarting it"
     stop_pidfile "$PIDFILE" 30
   fi
+  if adopted "$PIDFILE"; then say "$HOST:$PORT is already served by $(port_owner "$PORT"), not from this state dir; using it"; return 0; fi
   check_port_free "$PORT" "Kafka, DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS"
   check_port_free "$CONTROLLER_PORT" "Kafka controller, DNSENTINEL_STACK__KAFKA_CONTROLLER_PORT"
   local java; java="$(java_bin "${DS_JAVA_HOME:-}" 17 "Kafka $KAFKA_VERSION")"
@@ -70,6 +72,7 @@ start() {
 }
 
 stop() {
+  if adopted "$PIDFILE"; then say "left running: $(port_owner "$PORT") was not started from this state dir"; return 0; fi
   stop_pidfile "$PIDFILE" 60
   wait_port_closed "$PORT" 10 || die "port $PORT still listened on by $(port_owner "$PORT")"
   wait_port_closed "$CONTROLLER_PORT" 10 || die "port $CONTROLLER_PORT still listened on by $(port_owner "$CONTROLLER_PORT")"
@@ -77,6 +80,7 @@ stop() {
 }
 
 status() {
+  if adopted "$PIDFILE"; then echo "healthy external $(port_owner "$PORT")"; return 0; fi
   if ! pid_alive "$PIDFILE"; then echo "stopped"; return 3; fi
   if broker_up; then echo "healthy pid $(cat "$PIDFILE")"; return 0; fi
   echo "unhealthy pid $(cat "$PIDFILE"), $HOST:$PORT not serving"; return 1

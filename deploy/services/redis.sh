@@ -17,6 +17,7 @@ server_bin() {
 }
 
 ping() { timeout 3 redis-cli -h "$HOST" -p "$PORT" ping 2>/dev/null | grep -q PONG; }
+serves() { ping; }
 
 installed_version() { "$(server_bin)" --version | sed -nE 's/.* v=([0-9.]+).*/\1/p'; }
 
@@ -40,6 +41,7 @@ CONF
 
 start() {
   if pid_alive "$PIDFILE" && ping; then say "already running on $HOST:$PORT"; return 0; fi
+  if adopted "$PIDFILE"; then say "$HOST:$PORT is already served by $(port_owner "$PORT"), not from this state dir; using it"; return 0; fi
   check_port_free "$PORT" "Redis, DNSENTINEL_REDIS__URL"
   local bin; bin="$(server_bin)"
   case "$(installed_version)" in
@@ -57,6 +59,7 @@ start() {
 }
 
 stop() {
+  if adopted "$PIDFILE"; then say "left running: $(port_owner "$PORT") was not started from this state dir"; return 0; fi
   if pid_alive "$PIDFILE"; then
     timeout 10 redis-cli -h "$HOST" -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
     stop_pidfile "$PIDFILE" 10
@@ -67,6 +70,7 @@ stop() {
 }
 
 status() {
+  if adopted "$PIDFILE"; then echo "healthy external $(port_owner "$PORT")"; return 0; fi
   if ! pid_alive "$PIDFILE"; then echo "stopped"; return 3; fi
   if ping; then echo "healthy pid $(cat "$PIDFILE")"; return 0; fi
   echo "unhealthy pid $(cat "$PIDFILE") does not answer PING"; return 1
