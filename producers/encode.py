@@ -146,14 +146,12 @@ class EventEncoder:
         client = self._client(q.client)
         if client is None:
             return "bad_client"
-        value = '%s%d,"name":%s,"qtype":%s,"client":%s%s' % (
-            self.head, ts, info.json_name, qtype, client, self._optional(q.rcode, q.proto))
-        if q.latency_us is not None and 0 <= q.latency_us < 10**12:
-            value += ',"latency_us":%d}' % q.latency_us
-        else:
-            value += "}"
-        if info.scorable is None:
-            self.unscorable += 1
+        lat = q.latency_us
+        tail = f',"latency_us":{lat}}}' if lat is not None and 0 <= lat < 10**12 else "}"
+        opt = self._optional(q.rcode, q.proto)
+        value = f'{self.head}{ts},"name":{info.json_name},"qtype":{qtype},"client":{client}{opt}{tail}'
         if len(value) > MAX_EVENT_BYTES and len(value.encode("utf-8", "surrogateescape")) > MAX_EVENT_BYTES:
             return "too_large"
+        if info.scorable is None:
+            self.unscorable += 1
         return Encoded(info.key, value, info.scorable)
