@@ -7,7 +7,10 @@ without. A realistic query mix (mostly unknown/benign names, a few malicious ver
 vetted blocks, A and AAAA) is replayed once to warm the plugin's client-side cache, then
 dnsperf measures, alternating plain and plugin runs:
 
-* throughput: dnsperf flat out (`-l SECONDS -c 4 -q 200`), the best run of each;
+* throughput: dnsperf flat out (`-l SECONDS -c 4 -q 200`), the median run of each, and the
+  CPU time each CoreDNS process spent per answered query (from /proc): on a shared, loaded
+  machine the CPU per query is the steadier measure, and plain/plugin CPU per query is the
+  QPS ratio the plugin would reach when CPU-bound;
 * latency: a fixed rate (`-Q RATE -v`), per-query latencies from dnsperf's verbose lines,
   p50 and p99 of each.
 
@@ -89,6 +92,16 @@ def qps(out: str) -> float:
     return float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
 
 
+def completed(out: str) -> int:
+    return int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc; clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lost(out: str) -> int:
     return int(re.search(r"Queries lost:\s+(\d+)", out).group(1))
 
@@ -161,7 +174,7 @@ def cleanup_redis(prefix: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10, help="length of each throughput run")
-    ap.add_argument("--runs", type=int, default=3, help="throughput runs per instance (alternating)")
+    ap.add_argument("--runs", type=int, default=4, help="throughput runs per instance (alternating)")
     ap.add_argument("--names", type=int, default=10000, help="distinct names in the query mix")
     ap.add_argument("--rate", type=int, default=2000, help="queries/s of the latency runs")
     args = ap.parse_args()
@@ -214,13 +227,18 @@ def main() -> None:
         miss0 = metric(plug_mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"')
 
         runs: dict[str, list[float]] = {"plain": [], "plugin": []}
+        cpu_us: dict[str, list[float]] = {"plain": [], "plugin": []}
         loss: dict[str, int] = {"plain": 0, "plugin": 0}
+        pids = {"plain": procs[0].pid, "plugin": procs[1].pid}
         for _ in range(args.runs):
             for kind, port in (("plain", plain_port), ("plugin", plug_port)):
+                cpu0 = cpu_seconds(pids[kind])
                 out = dnsperf(port, qfile, "-l", str(args.seconds), "-c", "4", "-q", "200")
+                cpu_us[kind].append(1e6 * (cpu_seconds(pids[kind]) - cpu0) / max(1, completed(out)))
                 runs[kind].append(qps(out))
                 loss[kind] += lost(out)
-                print(f"{kind}: {runs[kind][-1]:,.0f} qps (load {os.getloadavg()[0]:.1f})", flush=True)
+                print(f"{kind}: {runs[kind][-1]:,.0f} qps, {cpu_us[kind][-1]:.1f} CPU us/query "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
         lat: dict[str, list[float]] = {}
         for kind, port in (("plain", plain_port), ("plugin", plug_port)):
             lat[kind] = latencies(dnsperf(port, qfile, "-l", "5", "-Q", str(args.rate), "-v"))
@@ -232,17 +250,23 @@ def main() -> None:
         dropped = metric(plug_mport, "coredns_dnsentinel_events_dropped_total")
         redis_err = metric(plug_mport, "coredns_dnsentinel_redis_errors_total") - err0
 
-        plain_q, plug_q = max(runs["plain"]), max(runs["plugin"])
+        plain_q, plug_q = statistics.median(runs["plain"]), statistics.median(runs["plugin"])
+        plain_cpu, plug_cpu = statistics.median(cpu_us["plain"]), statistics.median(cpu_us["plugin"])
         p50 = {k: 1000 * pct(v, 0.50) for k, v in lat.items()}
         p99 = {k: 1000 * pct(v, 0.99) for k, v in lat.items()}
         cfg = (f"{args.names} names (5% malicious, 3% vetted block, 22% benign, 5% uncertain, rest unknown; "
                f"80% A), dnsperf -c 4 -q 200 -l {args.seconds} x{args.runs}, latency at {args.rate} qps; {machine()}")
-        print(f"plain runs {runs['plain']}, plugin runs {runs['plugin']}, lost {loss}")
+        print(f"plain runs {[round(q) for q in runs['plain']]}, plugin runs {[round(q) for q in runs['plugin']]}, lost {loss}")
+        print(f"CPU us/query: plain {[round(c, 1) for c in cpu_us['plain']]}, plugin {[round(c, 1) for c in cpu_us['plugin']]}")
         print(f"cache: {hits:.0f} local hits, {misses:.0f} Redis round trips; redis errors {redis_err:.0f}")
         print(f"events: {produced:.0f} produced, {dropped:.0f} dropped")
-        record("coredns-plugin", "plain CoreDNS QPS", plain_q, "qps", config=cfg)
-        record("coredns-plugin", "plugin QPS", plug_q, "qps", config=cfg)
-        record("coredns-plugin", "plugin QPS / plain QPS", 100 * plug_q / plain_q, "%", target=90, config=cfg)
+        record("coredns-plugin", "plain CoreDNS QPS (median)", plain_q, "qps", config=cfg)
+        record("coredns-plugin", "plugin QPS (median)", plug_q, "qps", config=cfg)
+        record("coredns-plugin", "plugin QPS / plain QPS (medians)", 100 * plug_q / plain_q, "%", target=90, config=cfg)
+        record("coredns-plugin", "plain CPU per query (median)", plain_cpu, "us", higher_is_better=False, config=cfg)
+        record("coredns-plugin", "plugin CPU per query (median)", plug_cpu, "us", higher_is_better=False, config=cfg)
+        record("coredns-plugin", "CPU-bound QPS ratio (plain CPU / plugin CPU per query)", 100 * plain_cpu / plug_cpu,
+               "%", target=90, config=cfg)
         record("coredns-plugin", "plain p50 / p99 latency", p99["plain"], "ms", higher_is_better=False,
                config=f"p50 {p50['plain']:.3f} ms; {cfg}")
         record("coredns-plugin", "plugin p50 / p99 latency", p99["plugin"], "ms", higher_is_better=False,

@@ -33,6 +33,7 @@ type Handler struct {
 	names *nameCache
 
 	deadlines *deadlines
+	metrics   metricsCache
 
 	// newStore and newEmitter are replaced by tests.
 	newStore   func(Config) store
@@ -114,7 +115,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 	start := time.Now()
-	server := metrics.WithServer(ctx)
+	sm := h.metrics.get(metrics.WithServer(ctx))
 
 	ev := &event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: state.IP(), Source: "live",
 		Server: h.cfg.ServerID, Proto: state.Proto(), Action: ActionPass}
@@ -133,7 +134,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	case plugin.Zones(h.cfg.Exclude).Matches(qname) != "":
 		decision = ""
 	default:
-		decision, reason, failed = h.decide(server, pn)
+		decision, reason, failed = h.decide(sm, pn)
 	}
 	if decision != "" {
 		ev.Decision = decision
@@ -147,20 +148,20 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		ev.Action, ev.Rcode = ActionRefused, dns.RcodeToString[dns.RcodeRefused]
 		ev.LatencyUS = time.Since(start).Microseconds()
 		_ = w.WriteMsg(m)
-		h.finish(server, key, ev)
+		h.finish(sm, key, ev)
 		return dns.RcodeSuccess, nil
 	case contract.Blocking(decision) && !h.neverBlock(state) && !h.cfg.Fall.Through(qname):
 		m, action := h.blockAnswer(state, decision, reason)
 		ev.Action, ev.Rcode = action, dns.RcodeToString[m.Rcode]
 		ev.LatencyUS = time.Since(start).Microseconds()
 		_ = w.WriteMsg(m)
-		h.finish(server, key, ev)
+		h.finish(sm, key, ev)
 		return dns.RcodeSuccess, nil
 	}
 
 	ev.LatencyUS = time.Since(start).Microseconds()
 	if h.emit == nil {
-		queriesTotal.WithLabelValues(server, decisionLabel(ev.Decision), ev.Action).Inc()
+		sm.query(decisionLabel(ev.Decision), ev.Action)
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
 	rec := dnstest.NewRecorder(w)
@@ -170,13 +171,13 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	} else {
 		ev.Rcode = dns.RcodeToString[rc] // the server writes this error after we return
 	}
-	h.finish(server, key, ev)
+	h.finish(sm, key, ev)
 	return rc, err
 }
 
 // finish counts the query and hands its event to Kafka (after the answer is written).
-func (h *Handler) finish(server string, key []byte, ev *event) {
-	queriesTotal.WithLabelValues(server, decisionLabel(ev.Decision), ev.Action).Inc()
+func (h *Handler) finish(sm *serverMetrics, key []byte, ev *event) {
+	sm.query(decisionLabel(ev.Decision), ev.Action)
 	if h.emit != nil {
 		h.emit.emit(key, ev)
 	}
@@ -184,27 +185,31 @@ func (h *Handler) finish(server string, key []byte, ev *event) {
 
 // decide looks the name up (local cache, else Redis within redis_timeout). failed means the
 // lookup did not complete and the decision is the fail-open "unknown".
-func (h *Handler) decide(server string, pn *parsed) (decision, reason string, failed bool) {
+func (h *Handler) decide(sm *serverMetrics, pn *parsed) (decision, reason string, failed bool) {
 	cands := pn.cands
 	t0 := time.Now()
 	lctx := h.deadlines.get(t0)
 	res, err := h.store.lookup(lctx, pn)
-	where := "redis"
 	if res.CacheHit {
-		where = "local"
+		sm.localDur.Observe(time.Since(t0).Seconds())
+	} else {
+		sm.tripDur.Observe(time.Since(t0).Seconds())
 	}
-	lookupDuration.WithLabelValues(server, where).Observe(time.Since(t0).Seconds())
 	if err != nil {
-		redisErrors.WithLabelValues(server, errorReason(err, lctx)).Inc()
+		redisErrors.WithLabelValues(sm.server, errorReason(err, lctx)).Inc()
 		return contract.DecisionUnknown, "", true
 	}
-	cacheLookups.WithLabelValues(server, where).Inc()
+	if res.CacheHit {
+		sm.localHits.Inc()
+	} else {
+		sm.trips.Inc()
+	}
 	label, model, score := "", "", ""
 	if res.Verdict != "" {
 		if v, err := contract.ParseVerdict(res.Verdict); err == nil {
 			label, model, score = v.Label, v.Model, strconvScore(v.Score)
 		} else {
-			redisErrors.WithLabelValues(server, "bad_value").Inc()
+			redisErrors.WithLabelValues(sm.server, "bad_value").Inc()
 		}
 	}
 	decision = contract.Decide(cands, res.Actions, label)
