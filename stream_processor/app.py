@@ -206,17 +206,27 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
 
         return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
 
+    from faust import web as faust_web
+
     @app.page("/score")
-    async def score_view(web: Any, request: Any) -> Any:
-        body = await request.json()
-        domains = body.get("domains") if isinstance(body, dict) else None
-        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains) or len(domains) > 10_000:
-            return web.json({"error": "body must be {\"domains\": [up to 10000 strings]}"}, status=400)
-        scored = await holder.score(domains)
-        return web.json({"model": scored.version, "results": [
-            {"name": n, "score": round(sc, 4), "label": lb, "model": scored.version}
-            for n, sc, lb in zip(domains, scored.scores, scored.labels)
-        ]})
+    class ScoreView(faust_web.View):
+        """``POST {"domains": [...]}``: score, label and model version per name (no cache, no writes)."""
+
+        async def post(self, request: Any) -> Any:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            domains = body.get("domains") if isinstance(body, dict) else None
+            if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains) or len(domains) > 10_000:
+                return self.json({"error": "body must be {\"domains\": [up to 10000 strings]}"}, status=400)
+            if holder.model is None:
+                return self.json({"error": "no model loaded yet"}, status=503)
+            scored = await holder.score(domains)
+            return self.json({"model": scored.version, "results": [
+                {"name": n, "score": round(sc, 4), "label": lb, "model": scored.version}
+                for n, sc, lb in zip(domains, scored.scores, scored.labels)
+            ]})
 
     @app.service
     class _Shutdown(faust.Service):  # drains the ES queue on a clean stop
