@@ -137,13 +137,16 @@ def _timeline_rows(res: dict) -> pd.DataFrame:
 
 
 def _names_agg(size: int, order: dict | None = None) -> dict:
+    """Top names by queries. Their decisions come from a second, small request
+    (:meth:`Store._with_decisions`): two terms sub-aggregations on every one of a
+    range's names would cost more than the ranking itself."""
     return {"terms": {"field": NAME, "size": size, "order": order or {"queries": "desc"}},
             "aggs": {"queries": {"sum": {"field": COUNT}}, "blocked": {"sum": {"field": BLOCKED}},
-                     "last": {"max": {"field": TS}}, **_DECISION_AGGS}}
+                     "last": {"max": {"field": TS}}}}
 
 
 def _name_rows(res: dict, start: int = 0) -> pd.DataFrame:
-    rows = [{"name": b["key"], "queries": _sum(b), "blocked": _sum(b, "blocked"), "decision": _decision_of(b),
+    rows = [{"name": b["key"], "queries": _sum(b), "blocked": _sum(b, "blocked"), "decision": "unknown",
              "last seen": _ms_to_ts(b["last"].get("value"))}
             for b in res.get("n", {}).get("buckets", [])[start:]]
     return pd.DataFrame(rows) if rows else _empty("name", "queries", "blocked", "decision", "last seen")
@@ -151,7 +154,8 @@ def _name_rows(res: dict, start: int = 0) -> pd.DataFrame:
 
 def _clients_agg(size: int) -> dict:
     return {"terms": {"field": CLIENT, "size": size, "order": {"queries": "desc"}},
-            "aggs": {"queries": {"sum": {"field": COUNT}}, "names": {"cardinality": {"field": NAME}},
+            "aggs": {"queries": {"sum": {"field": COUNT}},
+                     "names": {"cardinality": {"field": NAME, "precision_threshold": 200}},
                      "last": {"max": {"field": TS}}}}
 
 
@@ -192,9 +196,19 @@ class Store:
             "inf": {"filter": decision_filter(BLOCKED_DECISIONS), "aggs": {"c": _clients_agg(size)}},
         }
         res = self._agg(self.index["activity"], self._activity(rng), aggs)
-        return {"timeline": _timeline_rows(res), "malicious": _name_rows(res.get("mal", {})),
-                "benign": _name_rows(res.get("ben", {})), "clients": _client_rows(res),
-                "infected": _client_rows(res.get("inf", {}))}
+        malicious, benign = self._with_decisions(rng, _name_rows(res.get("mal", {})), _name_rows(res.get("ben", {})))
+        return {"timeline": _timeline_rows(res), "malicious": malicious, "benign": benign,
+                "clients": _client_rows(res), "infected": _client_rows(res.get("inf", {}))}
+
+    def _with_decisions(self, rng: TimeRange, *frames: pd.DataFrame) -> list[pd.DataFrame]:
+        """Fill the ``decision`` column of a few listed names (one request for all frames)."""
+        wanted = sorted({n for f in frames for n in f["name"]})
+        if not wanted:
+            return list(frames)
+        aggs = {"n": {"terms": {"field": NAME, "size": len(wanted)}, "aggs": _DECISION_AGGS}}
+        res = self._agg(self.index["activity"], self._activity(rng, {"terms": {NAME: wanted}}), aggs)
+        decided = {b["key"]: _decision_of(b) for b in res.get("n", {}).get("buckets", [])}
+        return [f.assign(decision=[decided.get(n, "unknown") for n in f["name"]]) for f in frames]
 
     def timeline(self, rng: TimeRange, granularity: str, *filters: dict) -> pd.DataFrame:
         """Queries per interval split into blocked / allowed / uncertain (long format)."""
@@ -203,8 +217,9 @@ class Store:
 
     def top_names(self, rng: TimeRange, decisions: tuple[str, ...], size: int = 20) -> pd.DataFrame:
         """The most queried names among ``decisions``, with their dominant decision."""
-        return _name_rows(self._agg(self.index["activity"], self._activity(rng, decision_filter(decisions)),
+        rows = _name_rows(self._agg(self.index["activity"], self._activity(rng, decision_filter(decisions)),
                                     {"n": _names_agg(size)}))
+        return self._with_decisions(rng, rows)[0]
 
     def names_table(self, rng: TimeRange, decisions: tuple[str, ...], search: str = "", sort: str = "queries",
                     descending: bool = True, page: int = 0, page_size: int = 50) -> Page:
@@ -219,7 +234,7 @@ class Store:
         order = {"_key": "desc" if descending else "asc"} if sort == "name" else {"queries": "desc" if descending else "asc"}
         aggs = {"n": _names_agg(start + page_size, order), "total": {"cardinality": {"field": NAME}}}
         res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
-        return Page(_name_rows(res, start), int(res.get("total", {}).get("value") or 0))
+        return Page(self._with_decisions(rng, _name_rows(res, start))[0], int(res.get("total", {}).get("value") or 0))
 
     def top_clients(self, rng: TimeRange, decisions: tuple[str, ...] | None = None, size: int = 20) -> pd.DataFrame:
         """Busiest clients; with ``decisions=BLOCKED_DECISIONS``, the likely infected hosts."""
