@@ -128,6 +128,20 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// a new model verdict for a name already answered (and cached as unknown) too
+	if m := ask("late.example.net"); m != nil {
+		t.Fatalf("unknown name answered by the plugin: %v", m)
+	}
+	t.Cleanup(func() { rc.Do(ctx, rc.B().Del().Key(contract.VerdictKey(prefix, "late.example.net")).Build()) })
+	must(rc.Do(ctx, rc.B().Set().Key(contract.VerdictKey(prefix, "late.example.net")).Value(malicious).Build()))
+	start = time.Now()
+	for m := ask("late.example.net"); m == nil; m = ask("late.example.net") {
+		if time.Since(start) > time.Second {
+			t.Fatal("new malicious verdict not in effect after 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
 	// the events arrive in Kafka with the SPEC fields
 	h.emit.(*kafkaEmitter).cl.Flush(ctx)
 	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),

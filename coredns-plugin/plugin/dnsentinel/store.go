@@ -44,11 +44,14 @@ type redisStore struct {
 	log    func(format string, args ...any)
 
 	refreshSlots chan struct{}
+	hot          *hotCache
 }
 
 func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 	ctx, cancel := context.WithCancel(context.Background())
+	hot := newHotCache(cfg.CacheSize, cfg.CacheTTL, contract.VerdictKey(cfg.RedisPrefix, ""), contract.VettedKey(cfg.RedisPrefix))
 	return &redisStore{
+		hot:    hot,
 		prefix: cfg.RedisPrefix,
 		ttl:    cfg.CacheTTL,
 		opt: rueidis.ClientOption{
@@ -65,6 +68,7 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 			// reads of a lookup go down one pipe; with several, DoMultiCache fans the verdict
 			// key and the vetted hash out to goroutines per connection even on a cache hit.
 			PipelineMultiplex: -1,
+			OnInvalidations:   hot.invalidate,
 		},
 		ctx:          ctx,
 		cancel:       cancel,
@@ -112,13 +116,21 @@ func (s *redisStore) lookup(ctx context.Context, p *parsed) (lookupResult, error
 	if cp == nil {
 		return lookupResult{}, errUnavailable
 	}
+	now := time.Now()
+	if res, ok := s.hot.get(p.name.Name, now); ok {
+		return res, nil
+	}
+	gen := s.hot.gen.Load()
 	cmds := p.redisCmds.Load()
 	if cmds == nil {
 		cmds = s.commands(*cp, p)
 		p.redisCmds.Store(cmds)
 	}
 	res, err := s.fetch(ctx, *cp, cmds, len(p.cands))
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err == nil && !s.opt.DisableCache:
+		s.hot.put(p.name.Name, res, gen, now)
+	case err != nil && ctx.Err() != nil:
 		s.refresh(*cp, cmds, len(p.cands))
 	}
 	return res, err
