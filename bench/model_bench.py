@@ -55,6 +55,7 @@ def main() -> None:
     print(f"{len(names)} corpus names, mean length {mean_len:.1f}")
 
     latencies = []
+    cpu0 = time.process_time()
     for name in names[:500]:
         t = time.perf_counter()
         model.predict([name])
@@ -62,10 +63,11 @@ def main() -> None:
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[int(len(latencies) * 0.99)]
-    print(f"single-name predict: p50 {p50:.2f} ms, p99 {p99:.2f} ms (target <= 5 ms)")
+    cpu_ms = (time.process_time() - cpu0) * 1000 / len(latencies)
+    print(f"single-name predict: p50 {p50:.2f} ms, p99 {p99:.2f} ms, {cpu_ms:.2f} CPU-ms each (target <= 5 ms)")
 
     for size in (int(s) for s in args.batch_sizes.split(",")):
-        done, start, offset = 0, time.perf_counter(), 0
+        done, start, offset, cpu0 = 0, time.perf_counter(), 0, time.process_time()
         while time.perf_counter() - start < args.seconds:
             batch = names[offset : offset + size]
             if len(batch) < size:
@@ -74,7 +76,13 @@ def main() -> None:
             done += len(batch)
             offset += size
         rate = done / (time.perf_counter() - start)
-        print(f"batch {size:>7}: {rate:>10,.0f} names/s (incl. encoding)")
+        per_cpu = done / max(time.process_time() - cpu0, 1e-9)
+        # On a shared machine wall-clock rates mostly measure the neighbours; names per CPU-second
+        # times the core count is what the 2 cores would do if they were ours alone.
+        print(
+            f"batch {size:>7}: {rate:>10,.0f} names/s wall (incl. encoding); "
+            f"{per_cpu:>9,.0f} names per CPU-second -> {per_cpu * (os.cpu_count() or 1):>9,.0f}/s on idle cores"
+        )
     print(f"load average after: {os.getloadavg()}")
 
 if __name__ == "__main__":
