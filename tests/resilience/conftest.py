@@ -132,6 +132,10 @@ class TcpProxy:
     def cut(self) -> None:
         ls, self._lsock = self._lsock, None
         if ls is not None:
+            try:  # wakes the thread blocked in accept(); close() alone would not stop it accepting
+                ls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             ls.close()
         with self._lock:
             conns, self._conns = self._conns, set()
