@@ -48,11 +48,18 @@ fetch() {
   [ -f "$ZIP" ] || die "$ZIP missing after fetch" "rm -rf $M2_REPO/org/elasticsearch and retry"
 }
 
+# setup_dirs [create]: the paths; only `start` (create) makes the user and directories.
 setup_dirs() {
-  ensure_user
-  RT="$(runtime_dir)"
-  mkdir -p "$RT"
-  if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
+  if [ "${1:-}" = create ]; then
+    ensure_user
+    RT="$(runtime_dir)"
+    mkdir -p "$RT"
+    if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
+  elif [ -e "$LINK" ]; then
+    RT="$(readlink -f "$LINK")"
+  else
+    RT="$LINK"
+  fi
   ES_HOME="$RT/elasticsearch-$ELASTICSEARCH_VERSION"
   DATA_DIR="$RT/data"
   LOG_DIR="$RT/logs"
@@ -76,7 +83,7 @@ health() {
 }
 
 start() {
-  setup_dirs
+  setup_dirs create
   if pid_alive "$PIDFILE" && health; then say "already running on http://$HOST:$PORT"; return 0; fi
   if pid_alive "$PIDFILE"; then
     warn "a previous node (pid $(cat "$PIDFILE")) is running but not healthy; restarting it"
