@@ -210,6 +210,7 @@ class Model:
         import tensorflow as tf
 
         module = tf.Module()
+        module.model = self.keras_model  # tracks the variables the scoring function captures
         module.score = self._score
         tf.saved_model.save(module, str(dest), signatures={"serving_default": self._score})
         return dest

@@ -134,3 +134,19 @@ def test_unknown_architecture_is_a_clear_error():
 
     with pytest.raises(architectures.UnknownArchitecture, match="charcnn"):
         architectures.get("lstm9000")
+
+
+def test_export_savedmodel_scores_like_the_model(trained, tmp_path):
+    import tensorflow as tf
+
+    from dnsentinel.models import encoding
+
+    root, _ = trained
+    model = load(registry=root)
+    out = registry.export("tiny-charcnn", tmp_path / "saved", registry=root)
+    exported = tf.saved_model.load(str(out))
+    x = encoding.encode(["google.com", "xjwqkqzpl.biz"], 64, 5)
+    scores = exported.signatures["serving_default"](tf.constant(x))["output_0"].numpy()
+    np.testing.assert_allclose(scores, model.predict(["google.com", "xjwqkqzpl.biz"]), atol=1e-5)
+    with pytest.raises(registry.RegistryError, match="tf2onnx"):
+        registry.export("tiny-charcnn", tmp_path / "m.onnx", onnx=True, registry=root)
