@@ -54,12 +54,20 @@ def effective(decision: str | None, label: str | None) -> str:
 
 
 def decision_filter(decisions: tuple[str, ...]) -> dict:
-    """Activity docs whose *effective* decision is one of ``decisions``."""
-    should: list[dict] = [{"terms": {DECISION: list(decisions)}}]
+    """Activity docs whose *effective* decision (see :func:`effective`) is one of ``decisions``."""
+    should: list[dict] = []
+    resolved = [d for d in decisions if d in RESOLVED_DECISIONS]
+    if resolved:
+        should.append({"terms": {DECISION: resolved}})
+    by_label: list[dict] = []
     labels = [d for d in decisions if d in LABELS]
     if labels:
-        should.append({"bool": {"filter": [{"terms": {LABEL: labels}}],
-                                "must_not": [{"terms": {DECISION: list(RESOLVED_DECISIONS)}}]}})
+        by_label.append({"terms": {LABEL: labels}})
+    if "unknown" in decisions:  # neither the DNS path nor the model knew
+        by_label.append({"bool": {"must_not": [{"terms": {LABEL: list(LABELS)}}]}})
+    if by_label:
+        should.append({"bool": {"must_not": [{"terms": {DECISION: list(RESOLVED_DECISIONS)}}],
+                                "should": by_label, "minimum_should_match": 1}})
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 

@@ -52,10 +52,15 @@ def test_overview_aggregations_add_up(es_data):
     top = s.top_names(rng, BLOCKED_DECISIONS)
     assert 0 < len(top) <= 20 and set(top["decision"]) == {"malicious"}
     assert top["queries"].is_monotonic_decreasing
+    benign = s.top_names(rng, ALLOWED_DECISIONS)
+    assert set(benign["decision"]) <= {"benign", "uncertain"} and len(benign) == 20
+    assert sum(s.top_names(rng, (d,))["queries"].sum() > 0 for d in ("unknown",)) == 0  # every doc has a label
     allowed = s.names_table(rng, ALLOWED_DECISIONS, search="CDN", page=0, page_size=10)
     assert allowed.total > 0 and all("cdn" in n for n in allowed.rows["name"])
     infected = s.top_clients(rng, BLOCKED_DECISIONS)
     assert infected["queries"].sum() == totals["blocked"]  # malicious names are queried by the infected few
+    ov = s.overview(rng, "minute")
+    assert ov["clients"]["queries"].sum() >= ov["infected"]["queries"].sum() > 0
 
 
 def test_domain_and_client(es_data):
