@@ -87,7 +87,9 @@ def test_up_twice_then_down_leaves_no_process_and_no_port(stack, tmp_path):
     from dnsentinel.cli import stackctl
 
     state = tmp_path / "state"
-    # Reuse the session stack's CoreDNS build (same sources) instead of linking it again.
+    # Reuse the session stack's CoreDNS build instead of linking it again; `up` first so that
+    # it matches the current sources (teammates edit them while tests run).
+    stackctl.up(stack, ("coredns",), echo=False)
     (state / "bin").mkdir(parents=True)
     for f in ("coredns", "coredns.srchash"):
         shutil.copy2(stack.stack.state_dir / "bin" / f, state / "bin" / f)
