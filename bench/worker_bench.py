@@ -303,6 +303,67 @@ class Bench:
                     pass
 
 
+def pipeline_only(args: argparse.Namespace) -> dict:
+    """The worker's own per-event code (BatchProcessor: validate, dedup, lookups, aggregate, ES docs),
+    with in-memory stand-ins for Kafka, Redis, the model and Elasticsearch: events per CPU-second."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from dnsentinel.stream_processor.es_sink import DocStore, EsSink, aggregate_docs
+    from dnsentinel.stream_processor.metrics import Metrics
+    from dnsentinel.stream_processor.pipeline import Record
+    from dnsentinel.stream_processor.scorer import ModelHolder
+    from dnsentinel.stream_processor.worker import BatchProcessor, Topics
+
+    class Model:
+        version, arch, thresholds = "table", "table", SimpleNamespace(allow=0.2, block=0.8)
+
+        def predict(self, names):
+            return [0.5] * len(names)
+
+    class Cache:
+        def __init__(self):
+            self.d = {}
+
+        def decide_many(self, names):
+            return {n: self.d.get(n, "unknown") for n in names}
+
+        def put_verdicts(self, vs):
+            self.d.update((v.name, v.label) for v in vs)
+
+    async def publish(topic, key, value):
+        f = asyncio.get_running_loop().create_future()
+        f.set_result(None)
+        return f
+
+    load = Load(args.popular, args.unseen, args.clients)
+    recs = []
+    for i in range(args.events):
+        key, value = load.event(load.next()[0])
+        recs.append(Record(key, value, "q", 0, i))
+    store = DocStore()
+
+    async def run() -> tuple[float, float]:
+        holder = ModelHolder(lambda _v: Model(), None)
+        holder._swap(Model())
+        sink = EsSink(None)
+        proc = BatchProcessor(cache=Cache(), holder=holder, publish=publish, sink=None, metrics=Metrics(),
+                              topics=Topics("q", "v", "d"), es_prefix="b", batch_max=args.batch_max)
+        c0, t0 = time.process_time(), time.perf_counter()
+        per_flush = max(1, int(20_000 / args.batch_max))
+        for i in range(0, len(recs), args.batch_max):
+            await proc.process(recs[i:i + args.batch_max])
+            if (i // args.batch_max) % per_flush == per_flush - 1:
+                activity, verdicts, vetting, _ = proc.agg.drain()
+                docs = aggregate_docs("b", activity, verdicts, vetting)
+                sink.store = store
+                sink._actions(type("C", (), {"docs": docs, "actions": []})())
+        return time.process_time() - c0, time.perf_counter() - t0
+
+    cpu, wall = asyncio.run(run())
+    return {"events": len(recs), "events_per_cpu_s": round(len(recs) / cpu), "events_per_wall_s": round(len(recs) / wall)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=300_000)
@@ -315,7 +376,12 @@ def main() -> None:
     ap.add_argument("--within", type=float, default=0.05)
     ap.add_argument("--table-model", action="store_true", help="a lookup-table model instead of the promoted CNN")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--pipeline-only", action="store_true",
+                    help="only the worker's own code with in-memory stand-ins (no Kafka/Redis/ES)")
     args = ap.parse_args()
+    if args.pipeline_only:
+        print(json.dumps({"pipeline_only": pipeline_only(args), "loadavg": os.getloadavg()}))
+        return
     b = Bench(args)
     try:
         load1 = os.getloadavg()
