@@ -188,7 +188,12 @@ def vetted_labels() -> pd.DataFrame:
     """
     from dnsentinel.verdict_cache.cache import VerdictCache  # lazy: only for --include-vetted
 
-    records = VerdictCache.from_settings().list_vetted()
+    try:
+        records = VerdictCache.from_settings().list_vetted()
+    except DnsentinelError:
+        raise
+    except Exception as exc:  # redis connection / auth errors
+        raise DataError(f"--include-vetted: cannot read vetted decisions from the verdict cache: {exc}") from exc
     labels: dict[str, int] = {}
     for name, rec in records.items():
         base = name[2:] if name.startswith("*.") else name
