@@ -34,11 +34,20 @@ def register(app: typer.Typer) -> None:
     def down(
         only: Annotated[Optional[list[str]], typer.Option("--only", help=f"stop only this service ({SERVICE_HELP}); repeatable")] = None,
     ) -> None:
-        """Stop the stack; leaves no process and no listening port behind. Data stays in the state dir."""
-        from dnsentinel.cli import stackctl
+        """Stop the stack; leaves no process and no listening port behind. Data stays in the state dir.
+
+        Without --only, the applications started on top of it (workers, dashboard, load
+        generator of `dnsentinel demo`) are stopped first.
+        """
+        from dnsentinel.cli import apps, stackctl
         from dnsentinel.settings import get_settings
 
-        stackctl.down(get_settings(), tuple(only) if only else stackctl.SERVICES)
+        settings = get_settings()
+        if not only:
+            stopped = apps.stop_all(settings)
+            if stopped:
+                typer.echo(f"stopped {', '.join(stopped)}")
+        stackctl.down(settings, tuple(only) if only else stackctl.SERVICES)
 
     @stack.command()
     def status() -> None:
@@ -46,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from dnsentinel.cli import stackctl
+        from dnsentinel.cli import apps, stackctl
         from dnsentinel.settings import get_settings
 
         settings = get_settings()
@@ -57,6 +66,8 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for row in rows:
             table.add_row(row.name, row.address, row.version, f"[{colour.get(row.state, 'red')}]{row.state}[/]", row.detail)
+        for name, pid in apps.running(settings).items():
+            table.add_row(name, "", "", "[green]running[/]", f"pid {pid}")
         Console().print(table)
         if not all(r.healthy for r in rows):
             raise typer.Exit(1)
