@@ -260,7 +260,8 @@ class EsSink:
         missing = self.store.missing((idx, doc_id) for _, idx, doc_id, _ in chunk.docs)
         if missing:
             await self._load(missing)
-        actions, new = self._actions(chunk)
+        # Building thousands of documents is CPU work: a thread keeps the loop (heartbeats, fetches) turning.
+        actions, new = await asyncio.get_running_loop().run_in_executor(None, self._actions, chunk)
         if not actions:
             return
         t0 = time.perf_counter()
