@@ -138,3 +138,32 @@ def test_kill_and_restart_loses_and_duplicates_nothing(worker_env):
     assert total == len(batch1) + len(batch2)
     counts = {k: d["query_count"] for k, d in _es_docs(env, "verdicts").items()}
     assert counts[names[0]] == 2 and counts[names[-1]] == 1
+
+
+def test_templates_and_retention_on_the_real_cluster(services):
+    import datetime as dt
+    import uuid
+
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.settings import get_settings
+    from dnsentinel.stream_processor.es_schema import apply_retention, ensure_templates, index_name
+
+    s = get_settings().elasticsearch
+    es = Elasticsearch(**s.client_kwargs())
+    prefix = f"sptest-ret-{uuid.uuid4().hex[:8]}"
+    try:
+        ensure_templates(es, prefix=prefix)
+        today = dt.date(2026, 3, 10)
+        old, recent = index_name("activity", dt.date(2026, 1, 1), prefix=prefix), index_name("events", today, prefix=prefix)
+        for name in (old, recent):
+            es.indices.create(index=name)
+        mapping = es.indices.get_mapping(index=old)[old]["mappings"]
+        assert mapping["dynamic"] == "strict" and mapping["properties"]["count"]["type"] == "long"
+        assert apply_retention(es, 30, prefix=prefix, today=today) == [old]
+        assert not es.indices.exists(index=old) and es.indices.exists(index=recent)
+        assert es.indices.exists(index=index_name("verdicts", prefix=prefix))  # undated indices are never touched
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+        for family in ("verdicts", "activity", "vetting", "audit", "events"):
+            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{family}")
