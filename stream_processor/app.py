@@ -1,12 +1,14 @@
 """The Faust application: the queries topic in, verdicts out.
 
 :func:`create_app` wires a :class:`~dnsentinel.stream_processor.worker.BatchProcessor`
-to Faust: one agent takes batches from the queries topic with
-``stream.take_events(batch_max, within=batch_within_s)``, timers poll the
-model registry and flush Elasticsearch, a task follows the Redis changes
-channel. Events of a batch are held (one extra reference on their Kafka
-message) until the sink has written their counts, then acked, so Faust only
-commits offsets whose effects are stored everywhere.
+to Faust: Faust runs the service (lifecycle, web views, timers that poll the
+model registry and flush Elasticsearch, the producer of verdicts and dead
+letters, a task following the Redis changes channel). The queries topic is
+read by :class:`~dnsentinel.stream_processor.consumer.BatchConsumer` (librdkafka,
+whole batches, consumer group ``worker.app_id``) rather than a Faust agent,
+whose per-message machinery cost most of the worker's CPU (consumer.py). A
+batch's offsets are committed only once the sink has written its counts, so
+only offsets whose effects are stored everywhere are committed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import logging
 from typing import Any, Callable
 
 import faust
+from faust.app.base import BootStrategy
 
 from dnsentinel.settings import Settings, get_settings
 from dnsentinel.stream_processor.es_schema import ensure_templates_async
+from dnsentinel.stream_processor.consumer import BatchConsumer, consumer_config
 from dnsentinel.stream_processor.es_sink import EsSink
 from dnsentinel.stream_processor.metrics import Metrics
-from dnsentinel.stream_processor.pipeline import Record
 from dnsentinel.stream_processor.scorer import ModelHolder
 from dnsentinel.stream_processor.worker import BatchProcessor, Topics
 
@@ -75,7 +78,14 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
     metrics = metrics or Metrics()
     datadir = s.stack.state_dir / "faust" / w.app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    class _Boot(BootStrategy):
+        enable_kafka_consumer = False  # the queries topic has its own batch consumer
+        enable_sensors = False  # Faust's Monitor only watched the per-event stream we no longer use
+
+    class _App(faust.App):
+        BootStrategy = _Boot
+
+    app = _App(
         w.app_id,
         broker=[f"kafka://{h.strip()}" for h in s.kafka.bootstrap_servers.split(",")],
         broker_credentials=_broker_credentials(s),
@@ -87,15 +97,12 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         web_bind="127.0.0.1",
         topic_partitions=s.kafka.queries_partitions,
         topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        stream_buffer_maxsize=max(4096, 2 * w.batch_max),
         producer_linger_ms=5,
         producer_acks=-1,
         datadir=str(datadir),
     )
-    queries = app.topic(s.kafka.queries_topic, partitions=s.kafka.queries_partitions,
-                        key_type=bytes, value_type=bytes)
+    queries_topic = app.topic(s.kafka.queries_topic, partitions=s.kafka.queries_partitions,
+                              key_type=bytes, value_type=bytes)
     verdicts_topic = app.topic(s.kafka.verdicts_topic, partitions=s.kafka.verdicts_partitions, compacting=True,
                                key_type=bytes, value_type=bytes)
     dlq_topic = app.topic(s.kafka.dlq_topic, partitions=s.kafka.dlq_partitions,
@@ -108,14 +115,9 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         return await app.producer.send(topic, key, value, None, None, None)
 
     def ack(tokens: list[Any]) -> None:
-        for token in tokens:
-            if token is None:
-                continue
-            stream, events = token
-            for event in events:
-                # Drops the reference taken in the agent; the last one marks the offset committable.
-                if event.ack():
-                    stream._on_message_out(event.message.tp, event.message.offset, event.message)
+        consumer: BatchConsumer | None = state.get("consumer")
+        if consumer is not None:
+            consumer.ack(tokens)
 
     @app.task
     async def _start() -> None:
@@ -126,8 +128,10 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         es_client = es
         if es_client is None:
             from elasticsearch import AsyncElasticsearch
+            from elasticsearch.serializer import OrjsonSerializer
 
-            es_client = AsyncElasticsearch(**s.elasticsearch.client_kwargs())
+            # orjson: bulk bodies of thousands of documents per flush; the stdlib encoder was a top cost.
+            es_client = AsyncElasticsearch(**s.elasticsearch.client_kwargs(), serializer=OrjsonSerializer())
         try:
             await ensure_templates_async(es_client, prefix=s.elasticsearch.index_prefix)
         except Exception as exc:  # ES down at start: verdicts still flow, the sink retries
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         sink = EsSink(es_client, metrics, chunk_size=w.es_bulk_chunk, max_retries=w.es_max_retries,
                       max_pending_actions=w.es_max_pending_actions, max_pending_events=w.es_max_pending_events)
         state["sink_task"] = asyncio.ensure_future(sink.run())
+        await queries_topic.maybe_declare()
         await verdicts_topic.maybe_declare()
         await dlq_topic.maybe_declare()
         proc = BatchProcessor(
@@ -148,30 +153,24 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         )
         state["sink"] = sink
         state["proc"] = proc
-        state["ready"].set()
         if serve_metrics:
             try:
                 metrics.serve(w.metrics_port)
             except OSError as exc:
                 log.warning("metrics port %d unavailable (%s); /metrics is still served by the web view",
                             w.metrics_port, exc)
-        await _follow_changes(s, proc)
+        consumer = BatchConsumer(consumer_config(s.kafka.confluent_config(), w.app_id), s.kafka.queries_topic,
+                                 w.batch_max, w.batch_within_s)
+        state["consumer"] = consumer
 
-    state["ready"] = asyncio.Event()
-
-    @app.agent(queries)
-    async def process(stream: Any) -> None:
-        await state["ready"].wait()
-        proc: BatchProcessor = state["proc"]
-        async for events in stream.take_events(w.batch_max, within=w.batch_within_s):
-            records = []
-            for e in events:
-                msg = e.message
-                msg.incref()  # held until the ES sink has written this batch's counts
-                records.append(Record(msg.key, msg.value, msg.topic, msg.partition, msg.offset))
-            await proc.process(records, (stream, list(events)))
+        async def handle(records: list[Any], token: Any) -> None:
+            if records:
+                await proc.process(records, token)
             if proc.flush_due():
                 proc.flush()
+
+        state["consume_task"] = asyncio.ensure_future(consumer.run(handle))
+        await _follow_changes(s, proc)
 
     @app.timer(interval=max(0.1, w.es_flush_interval_s / 2))
     async def _flush() -> None:
@@ -233,10 +232,21 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
         async def on_stop(self) -> None:
             proc = state.get("proc")
             sink = state.get("sink")
+            consumer: BatchConsumer | None = state.get("consumer")
+            task = state.get("consume_task")
+            if consumer is not None:
+                consumer.stop()
+                if task is not None:
+                    try:
+                        await asyncio.wait_for(task, 30.0)
+                    except Exception as exc:  # a batch stuck on Redis: its events are replayed
+                        log.warning("consumer loop did not stop cleanly (%r)", exc)
             if proc is not None:
                 proc.flush()
             if sink is not None:
                 await sink.stop(timeout=10.0)
+            if consumer is not None:
+                await asyncio.get_running_loop().run_in_executor(None, consumer.close)
             holder.close()
 
     app.dnsentinel_state = state  # type: ignore[attr-defined]

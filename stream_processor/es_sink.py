@@ -52,15 +52,19 @@ def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Co
     n = b = 0
     hi = version
     for offs in c.offsets.values():
-        for o in offs:
-            if o > version:
-                n += 1
-                if o > hi:
-                    hi = o
+        top = max(offs)
+        if top <= version:
+            continue
+        if min(offs) > version:  # the usual case (no replay): every event is new, no per-offset loop
+            n += len(offs)
+        else:
+            n += sum(1 for o in offs if o > version)
+        if top > hi:
+            hi = top
     if n == 0:
         return None
     for offs in (c.blocked or {}).values():
-        b += sum(1 for o in offs if o > version)
+        b += len(offs) if min(offs) > version else sum(1 for o in offs if o > version)
     src = dict(source or {})
     src.update({k: v for k, v in c.fields.items() if v is not None})
     count_field, blocked_field, seen, qtypes = FAMILY_COUNTS[family]
