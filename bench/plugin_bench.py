@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -53,11 +54,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def corefile(port: int, metrics_port: int, plugin_block: str | None) -> str:
+def corefile(port: int, metrics_port: int, plugin_block: str | None, pprof_port: int | None = None) -> str:
     plugin = ""
     if plugin_block is not None:
         plugin = "    dnsentinel {\n" + plugin_block + "    }\n"
-    return f".:{port} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{metrics_port}\n{plugin}{TEMPLATE}\n}}\n"
+    pprof = f"    pprof 127.0.0.1:{pprof_port}\n" if pprof_port else ""
+    return f".:{port} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{metrics_port}\n{pprof}{plugin}{TEMPLATE}\n}}\n"
+
+
+def profile(port: int, seconds: int, out: Path) -> threading.Thread:
+    """Fetch a CPU profile of a CoreDNS instance (its `pprof` plugin) in the background."""
+    def fetch() -> None:
+        url = f"http://127.0.0.1:{port}/debug/pprof/profile?seconds={seconds}"
+        out.write_bytes(urllib.request.urlopen(url, timeout=seconds + 30).read())
+
+    t = threading.Thread(target=fetch)
+    t.start()
+    return t
 
 
 def start(binary: Path, conf: Path, port: int) -> subprocess.Popen:
@@ -177,6 +190,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4, help="throughput runs per instance (alternating)")
     ap.add_argument("--names", type=int, default=10000, help="distinct names in the query mix")
     ap.add_argument("--rate", type=int, default=2000, help="queries/s of the latency runs")
+    ap.add_argument("--profile", type=Path, help="write CPU profiles (pprof) of each instance's first "
+                    "throughput run into this folder (adds the `pprof` plugin to both Corefiles)")
     args = ap.parse_args()
 
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -205,8 +220,9 @@ def main() -> None:
             f"        kafka {settings.kafka.bootstrap_servers}\n        topic {topic}\n"
             f"        server_id bench\n        cache_size {2 * args.names}\n        cache_ttl 10m\n"
         )
-        (work / "plain.conf").write_text(corefile(plain_port, plain_mport, None))
-        (work / "plugin.conf").write_text(corefile(plug_port, plug_mport, block))
+        pprof_ports = {"plain": free_port(), "plugin": free_port()} if args.profile else {}
+        (work / "plain.conf").write_text(corefile(plain_port, plain_mport, None, pprof_ports.get("plain")))
+        (work / "plugin.conf").write_text(corefile(plug_port, plug_mport, block, pprof_ports.get("plugin")))
         procs.append(start(binary, work / "plain.conf", plain_port))
         procs.append(start(binary, work / "plugin.conf", plug_port))
 
@@ -232,8 +248,14 @@ def main() -> None:
         pids = {"plain": procs[0].pid, "plugin": procs[1].pid}
         for _ in range(args.runs):
             for kind, port in (("plain", plain_port), ("plugin", plug_port)):
+                prof = None
+                if args.profile and not runs[kind]:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    prof = profile(pprof_ports[kind], max(1, args.seconds - 2), args.profile / f"{kind}.pprof")
                 cpu0 = cpu_seconds(pids[kind])
                 out = dnsperf(port, qfile, "-l", str(args.seconds), "-c", "4", "-q", "200")
+                if prof is not None:
+                    prof.join()
                 cpu_us[kind].append(1e6 * (cpu_seconds(pids[kind]) - cpu0) / max(1, completed(out)))
                 runs[kind].append(qps(out))
                 loss[kind] += lost(out)

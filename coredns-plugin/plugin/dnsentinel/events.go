@@ -94,13 +94,23 @@ func newKafkaEmitter(cfg Config) (*kafkaEmitter, error) {
 	}, nil
 }
 
+// eventRecord is a Kafka record and room for its value in one allocation per event (the
+// record belongs to franz-go once produced, so it cannot be pooled). Nearly every event fits
+// in buf; a longer one grows out of it.
+type eventRecord struct {
+	rec kgo.Record
+	buf [320]byte
+}
+
 func (k *kafkaEmitter) emit(key []byte, ev *event) {
-	value := appendEvent(make([]byte, 0, 256), ev)
+	er := new(eventRecord)
+	value := appendEvent(er.buf[:0], ev)
 	if len(value) > maxEventBytes {
 		k.drop("too_large")
 		return
 	}
-	k.cl.TryProduce(k.ctx, &kgo.Record{Key: key, Value: value}, k.promise)
+	er.rec.Key, er.rec.Value = key, value
+	k.cl.TryProduce(k.ctx, &er.rec, k.promise)
 }
 
 // promise runs on franz-go's callback goroutine, serially: it must stay short.

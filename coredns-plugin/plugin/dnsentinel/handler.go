@@ -5,6 +5,7 @@ package dnsentinel
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
-	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
@@ -108,19 +108,59 @@ func (h *Handler) Ready() bool {
 func (h *Handler) Name() string { return pluginName }
 
 // ServeDNS implements plugin.Handler.
+//
+// The hot path is kept lean on purpose (docs/BENCHMARKS.md, CoreDNS plugin): the query name
+// is looked up raw in the name cache (no per-query lower-casing), the client address is
+// formatted without request.IP's String+SplitHostPort, the event and the rcode recorder come
+// from a pool, and the clock is read three times. ServeDNS itself keeps a small stack frame
+// because it stays on the stack while the rest of the plugin chain runs (miekg/dns serves each
+// query on a fresh goroutine, so every frame under the chain can cost a stack growth): the
+// decision and any answer of our own are made in decide, which returns before Next runs.
 func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
-	state := request.Request{W: w, Req: r}
-	qname := state.Name()
-	if plugin.Zones(h.cfg.Zones).Matches(qname) == "" {
+	raw := "."
+	if len(r.Question) > 0 {
+		raw = r.Question[0].Name
+	}
+	pn := h.names.get(raw)
+	if plugin.Zones(h.cfg.Zones).Matches(pn.qname) == "" {
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
+	qs := scratchPool.Get().(*queryScratch)
+	if h.serve(ctx, w, r, pn, qs) {
+		qs.release()
+		return dns.RcodeSuccess, nil
+	}
+	if h.emit == nil {
+		qs.release()
+		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
+	}
+	rec := &qs.rec
+	rec.ResponseWriter = w
+	rc, err := plugin.NextOrFailure(h.Name(), h.Next, ctx, rec, r)
+	if plugin.ClientWrite(rc) || rec.written {
+		qs.ev.Rcode = dns.RcodeToString[rec.rcode]
+	} else {
+		qs.ev.Rcode = dns.RcodeToString[rc] // the server writes this error after we return
+	}
+	h.finish(qs.sm, pn.key, &qs.ev)
+	qs.release()
+	return rc, err
+}
+
+// serve decides a query in the filtered zones and fills in its event. It answers blocked
+// queries (and, failing closed, unanswerable ones) itself, counts and emits them and returns
+// true; it returns false for queries to pass on (counted here when no event follows).
+//
+//go:noinline
+func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, pn *parsed, qs *queryScratch) bool {
 	start := time.Now()
 	sm := h.metrics.get(metrics.WithServer(ctx))
-
-	ev := &event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: state.IP(), Source: "live",
+	qs.sm = sm
+	state := request.Request{W: w, Req: r}
+	ev := &qs.ev
+	*ev = event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: clientIP(w, &state), Source: "live",
 		Server: h.cfg.ServerID, Proto: state.Proto(), Action: ActionPass}
-	pn := h.names.get(qname)
-	nerr, key := pn.err, pn.key
+	nerr, key, qname := pn.err, pn.key, pn.qname
 	if nerr != nil {
 		ev.Name = pn.raw
 	} else {
@@ -131,17 +171,17 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 	switch {
 	case nerr != nil:
 		// an invalid name cannot have an entry; answered by the next plugin as usual
-	case plugin.Zones(h.cfg.Exclude).Matches(qname) != "":
+	case len(h.cfg.Exclude) > 0 && plugin.Zones(h.cfg.Exclude).Matches(qname) != "":
 		decision = ""
 	default:
-		decision, reason, failed = h.decide(sm, pn)
+		decision, reason, failed = h.decide(sm, pn, start)
 	}
 	if decision != "" {
 		ev.Decision = decision
 	}
 
 	switch {
-	case failed && h.cfg.FailClosed && !h.neverBlock(state):
+	case failed && h.cfg.FailClosed && !h.neverBlock(&state):
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeRefused)
 		addEDE(m, state, dns.ExtendedErrorCodeNotReady, "dnsentinel: verdict cache unavailable (fail closed)")
@@ -149,30 +189,74 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		ev.LatencyUS = time.Since(start).Microseconds()
 		_ = w.WriteMsg(m)
 		h.finish(sm, key, ev)
-		return dns.RcodeSuccess, nil
-	case contract.Blocking(decision) && !h.neverBlock(state) && !h.cfg.Fall.Through(qname):
+		return true
+	case contract.Blocking(decision) && !h.neverBlock(&state) && !h.cfg.Fall.Through(qname):
 		m, action := h.blockAnswer(state, decision, reason)
 		ev.Action, ev.Rcode = action, dns.RcodeToString[m.Rcode]
 		ev.LatencyUS = time.Since(start).Microseconds()
 		_ = w.WriteMsg(m)
 		h.finish(sm, key, ev)
-		return dns.RcodeSuccess, nil
+		return true
 	}
-
 	ev.LatencyUS = time.Since(start).Microseconds()
 	if h.emit == nil {
 		sm.query(decisionLabel(ev.Decision), ev.Action)
-		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
-	rec := dnstest.NewRecorder(w)
-	rc, err := plugin.NextOrFailure(h.Name(), h.Next, ctx, rec, r)
-	if plugin.ClientWrite(rc) || rec.Msg != nil {
-		ev.Rcode = dns.RcodeToString[rec.Rcode]
-	} else {
-		ev.Rcode = dns.RcodeToString[rc] // the server writes this error after we return
+	return false
+}
+
+// queryScratch is the per-query state that must live on the heap (the event goes to the
+// emitter, the recorder to the next plugin as an interface), pooled so that a query costs
+// no allocation for them. Both are done with when ServeDNS returns: emitters encode the
+// event before emit returns, and plugins write their answer before their ServeDNS returns.
+type queryScratch struct {
+	ev  event
+	rec rcodeRecorder
+	sm  *serverMetrics
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(queryScratch) }}
+
+func (qs *queryScratch) release() {
+	*qs = queryScratch{}
+	scratchPool.Put(qs)
+}
+
+// rcodeRecorder notes the rcode of the answer the next plugin writes, for the event. Unlike
+// dnstest.Recorder it does not compute the message length (a compression map per answer)
+// nor read the clock.
+type rcodeRecorder struct {
+	dns.ResponseWriter
+	rcode   int
+	written bool
+}
+
+// WriteMsg implements dns.ResponseWriter.
+func (r *rcodeRecorder) WriteMsg(m *dns.Msg) error {
+	r.rcode, r.written = m.Rcode, true
+	return r.ResponseWriter.WriteMsg(m)
+}
+
+// clientIP is request.Request.IP for UDP and TCP clients without formatting and splitting
+// "ip:port"; other address types go through request.IP.
+func clientIP(w dns.ResponseWriter, state *request.Request) string {
+	var ip net.IP
+	var zone string
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		ip, zone = a.IP, a.Zone
+	case *net.TCPAddr:
+		ip, zone = a.IP, a.Zone
+	default:
+		return state.IP()
 	}
-	h.finish(sm, key, ev)
-	return rc, err
+	if len(ip) == 0 {
+		return state.IP()
+	}
+	if zone != "" {
+		return ip.String() + "%" + zone
+	}
+	return ip.String()
 }
 
 // finish counts the query and hands its event to Kafka (after the answer is written).
@@ -185,15 +269,14 @@ func (h *Handler) finish(sm *serverMetrics, key []byte, ev *event) {
 
 // decide looks the name up (local cache, else Redis within redis_timeout). failed means the
 // lookup did not complete and the decision is the fail-open "unknown".
-func (h *Handler) decide(sm *serverMetrics, pn *parsed) (decision, reason string, failed bool) {
+func (h *Handler) decide(sm *serverMetrics, pn *parsed, t0 time.Time) (decision, reason string, failed bool) {
 	cands := pn.cands
-	t0 := time.Now()
 	lctx := h.deadlines.get(t0)
 	res, err := h.store.lookup(lctx, pn)
-	if res.CacheHit {
-		sm.localDur.Observe(time.Since(t0).Seconds())
+	if took := time.Since(t0).Seconds(); res.CacheHit {
+		sm.localDur.Observe(took)
 	} else {
-		sm.tripDur.Observe(time.Since(t0).Seconds())
+		sm.tripDur.Observe(took)
 	}
 	if err != nil {
 		redisErrors.WithLabelValues(sm.server, errorReason(err, lctx)).Inc()
@@ -204,20 +287,21 @@ func (h *Handler) decide(sm *serverMetrics, pn *parsed) (decision, reason string
 	} else {
 		sm.trips.Inc()
 	}
-	label, model, score := "", "", ""
+	var v contract.Verdict
 	if res.Verdict != "" {
-		if v, err := contract.ParseVerdict(res.Verdict); err == nil {
-			label, model, score = v.Label, v.Model, strconvScore(v.Score)
-		} else {
+		var perr error
+		if v, perr = res.verdictOf(); perr != nil {
+			v = contract.Verdict{}
 			redisErrors.WithLabelValues(sm.server, "bad_value").Inc()
 		}
 	}
+	label := v.Label
 	decision = contract.Decide(cands, res.Actions, label)
 	switch decision {
 	case contract.DecisionBlock, contract.DecisionHoneypot:
 		reason = "dnsentinel: vetted " + decision
 	case contract.DecisionMalicious:
-		reason = "dnsentinel: malicious (model " + model + ", score " + score + ")"
+		reason = "dnsentinel: malicious (model " + v.Model + ", score " + strconvScore(v.Score) + ")"
 	}
 	return decision, reason, false
 }
@@ -234,7 +318,7 @@ func errorReason(err error, ctx context.Context) string {
 }
 
 // neverBlock reports whether the client is in a no_block CIDR.
-func (h *Handler) neverBlock(state request.Request) bool {
+func (h *Handler) neverBlock(state *request.Request) bool {
 	if len(h.cfg.NoBlock) == 0 {
 		return false
 	}

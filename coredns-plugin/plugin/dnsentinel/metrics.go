@@ -1,7 +1,9 @@
 package dnsentinel
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,15 +55,30 @@ type serverMetrics struct {
 	localHits, trips  prometheus.Counter
 	localDur, tripDur prometheus.Observer
 
-	mu      sync.RWMutex
-	queries map[[2]string]prometheus.Counter
+	// queries by decision and action index: resolved on first use (so only series that
+	// occurred are exported, as with WithLabelValues), then one atomic load per query.
+	queries [len(decisionLabels)][len(actionLabels)]atomic.Pointer[prometheus.Counter]
 }
 
-// metricsCache maps a server label to its serverMetrics.
-type metricsCache struct{ m sync.Map }
+var (
+	decisionLabels = [...]string{"allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown", "excluded"}
+	actionLabels   = [...]string{ActionPass, ActionNXDomain, ActionNoData, ActionRefused, ActionNull, ActionSinkhole, ActionHoneypot}
+)
+
+// metricsCache maps a server label to its serverMetrics. Nearly always one server uses a
+// handler, so the last one found is checked first (a string compare instead of a sync.Map
+// read per query).
+type metricsCache struct {
+	m    sync.Map
+	last atomic.Pointer[serverMetrics]
+}
 
 func (c *metricsCache) get(server string) *serverMetrics {
+	if sm := c.last.Load(); sm != nil && sm.server == server {
+		return sm
+	}
 	if v, ok := c.m.Load(server); ok {
+		c.last.Store(v.(*serverMetrics))
 		return v.(*serverMetrics)
 	}
 	sm := &serverMetrics{
@@ -70,22 +87,24 @@ func (c *metricsCache) get(server string) *serverMetrics {
 		trips:     cacheLookups.WithLabelValues(server, "redis"),
 		localDur:  lookupDuration.WithLabelValues(server, "local"),
 		tripDur:   lookupDuration.WithLabelValues(server, "redis"),
-		queries:   map[[2]string]prometheus.Counter{},
 	}
 	v, _ := c.m.LoadOrStore(server, sm)
+	c.last.Store(v.(*serverMetrics))
 	return v.(*serverMetrics)
 }
 
 func (sm *serverMetrics) query(decision, action string) {
-	k := [2]string{decision, action}
-	sm.mu.RLock()
-	c, ok := sm.queries[k]
-	sm.mu.RUnlock()
-	if !ok {
-		c = queriesTotal.WithLabelValues(sm.server, decision, action)
-		sm.mu.Lock()
-		sm.queries[k] = c
-		sm.mu.Unlock()
+	d, a := slices.Index(decisionLabels[:], decision), slices.Index(actionLabels[:], action)
+	if d < 0 || a < 0 {
+		queriesTotal.WithLabelValues(sm.server, decision, action).Inc()
+		return
 	}
-	c.Inc()
+	slot := &sm.queries[d][a]
+	c := slot.Load()
+	if c == nil {
+		counter := queriesTotal.WithLabelValues(sm.server, decision, action)
+		slot.CompareAndSwap(nil, &counter)
+		c = slot.Load()
+	}
+	(*c).Inc()
 }

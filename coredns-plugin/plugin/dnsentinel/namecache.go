@@ -1,9 +1,11 @@
 package dnsentinel
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/miekg/dns"
 	"github.com/redis/rueidis"
 
 	"github.com/dnsentinel/coredns-plugin/contract"
@@ -13,6 +15,7 @@ import (
 // the name, so it can be cached without any invalidation (unlike decisions, which always
 // go through the Redis client-side cache).
 type parsed struct {
+	qname string // CoreDNS's form of the query name (request.Request.Name: lower case, trailing dot)
 	name  contract.Name
 	err   error
 	key   []byte   // Kafka routing key
@@ -31,6 +34,10 @@ func parseName(qname string) *parsed {
 	return &parsed{name: n, key: n.RoutingKey(), cands: contract.Candidates(n.Name)}
 }
 
+// coreDNSName is request.Request.Name of a question name, computed once per cached name
+// instead of once per query.
+func coreDNSName(raw string) string { return strings.ToLower(dns.Name(raw).String()) }
+
 // nameCache is a bounded two-generation map: lookups hit the current generation, then the
 // previous one (promoting the entry); when the current one is full it becomes the previous
 // one. Popular names stay, one-off names (random-subdomain floods) age out, and memory is
@@ -45,21 +52,25 @@ func newNameCache(size int) *nameCache {
 	return &nameCache{size: size, cur: make(map[string]*parsed, size)}
 }
 
-func (c *nameCache) get(qname string) *parsed {
+// get is keyed by the question name as it came off the wire (any case), so a repeated name
+// costs one map read: no lower-casing or escaping per query.
+func (c *nameCache) get(raw string) *parsed {
 	c.mu.Lock()
-	p, ok := c.cur[qname]
+	p, ok := c.cur[raw]
 	if !ok {
-		if p, ok = c.prev[qname]; ok {
-			c.put(qname, p)
+		if p, ok = c.prev[raw]; ok {
+			c.put(raw, p)
 		}
 	}
 	c.mu.Unlock()
 	if ok {
 		return p
 	}
+	qname := coreDNSName(raw)
 	p = parseName(qname)
+	p.qname = qname
 	c.mu.Lock()
-	c.put(qname, p)
+	c.put(raw, p)
 	c.mu.Unlock()
 	return p
 }

@@ -18,6 +18,24 @@ type lookupResult struct {
 	Verdict  string   // the compact verdict value of the exact name, "" when none
 	Actions  []string // vetted action per candidate, "" when no entry
 	CacheHit bool     // answered from the local client-side cache, no round trip
+
+	// parsed is Verdict parsed when it was fetched, so cached lookups skip the parse;
+	// nil means parse on use.
+	parsed *parsedVerdict
+}
+
+// parsedVerdict is a compact verdict value and whether it parsed (SPEC §3).
+type parsedVerdict struct {
+	v   contract.Verdict
+	err error
+}
+
+// verdictOf parses res.Verdict unless that was done when it was fetched.
+func (res *lookupResult) verdictOf() (contract.Verdict, error) {
+	if res.parsed != nil {
+		return res.parsed.v, res.parsed.err
+	}
+	return contract.ParseVerdict(res.Verdict)
 }
 
 // store reads verdicts and vetted decisions; the handler only sees this interface so unit
@@ -176,6 +194,10 @@ func (s *redisStore) fetch(ctx context.Context, c rueidis.Client, cmds *[2]rueid
 		return res, err
 	}
 	res.Verdict = v
+	if v != "" {
+		pv, perr := contract.ParseVerdict(v)
+		res.parsed = &parsedVerdict{v: pv, err: perr}
+	}
 	arr, err := resps[1].ToArray()
 	if err != nil {
 		return res, err
