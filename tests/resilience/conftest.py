@@ -452,7 +452,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if "stack" not in _state:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    started = time.monotonic()
     _tear_down()
+    if reporter and not KEEP:
+        reporter.write_line(f"resilience: fault stack down after {time.monotonic() - started:.0f}s")
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,9 @@ def test_redis_killed_during_dnsperf_fails_open_and_recovers(healthy, tmp_path):
     cache.put_verdicts(Verdict(n, "malicious", 0.99, "resilience-test", int(time.time())) for n in malicious)
     for n in blocked:
         cache.set_vetted(n, "block", by="resilience")
-    assert is_blocked(fs.settings, *dns_answer(fs.settings, blocked[0])), "a vetted block is not answered as blocked"
+    # (A first lookup may fail open when Redis answers later than redis_timeout on a loaded machine;
+    # the plugin then finishes it in the background, so the block applies a moment later.)
+    wait_for(lambda: is_blocked(fs.settings, *dns_answer(fs.settings, blocked[0])), 5, "a vetted block on DNS")
     qfile = tmp_path / "queries.txt"
     qfile.write_text("".join(f"{n} A\n" for n in names + malicious + blocked))
 
