@@ -27,6 +27,11 @@ def _names(count: int, seed: int) -> list[str]:
     return frame["domain"].sample(n=min(count, len(frame)), random_state=seed).tolist()
 
 
+from benchlib import machine, record  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+BENCH = "model"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="version or model directory (default: current)")
@@ -49,6 +54,9 @@ def main() -> None:
     gpus = tf.config.list_physical_devices("GPU")
     print(f"model {model.version} ({model.arch}); devices: {'GPU ' + str(len(gpus)) if gpus else 'CPU only'}")
     print(f"import tensorflow: {t_import:.2f} s; load(): {t_load:.2f} s (target <= 3 s)")
+    device = f"GPU x{len(gpus)}" if gpus else "CPU"
+    record(BENCH, "load() after TensorFlow import", t_load, "s", target=3.0, higher_is_better=False,
+           config=f"{model.version}; {device}; {machine()}")
 
     names = _names(args.names, args.seed)
     mean_len = statistics.mean(len(n) for n in names)
@@ -65,6 +73,8 @@ def main() -> None:
     p99 = latencies[int(len(latencies) * 0.99)]
     cpu_ms = (time.process_time() - cpu0) * 1000 / len(latencies)
     print(f"single-name predict: p50 {p50:.2f} ms, p99 {p99:.2f} ms, {cpu_ms:.2f} CPU-ms each (target <= 5 ms)")
+    record(BENCH, "single-name predict, p50", p50, "ms", target=5.0, higher_is_better=False,
+           config=f"{model.version}; {device}; p99 {p99:.2f} ms; {machine()}")
 
     for size in (int(s) for s in args.batch_sizes.split(",")):
         done, start, offset, cpu0 = 0, time.perf_counter(), 0, time.process_time()
@@ -83,6 +93,9 @@ def main() -> None:
             f"batch {size:>7}: {rate:>10,.0f} names/s wall (incl. encoding); "
             f"{per_cpu:>9,.0f} names per CPU-second -> {per_cpu * (os.cpu_count() or 1):>9,.0f}/s on idle cores"
         )
+        if size == max(int(s) for s in args.batch_sizes.split(",")):
+            record(BENCH, f"batched predict, batch {size:,}", rate, "names/s", target=50_000,
+                   config=f"{model.version}; {device}; {per_cpu:,.0f} names per CPU-second; {machine()}")
     print(f"load average after: {os.getloadavg()}")
 
 if __name__ == "__main__":
