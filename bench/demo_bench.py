@@ -29,9 +29,10 @@ def main() -> None:
     args = ap.parse_args()
     settings = get_settings()
     stackctl.up(settings, echo=False)
+    worker = apps.worker_app(settings, 0)
     started = not any(name.startswith("worker") for name in apps.running(settings))
     if started:
-        apps.start(settings, apps.worker_app(settings, 0))
+        apps.start(settings, worker)
     try:
         print(f"pipeline ready after {wait_pipeline(settings):.1f} s")
         runs = []
@@ -51,7 +52,7 @@ def main() -> None:
                target=1000, higher_is_better=False, config=config)
     finally:
         if started:
-            apps.stop_all(settings)
+            apps.stop_all(settings, only={worker.name})
 
 
 if __name__ == "__main__":

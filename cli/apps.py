@@ -98,10 +98,10 @@ def running(settings: Settings) -> dict[str, int]:
     return alive
 
 
-def stop_all(settings: Settings, timeout_s: float = 20.0) -> list[str]:
-    """Stop every managed app (TERM to its process group, then KILL); returns their names."""
+def stop_all(settings: Settings, timeout_s: float = 20.0, only: set[str] | None = None) -> list[str]:
+    """Stop every managed app, or those named in ``only`` (TERM to the group, then KILL)."""
     run, _ = _dirs(settings)
-    targets = running(settings)
+    targets = {n: p for n, p in running(settings).items() if only is None or n in only}
     for pid in targets.values():
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
@@ -110,8 +110,8 @@ def stop_all(settings: Settings, timeout_s: float = 20.0) -> list[str]:
     for pid in targets.values():
         if _alive(pid):
             _signal_group(pid, signal.SIGKILL)
-    for pidfile in run.glob("*.pid"):
-        pidfile.unlink(missing_ok=True)
+    for name in targets:
+        (run / f"{name}.pid").unlink(missing_ok=True)
     return list(targets)
 
 
