@@ -70,8 +70,19 @@ def test_worker_killed_mid_batch_loses_nothing_and_counts_once(healthy, tmp_path
 
     es = fs.es()
     prefix = fs.settings.elasticsearch.index_prefix
-    wait_for(lambda: _es_counts(es, prefix, names)[0] >= n_events, 120,
-             f"activity counts of all {n_events} events in Elasticsearch", every=2)
+    seen: list = []
+
+    def counted() -> bool:
+        seen[:] = [_es_counts(es, prefix, names)[0], _es_counts(es, prefix, names)[2],
+                   {k[0].rsplit("_", 1)[-1] + str(dict(k[1])): v for k, v in fs.worker_metrics(0).items()
+                    if k[0].startswith("dnsentinel_worker_es_") and not k[0].endswith("_created") and v}]
+        return seen[0] >= n_events
+
+    deadline = time.monotonic() + 120
+    while not counted():
+        assert time.monotonic() < deadline, f"activity counts of {n_events} events never reached ES; " \
+                                            f"(activity sum, verdict docs, worker ES metrics): {seen}"
+        time.sleep(2)
     time.sleep(3)  # a replay that double counts would show up in the next flushes
     activity, verdict_counts, docs = _es_counts(es, prefix, names)
     assert activity == n_events, f"activity counts {activity} != {n_events} events replayed"
