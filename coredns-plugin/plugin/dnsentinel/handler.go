@@ -112,11 +112,11 @@ func (h *Handler) Name() string { return pluginName }
 //
 // The hot path is kept lean on purpose (docs/BENCHMARKS.md, CoreDNS plugin): the query name
 // is looked up raw in the name cache (no per-query lower-casing), the client address is
-// formatted without request.IP's String+SplitHostPort, the event and the rcode recorder come
+// formatted without request.IP's String+SplitHostPort, the event comes
 // from a pool, and the clock is read three times. ServeDNS itself keeps a small stack frame
 // because it stays on the stack while the rest of the plugin chain runs (miekg/dns serves each
 // query on a fresh goroutine, so every frame under the chain can cost a stack growth): the
-// decision and any answer of our own are made in decide, which returns before Next runs.
+// decision and any answer of our own are made in serve, which returns before Next runs.
 func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	raw := "."
 	if len(r.Question) > 0 {
@@ -136,8 +136,7 @@ func (h *Handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg
 		qs.release()
 		return plugin.NextOrFailure(h.Name(), h.Next, ctx, w, r)
 	}
-	rec := &qs.rec
-	rec.ResponseWriter = w
+	rec := &rcodeRecorder{ResponseWriter: w}
 	rc, err := plugin.NextOrFailure(h.Name(), h.Next, ctx, rec, r)
 	if plugin.ClientWrite(rc) || rec.written {
 		qs.ev.Rcode = dns.RcodeToString[rec.rcode]
@@ -228,13 +227,12 @@ func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p
 }
 
 // queryScratch is the per-query state that must live on the heap (the event goes to the
-// emitter, the recorder to the next plugin as an interface), pooled so that a query costs
-// no allocation for them. Both are done with when ServeDNS returns: emitters encode the
-// event before emit returns, and plugins write their answer before their ServeDNS returns.
+// emitter as a pointer), pooled so that a query costs no allocation for it: emitters encode
+// the event before emit returns. The recorder is not pooled: plugins after us may keep the
+// writer past their ServeDNS (cache's prefetch wraps it in a goroutine).
 type queryScratch struct {
-	ev  event
-	rec rcodeRecorder
-	sm  *serverMetrics
+	ev event
+	sm *serverMetrics
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(queryScratch) }}
