@@ -235,6 +235,8 @@ class Bench:
         t.start()
         time.sleep(3.0)  # the reader joins its group before the load starts
         before = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
+        parts0 = self.stage_sums()
+        cpu0, svc0, wall0 = self.cpu_seconds(), self.service_cpu(), time.perf_counter()
         tick = 0.01
         sent = 0
         start = time.perf_counter()
@@ -257,6 +259,13 @@ class Bench:
         actual = sent / (time.perf_counter() - start)
         self.producer.flush(30)
         time.sleep(5.0)
+        wall = time.perf_counter() - wall0
+        worker_cpu = self.cpu_seconds() - cpu0
+        svc = {k: round((v - svc0.get(k, 0.0)) / wall, 2) for k, v in self.service_cpu().items()}
+        parts1 = self.stage_sums()
+        stages = {k: {"calls": int(parts1[k][1] - parts0[k][1]),
+                      "mean_ms": round(1000 * (parts1[k][0] - parts0[k][0]) / max(1, parts1[k][1] - parts0[k][1]), 1)}
+                  for k in parts1}
         stop.set()
         t.join(5)
         lat = sorted(arrived[n] - ts for n, ts in first_ts.items() if n in arrived)
@@ -274,7 +283,47 @@ class Bench:
         return {"rate_target": a.rate, "rate_actual": round(actual), "seconds": a.duration,
                 "unseen_names": len(first_ts), "verdicts_seen": len(lat), "missing": missing,
                 "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(lat[-1], 1) if lat else None,
-                "worker_histogram_p99_le_s": worker_p99}
+                "worker_histogram_p99_le_s": worker_p99,
+                "worker_cpu_share": round(worker_cpu / wall, 2), "services_cpu_share": svc, "stages": stages}
+
+    def stage_sums(self) -> dict[str, tuple[float, float]]:
+        """(sum, count) of the worker's per-stage histograms: where a batch spends its time."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        wanted = {"dnsentinel_worker_redis_seconds": "redis", "dnsentinel_worker_inference_seconds": "inference",
+                  "dnsentinel_worker_es_bulk_seconds": "es_bulk", "dnsentinel_worker_batch_size": "batch_size"}
+        out = {v: [0.0, 0.0] for v in wanted.values()}
+        for fam in text_string_to_metric_families(self._scrape()):
+            for sample in fam.samples:
+                for prefix, key in wanted.items():
+                    if sample.name == prefix + "_sum":
+                        out[key][0] += sample.value
+                    elif sample.name == prefix + "_count":
+                        out[key][1] += sample.value
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def service_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the processes listening on the Kafka, Redis and Elasticsearch ports."""
+        ports = {"kafka": int(self.s.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1]),
+                 "redis": int(self.s.redis.url.rsplit(":", 1)[1].split("/")[0]),
+                 "elasticsearch": int(self.s.elasticsearch.url.rstrip("/").rsplit(":", 1)[1])}
+        out: dict[str, float] = {}
+        try:
+            lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        except (OSError, subprocess.SubprocessError):
+            return out
+        for svc, port in ports.items():
+            for line in lines:
+                cols = line.split()
+                if len(cols) > 3 and cols[3].endswith(f":{port}") and "pid=" in line:
+                    pid = line.split("pid=", 1)[1].split(",", 1)[0]
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        break
+                    out[svc] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                    break
+        return out
 
     def cleanup(self) -> None:
         if self.proc is not None:

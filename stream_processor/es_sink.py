@@ -51,7 +51,7 @@ def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Co
     """
     n = b = 0
     hi = version
-    for offs in c.offsets.values():
+    for offs in c.offset_lists():
         top = max(offs)
         if top <= version:
             continue
@@ -82,8 +82,12 @@ def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Co
 def aggregate_docs(prefix: str, activity: dict, verdicts: dict, vetting: dict) -> list[tuple[str, str, str, Counted]]:
     """(family, index, id, counted) for one drained :class:`~dnsentinel.stream_processor.pipeline.Aggregator`."""
     out = []
+    days: dict[int, str] = {}  # index name per minute: formatting a date per document was a visible cost
     for (name, client, minute), c in activity.items():
-        out.append(("activity", index_name("activity", minute, prefix=prefix), activity_id(name, client, minute), c))
+        idx = days.get(minute)
+        if idx is None:
+            idx = days[minute] = index_name("activity", minute, prefix=prefix)
+        out.append(("activity", idx, activity_id(name, client, minute), c))
     v_index = index_name("verdicts", prefix=prefix)
     out.extend(("verdicts", v_index, name, c) for name, c in verdicts.items())
     q_index = index_name("vetting", prefix=prefix)
@@ -273,6 +277,8 @@ class EsSink:
             self.es, actions, chunk_size=self.chunk_size, max_retries=self.max_retries,
             initial_backoff=1, max_backoff=self.max_backoff_s, raise_on_error=False,
             raise_on_exception=True, refresh=False,
+            # Only what the error handling below reads: decoding full item metadata was a top cost.
+            filter_path="errors,items.*.status,items.*._index,items.*._id,items.*.error.type,items.*.error.reason",
         )
         if self.metrics:
             self.metrics.es_latency.observe(time.perf_counter() - t0)

@@ -21,9 +21,13 @@ BLOCKING_ACTIONS = frozenset({"nxdomain", "nodata", "refused", "null", "sinkhole
 BLOCKING_DECISIONS = frozenset({"block", "honeypot", "malicious"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One Kafka record as the worker sees it (no Faust types, so tests build them directly)."""
+    """One Kafka record as the worker sees it (no client types, so tests build them directly).
+
+    Not frozen: a frozen dataclass's ``__init__`` goes through ``object.__setattr__`` per field,
+    which showed in the profile at one record per event.
+    """
 
     key: bytes | None
     value: bytes
@@ -32,7 +36,7 @@ class Record:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parsed:
     """A valid event with its normalized name (``name`` is None when unscorable)."""
 
@@ -200,7 +204,7 @@ class Counted:
     crash or a rebalance) is recognised and never counted twice (es_sink.py).
     """
 
-    __slots__ = ("fields", "offsets", "blocked", "qtypes", "first", "last", "events")
+    __slots__ = ("fields", "offsets", "blocked", "qtypes", "first", "last", "events", "parts")
 
     def __init__(self, fields: dict[str, Any] | None = None) -> None:
         self.fields: dict[str, Any] = fields if fields is not None else {}
@@ -210,6 +214,8 @@ class Counted:
         self.first = 0
         self.last = 0
         self.events = 0
+        self.parts: list[Counted] = []
+        """Documents merged in (by reference: their offsets are not copied)."""
 
     def add(self, partition: int, offset: int, ts: int, blocked: bool = False, qtype: str | None = None) -> None:
         offs = self.offsets.get(partition)
@@ -231,10 +237,16 @@ class Counted:
             self.last = ts
         self.events += 1
 
+    def offset_lists(self) -> list[list[int]]:
+        """Every offset list of this document and of the documents merged into it."""
+        out = list(self.offsets.values())
+        for part in self.parts:
+            out.extend(part.offset_lists())
+        return out
+
     def merge(self, other: Counted) -> None:
         """Fold another document's events in (per-name counts from per-(name, client, minute) ones)."""
-        for p, offs in other.offsets.items():
-            self.offsets.setdefault(p, []).extend(offs)
+        self.parts.append(other)
         if self.events == 0 or other.first < self.first:
             self.first = other.first
         if other.last > self.last:
@@ -261,6 +273,8 @@ class Aggregator:
         self.labels: dict[str, str] = {}
         self.scored: dict[str, Any] = {}
         self.events = 0
+        self.parts: list[Counted] = []
+        """Documents merged in (by reference: their offsets are not copied)."""
 
     def add(self, p: Parsed, label: str | None) -> None:
         self.add_many((p,), {p.name.name: label} if p.name is not None and label else {})
