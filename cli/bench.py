@@ -23,6 +23,8 @@ from dnsentinel.settings import REPO_ROOT
 
 BENCH_DIR = REPO_ROOT / "bench"
 DOC = REPO_ROOT / "docs" / "BENCHMARKS.md"
+RESULTS = REPO_ROOT / "docs" / "benchmarks.json"
+"""The latest row per (bench, metric): a partial run (--only) updates its rows, keeps the rest."""
 START, END = "<!-- summary:start -->", "<!-- summary:end -->"
 
 console = Console()
@@ -51,9 +53,19 @@ def _table(rows: list[dict]) -> Table:
         table.add_column(col, overflow="fold")
     for r in rows:
         op = ">=" if r["higher_is_better"] else "<="
-        target = f"{op} {r['target']:,.6g} {r['unit']}" if r["target"] is not None else ""
-        table.add_row(r["bench"], r["metric"], f"{r['value']:,.6g} {r['unit']}", target, _verdict(r), r["config"])
+        target = f"{op} {_num(r['target'])} {r['unit']}" if r["target"] is not None else ""
+        table.add_row(r["bench"], r["metric"], f"{_num(r['value'])} {r['unit']}", target, _verdict(r), _config(r))
     return table
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _config(r: dict) -> str:
+    """The row's configuration without the machine facts (they have a column of their own)."""
+    machine = r.get("machine", "")
+    return r["config"].replace(f"; {machine}", "").replace(machine, "").strip("; ")
 
 
 def _verdict(r: dict) -> str:
@@ -76,13 +88,23 @@ def _markdown(rows: list[dict]) -> str:
     ]
     for r in rows:
         op = "≥" if r["higher_is_better"] else "≤"
-        target = f"{op} {r['target']:,.6g} {r['unit']}" if r["target"] is not None else ""
+        target = f"{op} {_num(r['target'])} {r['unit']}" if r["target"] is not None else ""
         lines.append(
-            f"| {r['bench']} | {r['metric']} | {r['value']:,.6g} {r['unit']} | {target} | {_verdict(r)} "
-            f"| {r['config']} | {r['machine']} | {r['at']} |"
+            f"| {r['bench']} | {r['metric']} | {_num(r['value'])} {r['unit']} | {target} | {_verdict(r)} "
+            f"| {_config(r)} | {r['machine']} | {r['at']} |"
         )
     lines.append(END)
     return "\n".join(lines)
+
+
+def _merge(rows: list[dict]) -> list[dict]:
+    """Fold this run's rows into the stored latest rows; returns them all, ordered."""
+    latest = {(r["bench"], r["metric"]): r for r in json.loads(RESULTS.read_text())} if RESULTS.exists() else {}
+    for r in rows:
+        latest[(r["bench"], r["metric"])] = r
+    merged = sorted(latest.values(), key=lambda r: r["bench"])
+    RESULTS.write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
+    return merged
 
 
 def _rewrite_doc(rows: list[dict]) -> None:
@@ -125,6 +147,7 @@ def bench(
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     console.print(_table(rows))
     if write and rows:
+        rows = _merge(rows)
         _rewrite_doc(rows)
         console.print(f"summary written to {DOC}")
     if failed:
