@@ -42,6 +42,11 @@ KEEP = os.environ.get("DNSENTINEL_RESILIENCE_KEEP") == "1"
 FLOOD_LIMIT = 100
 """worker.max_new_names_per_domain_per_min of the fault stack's workers (low, so a flood test is short)."""
 
+ACTIVITY_LOSS = ("known stream-processor bug (reported to the lead 23 Nov 00:15): some activity counts never "
+                 "reach Elasticsearch, with or without a fault (3,000-name flood: 2,989 counted, worker took "
+                 "all 3,000, no ES error, nothing dropped)")
+"""Reason of the imperative xfails in tests 3 and 5; remove it (and them) once the worker is fixed."""
+
 _state: dict[str, Any] = {}
 
 
@@ -381,11 +386,25 @@ PORT_NAMES = ("redis", "kafka", "kafka_ctl", "es", "es_transport", "es_proxy", "
               "metrics", "web", "wmetrics", "dashboard", "dns2", "health2", "ready2", "metrics2")
 
 
+def _stack_running() -> bool:
+    """Whether a service of the fault stack (a pid file under STATE) is alive."""
+    for pid_file in ("redis/redis.pid", "kafka/kafka.pid", "elasticsearch/es.pid", "coredns/coredns.pid"):
+        try:
+            pid = int((STATE / pid_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            return True
+    return False
+
+
 def _ports() -> dict[str, int]:
     saved = STATE / "ports.json"
     if saved.exists():
         ports = json.loads(saved.read_text())
-        if set(ports) == set(PORT_NAMES):
+        # Reused only while this stack runs (KEEP) or every port is still free: a saved port that some
+        # other process took since would make the idempotent `up` adopt that process as ours.
+        if set(ports) == set(PORT_NAMES) and (_stack_running() or all(_port_free(p) for p in ports.values())):
             return ports
     ports = dict(zip(PORT_NAMES, _free_ports(len(PORT_NAMES), set())))
     STATE.mkdir(parents=True, exist_ok=True)
@@ -413,10 +432,57 @@ def _bring_up() -> FaultStack:
     sick = [f"{r.name}: {r.state} {r.detail}" for r in stackctl.status(settings) if not r.healthy]
     if sick:
         raise RuntimeError("the fault stack is not healthy after `up`: " + "; ".join(sick))
+    _clean_slate(fs)
     fs.proxy.restore()
     fs.ensure_worker(0)
     wait_pipeline(settings, timeout_s=240)
     return fs
+
+
+def _clean_slate(fs: FaultStack) -> None:
+    """Empty the fault stack's data, so a rerun (state dir reused, or ``KEEP``) starts like a fresh clone.
+
+    Redis (verdicts, vetted entries, counters: its dump.rdb) and Elasticsearch (every ``<prefix>-*``
+    index) survive a ``down``/``up`` in ``.state/resilience``; names, blocks and counts of an earlier session would
+    otherwise answer this session's questions. Stray workers of an earlier session are stopped (a
+    leftover second worker would hold partitions and ports), and the worker group skips whatever an
+    earlier session left unconsumed on the queries topic. Templates stay: the worker installs them.
+    """
+    from dnsentinel.cli import apps
+
+    if KEEP:  # worker 1 is reused (no model reload); a leftover worker 2 is not
+        apps.stop_all(fs.settings, only={fs.worker_name(1)})
+    else:
+        apps.stop_all(fs.settings)
+        _skip_unconsumed(fs.settings)
+    cache = fs.cache()
+    cache.client.flushall()
+    cache.client.save()  # the snapshot too: a Redis killed by a test restarts from it, not from old data
+    cache.client.publish(cache.channel, "vetted *")  # in-process caches of vetted entries: drop them
+    es = fs.es()
+    prefix = fs.settings.elasticsearch.index_prefix
+    names = list(es.indices.get(index=f"{prefix}-*", expand_wildcards="all", allow_no_indices=True))
+    if names:
+        es.indices.delete(index=",".join(names), ignore_unavailable=True)
+    es.close()
+
+
+def _skip_unconsumed(settings: Settings) -> None:
+    """Commit the queries topic's end offsets for the (memberless) worker group."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.kafka.queries_topic
+    c = Consumer(settings.kafka.confluent_config() | {"group.id": settings.worker.app_id,
+                                                      "enable.auto.commit": False})
+    try:
+        meta = c.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return  # not created yet: nothing left over
+        ends = [TopicPartition(topic, p, c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1])
+                for p in meta.partitions]
+        c.commit(offsets=ends, asynchronous=False)
+    finally:
+        c.close()
 
 
 def _tear_down() -> None:

@@ -61,11 +61,15 @@ def test_two_workers_share_the_partitions_and_both_score(healthy):
         producer.close()
         cache = fs.cache()
         wait_for(lambda: len(cache.get_verdicts(names)) == len(names), 120, "verdicts for every name", every=1)
-        scored = [total(fs.worker_metrics(i), "dnsentinel_worker_scored_names_total")
-                  - total(m0[i], "dnsentinel_worker_scored_names_total") for i in (0, 1)]
-        assert all(s > 0 for s in scored), f"names scored per worker: {scored}"
-        assert sum(scored) >= len(names), scored
-        print(f"partitions {[sorted(p) for p in parts]}, names scored per worker {scored}")
+
+        def scored() -> list[float]:  # a worker counts a batch just after its verdicts are in Redis
+            return [total(fs.worker_metrics(i), "dnsentinel_worker_scored_names_total")
+                    - total(m0[i], "dnsentinel_worker_scored_names_total") for i in (0, 1)]
+
+        wait_for(lambda: sum(scored()) >= len(names), 10, f"the workers to count {len(names)} names scored")
+        per_worker = scored()
+        assert all(s > 0 for s in per_worker), f"names scored per worker: {per_worker}"
+        print(f"partitions {[sorted(p) for p in parts]}, names scored per worker {per_worker}")
     finally:
         fs.stop_worker(1)
 
@@ -80,7 +84,12 @@ def test_two_coredns_instances_see_a_vetted_change_within_a_second(healthy):
         instances = (fs.settings, second)
         run = rand_label(6)
         name = f"www.shared-{run}.com"
-        for s in instances:  # both have the name in their local cache, as unknown
+        # A benign verdict first: the worker then never scores the name (the model could call the random
+        # label malicious), so both instances answer it normally until the vetted block.
+        from dnsentinel.verdict_cache.cache import Verdict
+
+        fs.cache().put_verdicts([Verdict(name, "benign", 0.01, "resilience-test", int(time.time()))])
+        for s in instances:  # both have the name in their local cache, as benign
             assert dns_answer(s, name)[0] == "NOERROR"
             assert dns_answer(s, name)[0] == "NOERROR"
         fs.cache().set_vetted(f"shared-{run}.com", "block", by="resilience")  # covers the subdomain
