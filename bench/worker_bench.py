@@ -449,8 +449,24 @@ def main() -> None:
                          "loadavg_start": [round(x, 1) for x in load1],
                          "loadavg_end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
         print(json.dumps(out, indent=2))
+        _record(out, args)
     finally:
         b.cleanup()
+
+
+def _record(out: dict, args: argparse.Namespace) -> None:
+    """Headline numbers for `dnsentinel bench` (bench/benchlib.py)."""
+    from benchlib import machine, record
+
+    t = out["throughput"]
+    cfg = f"{t['events']:,} events, Zipf over {args.popular:,} names, {args.unseen:.0%} unseen, {args.clients} clients"
+    record("stream processor", "throughput, one worker", t["events_per_s"], "events/s", target=20_000,
+           config=f"{cfg}; {t['events_per_worker_cpu_s']:,} events per worker CPU-second; {machine()}")
+    lat = out.get("latency")
+    if lat:
+        record("stream processor", f"first event to verdict p99 at {lat['rate_actual']:,} events/s", lat["p99_ms"], "ms",
+               target=250, higher_is_better=False,
+               config=f"p50 {lat['p50_ms']} ms, {lat['verdicts_seen']}/{lat['unseen_names']} new names; {machine()}")
 
 
 if __name__ == "__main__":
