@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 
 import pytest
@@ -54,15 +55,21 @@ def test_worker_killed_mid_batch_loses_nothing_and_counts_once(healthy, tmp_path
     n_events = len(lines)
 
     cache = fs.cache()
-    res = fs.cli("replay", str(events), "--format", "jsonl", "--no-progress")
-    assert res.returncode == 0, res.stdout + res.stderr
+    # The replay runs while this thread watches Redis: the worker scores ~3,000 events in well under a
+    # second, so waiting for the replay command to exit first would kill an idle worker.
+    replay: list = []
+    producer = threading.Thread(target=lambda: replay.append(
+        fs.cli("replay", str(events), "--format", "jsonl", "--no-progress")), daemon=True)
+    producer.start()
     # Kill as soon as the first verdicts of this run are in Redis: the batch is being processed,
     # its counts are not yet in Elasticsearch and its offsets not committed.
     probe = names[::25]
-    wait_for(lambda: cache.get_verdicts(probe), 120, "the first verdicts of the replay", every=0.05)
-    done_before = len(cache.get_verdicts(names))
+    wait_for(lambda: cache.get_verdicts(probe), 120, "the first verdicts of the replay", every=0.01)
     fs.kill_worker(0)
+    done_before = len(cache.get_verdicts(names))
     print(f"worker SIGKILLed with {done_before}/{len(names)} names scored")
+    producer.join(180)
+    assert replay and replay[0].returncode == 0, replay[0].stdout + replay[0].stderr if replay else "no replay"
 
     fs.ensure_worker(0)
     wait_for(lambda: len(cache.get_verdicts(names)) == len(names), 240,
