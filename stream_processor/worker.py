@@ -210,14 +210,20 @@ class BatchProcessor:
         return time.monotonic() - self._last_flush >= self.flush_interval_s
 
     def flush(self) -> None:
-        """Hand everything aggregated since the last flush to the sink (acks follow its write)."""
+        """Hand everything aggregated since the last flush to the sink (acks follow its write).
+
+        The flush timer also runs while a batch awaits its verdict deliveries, when its counts are
+        already aggregated but its ack token is not yet pending: with nothing else pending, the
+        aggregator is left as it is (draining it then dropped those counts), and the batch's counts
+        go out with its token at the next flush.
+        """
         self._last_flush = time.monotonic()
+        if not self._pending_tokens and not self._pending_actions:
+            return
         activity, verdicts, vetting, _ = self.agg.drain()
         tokens, self._pending_tokens = self._pending_tokens, []
         events, self._pending_events = self._pending_events, 0
         actions, self._pending_actions = self._pending_actions, []
-        if not tokens and not actions:
-            return
         on_done = (lambda: self.ack(tokens)) if self.ack is not None else None
         if self.sink is None:
             if on_done:

@@ -218,3 +218,47 @@ def test_hot_reload_swaps_models_between_batches():
         holder.close()
 
     asyncio.run(run())
+
+
+def test_a_flush_during_a_batch_keeps_its_activity():
+    """The flush timer may run while a batch awaits its verdict deliveries (after its counts are
+    aggregated, before its ack token is pending); those counts must still reach the sink."""
+    model = FakeModel({})
+    gate: asyncio.Future | None = None
+
+    class SlowPublisher(FakePublisher):
+        async def __call__(self, topic: str, key: bytes | None, value: bytes):
+            self.sent.append((topic, key, value))
+            return gate
+
+    class Sink:
+        def __init__(self) -> None:
+            self.chunks: list = []
+
+        def submit(self, docs, actions=None, events=0, on_done=None) -> None:
+            self.chunks.append(docs)
+            if on_done is not None:
+                on_done()
+
+    proc, _, acked = make_proc(model)
+    proc.publish = SlowPublisher()
+    proc.sink = sink = Sink()
+
+    async def run() -> None:
+        nonlocal gate
+        gate = asyncio.get_running_loop().create_future()
+        batch = asyncio.ensure_future(proc.process(records([event(f"x{i}.flood.com") for i in range(5)]), {0: 4}))
+        for _ in range(500):
+            if proc.agg.events:
+                break
+            await asyncio.sleep(0.01)
+        assert proc.agg.events == 5 and not batch.done()  # aggregated, waiting on its verdict deliveries
+        proc.flush()  # the timer's flush, mid-batch
+        gate.set_result(None)
+        await batch
+        proc.flush()
+
+    asyncio.run(run())
+    counted = sum(c.events for chunk in sink.chunks for fam, _, _, c in chunk if fam == "activity")
+    assert counted == 5
+    assert acked == [{0: 4}]
