@@ -346,9 +346,9 @@ class Bench:
         for i in range(0, len(keys), 5000):
             r.delete(*keys[i:i + 5000])
         es = Elasticsearch(**self.s.elasticsearch.client_kwargs())
-        es.options(ignore_status=404).indices.delete(index=f"bench-{self.sfx}-*", expand_wildcards="all")
-        for family in ("verdicts", "activity", "vetting", "audit", "events"):
-            es.options(ignore_status=404).indices.delete_index_template(name=f"bench-{self.sfx}-{family}")
+        from dnsentinel.stream_processor.es_schema import drop_prefix
+
+        drop_prefix(es, prefix=f"bench-{self.sfx}")
         topics = [t for t in self.admin.list_topics(timeout=10).topics if self.sfx in t]
         if topics:
             for f in self.admin.delete_topics(topics).values():

@@ -106,6 +106,6 @@ def load(es: Any, prefix: str, shape: Shape, chunk_size: int = 5000, threads: in
 
 def drop(es: Any, prefix: str) -> None:
     """Delete the data set's indices and templates (tests and benchmarks clean up after themselves)."""
-    es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
-    for family in ("verdicts", "activity", "vetting", "audit", "events"):
-        es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{family}")
+    from dnsentinel.stream_processor.es_schema import drop_prefix
+
+    drop_prefix(es, prefix=prefix)

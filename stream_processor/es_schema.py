@@ -114,6 +114,13 @@ def template_name(family: str, *, prefix: str | None = None) -> str:
     return f"{_prefix(prefix)}-{family}"
 
 
+def drop_prefix(es: Any, *, prefix: str) -> None:
+    """Delete every index and template under ``prefix`` (tests and benchmarks clean up with it)."""
+    es.options(ignore_status=404).indices.delete(index=f"{_prefix(prefix)}-*", expand_wildcards="all")
+    for family in FAMILIES:
+        es.options(ignore_status=404).indices.delete_index_template(name=template_name(family, prefix=prefix))
+
+
 async def ensure_templates_async(es: Any, *, prefix: str | None = None) -> None:
     """Install (or update) every template and create the undated indices (async client)."""
     for family in FAMILIES:

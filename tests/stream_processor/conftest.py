@@ -152,9 +152,9 @@ class WorkerEnv:
         keys = list(self.redis.scan_iter(match=f"{self.redis_prefix}:*", count=1000))
         if keys:
             self.redis.delete(*keys)
-        self.es.options(ignore_status=404).indices.delete(index=f"{self.es_prefix}-*", expand_wildcards="all")
-        for family in ("verdicts", "activity", "vetting", "audit", "events"):
-            self.es.options(ignore_status=404).indices.delete_index_template(name=f"{self.es_prefix}-{family}")
+        from dnsentinel.stream_processor.es_schema import drop_prefix
+
+        drop_prefix(self.es, prefix=self.es_prefix)
         topics = [t for t in self.admin.list_topics(timeout=10).topics if self.sfx in t]
         if topics:
             for f in self.admin.delete_topics(topics).values():

@@ -147,7 +147,7 @@ def test_templates_and_retention_on_the_real_cluster(services):
     from elasticsearch import Elasticsearch
 
     from dnsentinel.settings import get_settings
-    from dnsentinel.stream_processor.es_schema import apply_retention, ensure_templates, index_name
+    from dnsentinel.stream_processor.es_schema import apply_retention, drop_prefix, ensure_templates, index_name
 
     s = get_settings().elasticsearch
     es = Elasticsearch(**s.client_kwargs())
@@ -164,6 +164,4 @@ def test_templates_and_retention_on_the_real_cluster(services):
         assert not es.indices.exists(index=old) and es.indices.exists(index=recent)
         assert es.indices.exists(index=index_name("verdicts", prefix=prefix))  # undated indices are never touched
     finally:
-        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
-        for family in ("verdicts", "activity", "vetting", "audit", "events"):
-            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-{family}")
+        drop_prefix(es, prefix=prefix)
