@@ -41,15 +41,17 @@ ARCHITECTURES: dict[str, Architecture] = {
         defaults={
             "max_len": encoding.DEFAULT_MAX_LEN,
             "embed_dim": 16,
-            "filters": 32,
+            "filters": 64,
             "kernel_sizes": [2, 3, 4, 5],
             "dense": 64,
             "dropout": 0.2,
             "learning_rate": 2e-3,
             "heads": "split",
+            "label_positions": True,
+            "mean_pool": False,
         },
         has_family_head=True,
-        description="character embedding, parallel Conv1D widths 2-5, global max pool, dense; + DGA family head",
+        description="character + label-position embedding, parallel Conv1D widths 2-5, global max pool, name shape, dense; DGA, phishing/malware and family heads",
     ),
     "mlbridge-cnn": Architecture(
         name="mlbridge-cnn",
@@ -98,14 +100,23 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
     from keras import layers
 
     # Variable length: serving cuts each batch to its longest name + max(kernel_sizes) pads.
+    from dnsentinel.models.layers import LABEL_POSITIONS, MaskedMeanPool, NameShape
+
     inputs = keras.Input(shape=(None,), dtype="int32", name="chars")
     x = layers.Embedding(encoding.VOCAB_SIZE, p["embed_dim"], name="embed")(inputs)
-    pooled = [
-        layers.GlobalMaxPooling1D(name=f"pool{k}")(
-            layers.Conv1D(p["filters"], k, padding="valid", activation="relu", name=f"conv{k}")(x)
-        )
-        for k in p["kernel_sizes"]
-    ]
+    pooled = []
+    if p.get("label_positions"):
+        # Which label a character sits in (TLD, the label left of it, ...) is added to its
+        # embedding, so one n-gram detector fires differently in a registrable label and in a
+        # CDN host label; the name's shape numbers go straight to the dense layer.
+        positions, shape = NameShape(name="shape")(inputs)
+        x = layers.Add(name="embed_at")([x, layers.Embedding(LABEL_POSITIONS, p["embed_dim"], name="label_pos")(positions)])
+        pooled.append(shape)
+    for k in p["kernel_sizes"]:
+        conv = layers.Conv1D(p["filters"], k, padding="valid", activation="relu", name=f"conv{k}")(x)
+        pooled.append(layers.GlobalMaxPooling1D(name=f"pool{k}")(conv))
+        if p.get("mean_pool"):
+            pooled.append(MaskedMeanPool(k, name=f"mean{k}")(conv, inputs))
     features = layers.Concatenate(name="ngrams")(pooled)
     hidden = layers.Dense(p["dense"], activation="relu", name="hidden")(features)
     hidden = layers.Dropout(p["dropout"], name="dropout")(hidden)

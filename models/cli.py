@@ -37,7 +37,7 @@ def train(
     arch: Annotated[str, typer.Option(help="Architecture: charcnn (default) or mlbridge-cnn.")] = "charcnn",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 8,
     batch_size: Annotated[int, typer.Option(min=1)] = 512,
-    sample_size: Annotated[int, typer.Option(min=100, help="Balanced training sample size.")] = 300_000,
+    sample_size: Annotated[int, typer.Option(min=100, help="Balanced training sample size.")] = 400_000,
     include_vetted: Annotated[bool, typer.Option(help="Add analysts' vetted decisions as labels.")] = False,
     name: Annotated[str | None, typer.Option(help="Version name (default: <arch>-<UTC time>).")] = None,
     seed: Annotated[int, typer.Option()] = 7,
@@ -47,7 +47,7 @@ def train(
 ) -> None:
     """Train a model into a new registry version.
 
-    Example: [cyan]dnsentinel train --arch charcnn --epochs 8 --sample-size 300000[/]
+    Example: [cyan]dnsentinel train --arch charcnn --epochs 8 --sample-size 400000[/]
     """
     from dnsentinel.models import architectures, training
 
@@ -77,12 +77,12 @@ def train(
     _print_summary(path)
 
 
-def _print_summary(path: Path) -> None:
+def _print_summary(path: Path, done: str = "trained") -> None:
     from dnsentinel.models import registry
 
     manifest = registry.read_json(path / registry.MANIFEST)
     current = registry.current_version(path.parent) == manifest["version"]
-    console.print(f"[bold green]trained[/] {manifest['version']} ({manifest['arch']}) -> {path}")
+    console.print(f"[bold green]{done}[/] {manifest['version']} ({manifest['arch']}) -> {path}")
     t = manifest["thresholds"]
     console.print(f"thresholds: block={t['block']:.6f} allow={t['allow']:.6f}; current: {current}")
     for key, value in manifest.get("summary", {}).items():
@@ -309,6 +309,15 @@ def compare(
     print(report.compare_markdown(versions))
     print()
     print(report.family_markdown(versions[0]))
+
+
+@models_app.command()
+def reevaluate(version: Annotated[str, typer.Argument(help="Version to evaluate again.")]) -> None:
+    """Evaluate a version again on the splits it was trained with (rewrites its metrics.json)."""
+    from dnsentinel.models import training
+
+    training.tf_log_quiet()
+    _print_summary(training.reevaluate(version), done="evaluated again")
 
 
 @models_app.command()

@@ -131,3 +131,4 @@ def slice_report(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, f
         "at_block": binary_report(labels, scores, thresholds["block"]),
         "at_0.5": binary_report(labels, scores, 0.5),
     }
+

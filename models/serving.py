@@ -55,8 +55,10 @@ class Model:
         self.arch: str = self.manifest["arch"]
         self.params: dict[str, Any] = dict(self.manifest.get("params", {}))
         if self.arch == "charcnn":
-            # Manifests store every parameter; one without "heads" predates the split heads.
+            # Manifests store every parameter; a missing one predates the feature it switches on.
             self.params.setdefault("heads", "single")
+            self.params.setdefault("label_positions", False)
+            self.params.setdefault("mean_pool", False)
         self.families: list[str] = self.manifest.get("families", [])
         t = self.manifest["thresholds"]
         self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))
@@ -79,6 +81,16 @@ class Model:
             return tf.reshape(out["malicious"], [-1])
 
         self._score = _score
+        self.has_heads = self.params.get("heads") == "split"
+        self._heads_fn = None
+        if self.has_heads:
+
+            @tf.function(input_signature=signature, reduce_retracing=True)
+            def _heads(x):
+                out = keras_model(x, training=False)
+                return tf.reshape(out["dga"], [-1]), tf.reshape(out["other"], [-1])
+
+            self._heads_fn = _heads
         self._family_fn = None
         if self.has_family:
 
@@ -129,6 +141,21 @@ class Model:
         for rows, out in self._run(self._score, sub):
             scores[idx[rows]] = out.numpy()
         return np.clip(scores, 0.0, 1.0)
+
+    def predict_heads(self, domains: Sequence[object]) -> dict[str, np.ndarray]:
+        """The two detectors behind :meth:`predict`, for evaluation: ``dga`` and ``other`` (phishing/malware).
+
+        ``predict`` is their maximum. Empty for architectures with one head.
+        """
+        if self._heads_fn is None:
+            return {}
+        names = list(domains)
+        heads = {"dga": np.full(len(names), INVALID_SCORE, np.float32), "other": np.full(len(names), INVALID_SCORE, np.float32)}
+        idx = np.array([i for i, n in enumerate(names) if encoding.is_scoreable(encoding.clean(n))], dtype=np.int64)
+        if idx.size:
+            for rows, (dga, other) in self._run(self._heads_fn, [names[i] for i in idx]):
+                heads["dga"][idx[rows]], heads["other"][idx[rows]] = dga.numpy(), other.numpy()
+        return heads
 
     def label(self, scores: np.ndarray) -> list[str]:
         """malicious / uncertain / benign for each score, by this model's thresholds."""

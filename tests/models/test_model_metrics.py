@@ -50,3 +50,4 @@ def test_roc_points_are_monotone_and_bounded():
     assert len(pts["fpr"]) <= 52
     assert pts["fpr"] == sorted(pts["fpr"]) and pts["tpr"] == sorted(pts["tpr"])
     assert pts["fpr"][-1] == 1.0 and pts["tpr"][-1] == 1.0
+

@@ -31,6 +31,37 @@ def test_training_writes_a_complete_version_and_promotes_the_first(trained):
     assert "necurs" in report["splits"]["unseen_families"]["recall_per_family"]
 
 
+def test_the_dga_slice_also_reports_the_dga_head_alone(trained):
+    _, path = trained
+    dga = json.loads((path / registry.METRICS).read_text())["splits"]["test"]["slices"]["dga"]
+    assert {"roc_auc", "tpr_at_fpr_1e-3", "tpr_at_fpr_1e-4"} <= dga["dga_head"].keys()
+    manifest = json.loads((path / registry.MANIFEST).read_text())
+    assert "dga_head_auc" in manifest["summary"]
+
+
+def test_predict_heads_are_the_parts_of_the_score(trained):
+    root, _ = trained
+    model = load(registry=root)
+    names = ["google.com", "xjwqkqzpl.biz", "paypal-login.weebly.com", ""]
+    heads = model.predict_heads(names)
+    np.testing.assert_allclose(np.maximum(heads["dga"], heads["other"]), model.predict(names), atol=1e-6)
+
+
+def test_reevaluate_rebuilds_the_splits_and_refuses_another_corpus(trained, tiny_corpus, tmp_path):
+    root, path = trained
+    before = json.loads((path / registry.METRICS).read_text())["splits"]["test"]["overall"]["roc_auc"]
+    training.reevaluate("tiny-charcnn", registry_path=root, data_dir=tiny_corpus)
+    after = json.loads((path / registry.METRICS).read_text())["splits"]["test"]["overall"]["roc_auc"]
+    assert after == pytest.approx(before)
+    other = tmp_path / "corpus"
+    other.mkdir()
+    for f in tiny_corpus.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "benign.csv.xz").write_bytes((tiny_corpus / "dga.csv.xz").read_bytes())
+    with pytest.raises(registry.RegistryError, match="corpus differs"):
+        training.reevaluate("tiny-charcnn", registry_path=root, data_dir=other)
+
+
 def test_a_second_version_with_the_same_name_is_refused(trained, tiny_corpus):
     root, _ = trained
     with pytest.raises(registry.RegistryError, match="already exists"):
