@@ -110,7 +110,8 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
         # embedding, so one n-gram detector fires differently in a registrable label and in a
         # CDN host label; the name's shape numbers go straight to the dense layer.
         positions, shape = NameShape(name="shape")(inputs)
-        x = layers.Add(name="embed_at")([x, layers.Embedding(LABEL_POSITIONS, p["embed_dim"], name="label_pos")(positions)])
+        label_pos = layers.Embedding(LABEL_POSITIONS, p["embed_dim"], name="label_pos")(positions)
+        x = layers.Add(name="embed_at")([x, label_pos])
         pooled.append(shape)
     for k in p["kernel_sizes"]:
         conv = layers.Conv1D(p["filters"], k, padding="valid", activation="relu", name=f"conv{k}")(x)

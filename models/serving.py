@@ -150,7 +150,7 @@ class Model:
         if self._heads_fn is None:
             return {}
         names = list(domains)
-        heads = {"dga": np.full(len(names), INVALID_SCORE, np.float32), "other": np.full(len(names), INVALID_SCORE, np.float32)}
+        heads = {key: np.full(len(names), INVALID_SCORE, np.float32) for key in ("dga", "other")}
         idx = np.array([i for i, n in enumerate(names) if encoding.is_scoreable(encoding.clean(n))], dtype=np.int64)
         if idx.size:
             for rows, (dga, other) in self._run(self._heads_fn, [names[i] for i in idx]):

@@ -171,7 +171,8 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     steps = int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the epochs asked for: validation loss on this corpus is noisy from epoch
     # to epoch, and plateau-triggered cuts fired early on noise; a fixed schedule trained better.
-    model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(params["learning_rate"], steps * config.epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(params["learning_rate"], steps * config.epochs)
+    model.optimizer.learning_rate = schedule
     devices = [d.name for d in tf.config.list_logical_devices()]
     log(f"training {config.arch} on {len(sample)} names ({steps} steps/epoch) on {', '.join(devices)}")
     _status(path, sample_size=len(sample), steps=steps, devices=devices)
