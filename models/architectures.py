@@ -48,7 +48,6 @@ ARCHITECTURES: dict[str, Architecture] = {
             "learning_rate": 2e-3,
             "heads": "split",
             "label_positions": True,
-            "mean_pool": False,
         },
         has_family_head=True,
         description="character + label-position embedding, parallel Conv1D widths 2-5, global max pool, name shape, dense; DGA, phishing/malware and family heads",
@@ -100,7 +99,7 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
     from keras import layers
 
     # Variable length: serving cuts each batch to its longest name + max(kernel_sizes) pads.
-    from dnsentinel.models.layers import LABEL_POSITIONS, MaskedMeanPool, NameShape
+    from dnsentinel.models.layers import LABEL_POSITIONS, NameShape
 
     inputs = keras.Input(shape=(None,), dtype="int32", name="chars")
     x = layers.Embedding(encoding.VOCAB_SIZE, p["embed_dim"], name="embed")(inputs)
@@ -116,8 +115,6 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
     for k in p["kernel_sizes"]:
         conv = layers.Conv1D(p["filters"], k, padding="valid", activation="relu", name=f"conv{k}")(x)
         pooled.append(layers.GlobalMaxPooling1D(name=f"pool{k}")(conv))
-        if p.get("mean_pool"):
-            pooled.append(MaskedMeanPool(k, name=f"mean{k}")(conv, inputs))
     features = layers.Concatenate(name="ngrams")(pooled)
     hidden = layers.Dense(p["dense"], activation="relu", name="hidden")(features)
     hidden = layers.Dropout(p["dropout"], name="dropout")(hidden)

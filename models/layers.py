@@ -1,12 +1,12 @@
-"""The small Keras layers ``charcnn`` adds on top of plain convolutions.
+"""The name features ``charcnn`` adds to plain character convolutions.
 
-Both work on the encoded indices inside the graph, so the serving input stays
-one int32 matrix and every caller (stream processor, dashboard, CLI, exported
-SavedModel) gets them for free. Both are exact under the padding rule of
-:mod:`dnsentinel.models.encoding` (at least ``tail`` pad positions after every
-name): a score never depends on how much padding a batch carries.
+The layer works on the encoded indices inside the graph, so the serving input
+stays one int32 matrix and every caller (stream processor, dashboard, CLI,
+exported SavedModel) gets the features for free. It counts padding as padding, so a score
+never depends on how much padding a batch carries (see
+:mod:`dnsentinel.models.encoding`).
 
-Why they exist: global max pooling only says *whether* an n-gram occurs
+Why: global max pooling only says *whether* an n-gram occurs
 somewhere. It cannot tell a random string in the registrable label
 (``xkqjzvw.com``, a DGA) from the same string in a CDN host label
 (``xkqjzvw.cdn.example.net``), and it cannot count: how long a label is, or
@@ -52,26 +52,4 @@ class NameShape(keras.layers.Layer):
             axis=1,
         )
         return positions, shape
-
-
-@keras.saving.register_keras_serializable(package="dnsentinel")
-class MaskedMeanPool(keras.layers.Layer):
-    """Mean of a "valid" convolution's outputs over the windows that start inside the name.
-
-    Windows that start on padding are left out, so the mean is the same
-    whatever padding follows (windows that start in the name and run into the
-    guaranteed tail padding are the same in every batch).
-    """
-
-    def __init__(self, kernel_size: int, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.kernel_size = kernel_size
-
-    def call(self, conv, chars):
-        width = ops.shape(chars)[1] - self.kernel_size + 1
-        starts = ops.cast(ops.not_equal(chars[:, :width], encoding.PAD), conv.dtype)[:, :, None]
-        return ops.sum(conv * starts, axis=1) / ops.maximum(ops.sum(starts, axis=1), 1.0)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "kernel_size": self.kernel_size}
 

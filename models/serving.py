@@ -58,7 +58,6 @@ class Model:
             # Manifests store every parameter; a missing one predates the feature it switches on.
             self.params.setdefault("heads", "single")
             self.params.setdefault("label_positions", False)
-            self.params.setdefault("mean_pool", False)
         self.families: list[str] = self.manifest.get("families", [])
         t = self.manifest["thresholds"]
         self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))

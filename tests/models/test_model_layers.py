@@ -1,11 +1,11 @@
-"""The in-graph name features of charcnn: label positions, shape numbers, masked mean pooling."""
+"""The in-graph name features of charcnn: label positions and shape numbers."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from dnsentinel.models import encoding
-from dnsentinel.models.layers import LABEL_POSITIONS, MaskedMeanPool, NameShape
+from dnsentinel.models.layers import LABEL_POSITIONS, NameShape
 
 
 def test_label_positions_count_labels_from_the_right():
@@ -21,16 +21,4 @@ def test_label_positions_count_labels_from_the_right():
 def test_deep_names_share_one_position_past_the_third_label():
     positions, _ = NameShape()(encoding.encode(["a.b.c.d.e"], 16, 2))
     assert list(positions.numpy()[0][:9]) == [3, 3, 3, 3, 2, 2, 1, 1, 0]
-
-
-def test_masked_mean_ignores_windows_that_start_on_padding():
-    names = ["abc.de", "a-much-longer-name.example"]
-    wide = encoding.encode(names, 64, 3)
-    narrow = encoding.trim(wide, 3)
-    conv = np.random.default_rng(0).uniform(size=(2, wide.shape[1] - 2, 4)).astype("float32")
-    pool = MaskedMeanPool(3)
-    a = pool(conv, wide).numpy()
-    b = pool(conv[:, : narrow.shape[1] - 2], narrow).numpy()
-    np.testing.assert_allclose(a, b, rtol=1e-6)
-    np.testing.assert_allclose(a[0], conv[0, :6].mean(axis=0), rtol=1e-6)  # 6 characters, 6 window starts
 
