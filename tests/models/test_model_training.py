@@ -181,3 +181,12 @@ def test_export_savedmodel_scores_like_the_model(trained, tmp_path):
     np.testing.assert_allclose(scores, model.predict(["google.com", "xjwqkqzpl.biz"]), atol=1e-5)
     with pytest.raises(registry.RegistryError, match="tf2onnx"):
         registry.export("tiny-charcnn", tmp_path / "m.onnx", onnx=True, registry=root)
+
+
+def test_every_shipped_version_loads_as_it_was_trained():
+    # Older manifests lack the parameters of later features (split heads, label positions);
+    # serving must rebuild each one as trained, and the weights must fit.
+    for entry in registry.list_models():
+        model = load(entry["version"])
+        scores = model.predict(["google.com", "xjwqkqzpl.biz"])
+        assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1)), entry["version"]
