@@ -277,9 +277,14 @@ def reevaluate(version: str, registry_path: Path | str | None = None, data_dir: 
 def _scored(model, frame: pd.DataFrame) -> pd.DataFrame:
     out = frame[["domain", "label", "kind", "family"]].copy()
     names = out["domain"].tolist()
-    out["score"] = model.predict(names) if len(out) else np.zeros(0, np.float32)
-    if len(out) and getattr(model, "has_heads", False):
-        out["dga_head"] = model.predict_heads(names)["dga"]
+    if not len(out):
+        out["score"] = np.zeros(0, np.float32)
+    elif getattr(model, "has_heads", False):
+        # One pass for both: predict() is the maximum of the two heads (a test holds them equal).
+        heads = model.predict_heads(names)
+        out["score"], out["dga_head"] = np.maximum(heads["dga"], heads["other"]), heads["dga"]
+    else:
+        out["score"] = model.predict(names)
     return out
 
 
