@@ -16,6 +16,7 @@ import pandas as pd
 
 from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
 from dnsentinel.stream_processor.es_schema import index_name
+from dnsentinel.verdict_cache.vocabulary import LABELS
 
 # Activity document fields (SPEC §4, one doc per name, client and minute).
 # ``decision`` is what the DNS path decided (often ``unknown`` for a replayed or first-seen
@@ -28,9 +29,8 @@ TS, NAME, REGISTRABLE, CLIENT, COUNT, BLOCKED, DECISION, LABEL = (
 BLOCKED_DECISIONS = ("malicious", "block", "honeypot")
 UNCERTAIN_DECISIONS = ("uncertain",)
 BENIGN_DECISIONS = ("benign", "allow")
-ALLOWED_DECISIONS = ("benign", "allow", "uncertain", "unknown")
+ALLOWED_DECISIONS = ("benign", "allow", "uncertain", "unscored", "unknown")
 RESOLVED_DECISIONS = ("malicious", "block", "honeypot", "allow", "benign", "uncertain")
-LABELS = ("malicious", "uncertain", "benign")
 VETTED_STATUSES = ("allow", "block", "honeypot", "vetted")
 VETTING_SORTS = {"score": "score", "query count": "query_count", "recency": "last_seen"}
 MAX_TABLE_ROWS = 10_000

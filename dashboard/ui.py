@@ -14,7 +14,7 @@ from dnsentinel.settings import get_settings
 
 CATEGORY_COLORS = {"blocked": "#d62728", "uncertain": "#ff7f0e", "allowed": "#2ca02c"}
 DECISION_COLORS = {"malicious": "#d62728", "block": "#9e1b1b", "honeypot": "#7b3294", "uncertain": "#ff7f0e",
-                   "benign": "#2ca02c", "allow": "#1a7a1a", "unknown": "#9e9e9e"}
+                   "benign": "#2ca02c", "allow": "#1a7a1a", "unscored": "#c7c7c7", "unknown": "#9e9e9e"}
 
 
 def timeline_chart(timeline, height: int = 300) -> None:

@@ -37,7 +37,11 @@ def train(
     arch: Annotated[str, typer.Option(help="Architecture: charcnn (default) or mlbridge-cnn.")] = "charcnn",
     epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs (early stopping may end sooner).")] = 8,
     batch_size: Annotated[int, typer.Option(min=1)] = 512,
-    sample_size: Annotated[int, typer.Option(min=100, help="Balanced training sample size.")] = 400_000,
+    sample_size: Annotated[int, typer.Option(min=100, help="Balanced training sample size.")] = 560_000,
+    holdout: Annotated[
+        str,
+        typer.Option(help="DGA families held out for the unseen-family report: comma list, 'default' or 'none'."),
+    ] = "default",
     include_vetted: Annotated[bool, typer.Option(help="Add analysts' vetted decisions as labels.")] = False,
     name: Annotated[str | None, typer.Option(help="Version name (default: <arch>-<UTC time>).")] = None,
     seed: Annotated[int, typer.Option()] = 7,
@@ -55,7 +59,11 @@ def train(
     architectures.get(arch)
     if promote not in ("always", "never", "if-none"):
         raise typer.BadParameter("--promote must be always, never or if-none")
+    from dnsentinel.models import dataset
+
+    held = dataset.DEFAULT_HOLDOUT if holdout == "default" else tuple(f for f in holdout.split(",") if f and f != "none")
     config = training.TrainConfig(
+        holdout=held,
         arch=arch,
         epochs=epochs,
         batch_size=batch_size,
@@ -159,11 +167,11 @@ def _read_names(path: Path) -> list[str]:
 
 
 def _write_results(path: Path | None, rows: list[dict]) -> None:
-    fields = ["domain", "score", "label", "family", "family_p", "model"]
+    fields = ["domain", "score", "label", "reason", "family", "family_p", "model"]
     if path is None:
         for row in rows:
             fam = f"  family={row['family']} ({row['family_p']:.2f})" if row["family"] else ""
-            line = f"{row['score']:.6f}  {row['label']:<9}  {row['domain']}  model={row['model']}{fam}"
+            line = f"{row['score']:.6f}  {row['label']:<9}  {row['domain']}  ({row['reason']}) model={row['model']}{fam}"
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -176,7 +184,7 @@ def _write_results(path: Path | None, rows: list[dict]) -> None:
             writer.writerows(rows)
         else:
             for row in rows:
-                handle.write(f"{row['score']:.6f}\t{row['label']}\t{row['domain']}\t{row['model']}\n")
+                handle.write(f"{row['score']:.6f}\t{row['label']}\t{row['reason']}\t{row['domain']}\t{row['model']}\n")
 
 
 def score(
@@ -186,12 +194,17 @@ def score(
     model: Annotated[str | None, typer.Option(help="Version or model directory (default: current).")] = None,
     explain: Annotated[bool, typer.Option(help="Print a short explanation per name.")] = False,
 ) -> None:
-    """Score names: P(malicious), label (malicious / uncertain / benign), DGA family guess, model version.
+    """Decide names offline exactly as a worker does (without vetted lists): score, label, reason, family.
+
+    Labels: malicious / uncertain / benign, or unscored for what is not a public DNS name.
+    Reasons: model (calibrated score vs thresholds), prior (popular registrable domain),
+    unscored:<why>.
 
     Examples: [cyan]dnsentinel score google.com xjwqkqzpl.biz[/],
     [cyan]dnsentinel score --input names.txt --output scores.csv[/]
     """
     from dnsentinel.models import load, training
+    from dnsentinel.models.detector import Detector
 
     training.tf_log_quiet()
     names = list(domains or [])
@@ -201,34 +214,36 @@ def score(
         names += _read_names(input)
     if not names:
         raise typer.BadParameter("give names as arguments or --input FILE")
-    loaded = load(model)
+    detector = Detector.of(load(model))
     rows: list[dict] = []
     step = 50_000
     with _progress() as progress:
         task = progress.add_task("scoring", total=len(names))
         for start in range(0, len(names), step):
             chunk = names[start : start + step]
-            scores = loaded.predict(chunk)
-            families = loaded.predict_family(chunk)
-            for name, s, (fam, p) in zip(chunk, scores, families, strict=True):
-                label = loaded.thresholds.label(float(s))
+            decided = detector.decide(chunk)
+            suspicious = [i for i, label in enumerate(decided.labels) if label in ("malicious", "uncertain")]
+            families = dict(zip(suspicious, detector.predict_family([decided.names[i] for i in suspicious])))
+            for i, name in enumerate(chunk):
+                fam, p = families.get(i, (None, 0.0))
                 rows.append(
                     {
                         "domain": name,
-                        "score": round(float(s), 6),
-                        "label": label,
-                        "family": fam if label != "benign" else None,
-                        "family_p": round(p, 4) if fam and label != "benign" else None,
-                        "model": loaded.version,
+                        "score": round(float(decided.scores[i]), 6),
+                        "label": decided.labels[i],
+                        "reason": decided.reasons[i],
+                        "family": fam,
+                        "family_p": round(p, 4) if fam else None,
+                        "model": detector.version,
                     }
                 )
             progress.update(task, advance=len(chunk))
     _write_results(output, rows)
     if explain:
         for name in names[:100]:
-            console.print(loaded.explain(name), markup=False, highlight=False, soft_wrap=True)
+            console.print(detector.model.explain(name), markup=False, highlight=False, soft_wrap=True)
     if output is not None:
-        err.print(f"wrote {len(rows)} scores to {output} (model {loaded.version})")
+        err.print(f"wrote {len(rows)} decisions to {output} (model {detector.version})")
 
 
 @models_app.command("list")
@@ -282,12 +297,41 @@ def show(
 
 
 @models_app.command()
-def promote(version: Annotated[str, typer.Argument(help="Version to make current.")]) -> None:
-    """Make a version current (workers hot-reload it)."""
-    from dnsentinel.models import registry
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to make current.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote even if it is worse on the quality gate.")] = False,
+) -> None:
+    """Make a version current (workers hot-reload it), unless the quality gate says it decides worse.
 
-    previous = registry.promote(version)
+    The gate compares what both versions decide per slice (models/gate.py); a measure more
+    than 0.5 points worse refuses the promotion and says by how much.
+    Example: [cyan]dnsentinel models promote charcnn-20261201-all[/]
+    """
+    from dnsentinel.models import gate, training
+
+    training.tf_log_quiet()
+    previous = gate.promote(version, force=force)
     console.print(f"current: {version} (was {previous})")
+
+
+@models_app.command("gate")
+def gate_cmd(
+    versions: Annotated[list[str] | None, typer.Argument(help="Versions (default: current).")] = None,
+) -> None:
+    """Print the quality-gate measures (decision shares per slice) of one or more versions."""
+    from dnsentinel.models import gate, registry, training
+
+    training.tf_log_quiet()
+    names = versions or [registry.current_version() or "current"]
+    results = {v: gate.measure_version(v) for v in names}
+    table = Table(title="quality gate: share of names per slice")
+    table.add_column("measure")
+    for v in names:
+        table.add_column(v)
+    for m in gate.MEASURES:
+        table.add_row(m.key + (" (higher is better)" if m.higher_is_better else ""),
+                      *[f"{results[v][m.key]:.2%}" for v in names])
+    console.print(table)
 
 
 @models_app.command()
@@ -312,12 +356,21 @@ def compare(
 
 
 @models_app.command()
-def reevaluate(version: Annotated[str, typer.Argument(help="Version to evaluate again.")]) -> None:
-    """Evaluate a version again on the splits it was trained with (rewrites its metrics.json)."""
+def reevaluate(
+    version: Annotated[str, typer.Argument(help="Version to evaluate again.")],
+    external: Annotated[
+        list[Path] | None,
+        typer.Option(help="Labelled CSV never trained on (evaluate's layout); repeatable. Adds operating-point rows."),
+    ] = None,
+) -> None:
+    """Evaluate a version again on the splits it was trained with: prior, calibration, thresholds, metrics.json.
+
+    Example: [cyan]dnsentinel models reevaluate charcnn-20261201-all --external other_ranking.csv[/]
+    """
     from dnsentinel.models import training
 
     training.tf_log_quiet()
-    _print_summary(training.reevaluate(version), done="evaluated again")
+    _print_summary(training.reevaluate(version, external=external), done="evaluated again")
 
 
 @models_app.command()

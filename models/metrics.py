@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dnsentinel.verdict_cache.vocabulary import LABELS
+
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     """Area under the ROC curve (Mann-Whitney, ties counted half); None with one class only."""
@@ -132,3 +134,69 @@ def slice_report(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, f
         "at_0.5": binary_report(labels, scores, 0.5),
     }
 
+
+
+def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> dict[str, float]:
+    """Platt scaling ``sigmoid(a * logit + b)`` fitted by Newton's method, classes weighted equally.
+
+    Equal class weights make 0.5 the point where a name is as likely malicious as benign
+    in a balanced world; the thresholds, not the weights, encode the operator's budget.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if y.all() or not y.any():
+        return {"a": 1.0, "b": 0.0}
+    w = np.where(y, 0.5 / y.sum(), 0.5 / (~y).sum())
+    a, b = _newton_platt(z, y, w, iterations, fit_slope=True)
+    if not a > 0:  # a model worse than chance on this data: keep its ranking, only shift it
+        a, b = _newton_platt(z, y, w, iterations, fit_slope=False)
+    return {"a": float(a), "b": float(b)}
+
+
+def _newton_platt(z: np.ndarray, y: np.ndarray, w: np.ndarray, iterations: int, fit_slope: bool) -> tuple[float, float]:
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a * z + b, -500, 500)))
+        g, h = w * (p - y), w * p * (1 - p)
+        if fit_slope:
+            grad = np.array([np.sum(g * z), np.sum(g)])
+            hess = np.array([[np.sum(h * z * z), np.sum(h * z)], [np.sum(h * z), np.sum(h)]]) + 1e-9 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+        else:
+            step = np.array([0.0, np.sum(g) / (np.sum(h) + 1e-12)])
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-9:
+            break
+    return a, b
+
+
+def thresholds_from_budget(
+    benign_scores: np.ndarray, block_fpr: float = 5e-4, uncertain_share: float = 0.015
+) -> dict[str, float]:
+    """``block`` and ``allow`` from an analyst budget on benign names the model must judge.
+
+    ``block``: at most ``block_fpr`` of these benign names score at or above it.
+    ``allow``: at most ``uncertain_share`` more score above it (the vetting queue).
+    The defaults keep a margin below the product goals (0.1% blocked, 2% uncertain), since
+    the names a resolver sees come from other sources again.
+    """
+    neg = np.asarray(benign_scores, dtype=np.float64)
+    block = threshold_at_fpr(neg, block_fpr)
+    if neg.size == 0:
+        return {"block": block, "allow": 0.5, "block_fpr": block_fpr, "uncertain_share": uncertain_share}
+    above = int(math.floor((block_fpr + uncertain_share) * neg.size))
+    ordered = np.sort(neg)[::-1]
+    allow = float(ordered[min(above, neg.size - 1)]) if above < neg.size else 0.0
+    return {
+        "block": float(block),
+        "allow": float(min(allow, block)),
+        "block_fpr": block_fpr,
+        "uncertain_share": uncertain_share,
+    }
+
+
+def decision_shares(labels: list[str] | np.ndarray) -> dict[str, float]:
+    """Share of each label (malicious / uncertain / benign / unscored) among ``labels``."""
+    values = np.asarray(labels, dtype=object)
+    n = max(values.size, 1)
+    return {label: float(np.sum(values == label)) / n for label in LABELS}

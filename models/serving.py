@@ -1,5 +1,11 @@
 """Loading a model from the registry and scoring names fast.
 
+Scores are calibrated: the network's logit (the larger of its two heads' logits)
+goes through the Platt map stored in the manifest, ``sigmoid(a * logit + b)``,
+computed in float64 from float32 logits. A score then reads as a probability on
+cross-source data, and names the network is very sure of no longer tie at a
+float32 1.0 (the reason the old block threshold sat at 0.99999517).
+
 Speed comes from three things: strings are encoded with one vectorized numpy
 lookup; the network runs as a compiled ``tf.function`` with a fixed input
 signature (no Keras ``predict`` loop, no retracing); and big inputs are sorted
@@ -19,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from dnsentinel.models import architectures, encoding, registry
+from dnsentinel.verdict_cache.vocabulary import Label
 
 INVALID_SCORE = 0.0
 """Score of a string with nothing to judge (empty, only white space or dots, not a string)."""
@@ -27,20 +34,40 @@ CHUNK = 4096
 
 @dataclass(frozen=True)
 class Thresholds:
-    """At or above ``block``: malicious. At or below ``allow``: benign. Between: uncertain."""
+    """At or above ``block``: malicious. At or below ``allow``: benign. Between: uncertain.
+
+    The one place a score becomes a label (the worker and ``dnsentinel score`` both call it).
+    """
 
     block: float
     allow: float
 
-    def label(self, score: float) -> str:
+    def label(self, score: float) -> Label:
         if score >= self.block:
             return "malicious"
         if score <= self.allow:
             return "benign"
         return "uncertain"
 
+    def labels(self, scores: np.ndarray) -> np.ndarray:
+        """:meth:`label` for an array of scores at once (object array of label strings)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        return np.where(scores >= self.block, "malicious", np.where(scores <= self.allow, "benign", "uncertain"))
+
     def __getitem__(self, key: str) -> float:  # dict-style access, as api.md allows either
         return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Platt scaling of the network's logit: ``score = sigmoid(a * logit + b)`` (identity: a=1, b=0)."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        z = self.a * np.asarray(logits, dtype=np.float64) + self.b
+        return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow warnings
 
 
 class Model:
@@ -61,6 +88,7 @@ class Model:
         self.families: list[str] = self.manifest.get("families", [])
         t = self.manifest["thresholds"]
         self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))
+        self.calibration = Calibration(**self.manifest.get("calibration", {}).get("platt", {}))
         self._spec = architectures.get(self.arch)
         self._tail = architectures.tail(self.arch, self.params) if self._spec.input_kind == "indices" else 0
         self.keras_model = architectures.build(self.arch, self.params, self.families, compile=False)
@@ -74,13 +102,8 @@ class Model:
         has_family = "family" in keras_model.output_names if hasattr(keras_model, "output_names") else False
         self.has_family = bool(self.families) and has_family
 
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def _score(x):
-            out = keras_model(x, training=False)
-            return tf.reshape(out["malicious"], [-1])
-
-        self._score = _score
         self.has_heads = self.params.get("heads") == "split"
+        self._score = self._logit_function(signature)
         self._heads_fn = None
         if self.has_heads:
 
@@ -100,6 +123,37 @@ class Model:
 
             self._family_fn = _family
         self.predict(["warm-up.example"])  # trace once now, not on the first real request
+
+    def _logit_function(self, signature):
+        """A compiled function from encoded names to the logit behind the score.
+
+        With split heads: the larger of the DGA and phishing/malware heads' logits, read off
+        the shared hidden layer (dropout is off at inference), so no sigmoid saturates in
+        float32. One-head models give the logit of their probability.
+        """
+        import tensorflow as tf
+
+        keras_model = self.keras_model
+        if self.has_heads:
+            import keras
+
+            hidden = keras.Model(keras_model.inputs, keras_model.get_layer("hidden").output)
+            dga, other = keras_model.get_layer("dga"), keras_model.get_layer("other")
+
+            @tf.function(input_signature=signature, reduce_retracing=True)
+            def _logits(x):
+                h = hidden(x, training=False)
+                z = tf.maximum(tf.matmul(h, dga.kernel) + dga.bias, tf.matmul(h, other.kernel) + other.bias)
+                return tf.reshape(z, [-1])
+
+            return _logits
+
+        @tf.function(input_signature=signature, reduce_retracing=True)
+        def _logits_of_probability(x):
+            p = tf.clip_by_value(tf.reshape(keras_model(x, training=False)["malicious"], [-1]), 1e-7, 1 - 1e-7)
+            return tf.math.log(p) - tf.math.log1p(-p)
+
+        return _logits_of_probability
 
     def __repr__(self) -> str:
         return f"Model(version={self.version!r}, arch={self.arch!r}, thresholds={self.thresholds})"
@@ -126,20 +180,25 @@ class Model:
         return outputs
 
     def predict(self, domains: Sequence[object]) -> np.ndarray:
-        """P(malicious) per name, float32 in [0, 1], same order; never raises on bad strings.
+        """Calibrated P(malicious) per name, float64 in [0, 1], same order; never raises on bad strings.
 
         Names with nothing to judge get :data:`INVALID_SCORE`.
         """
+        logits, valid = self.predict_logits(domains)
+        scores = np.full(len(logits), INVALID_SCORE, dtype=np.float64)
+        scores[valid] = self.calibration(logits[valid])
+        return scores
+
+    def predict_logits(self, domains: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+        """The uncalibrated logit per name (float32) and which names had anything to judge (bool)."""
         names = list(domains)
-        scores = np.full(len(names), INVALID_SCORE, dtype=np.float32)
+        logits = np.zeros(len(names), dtype=np.float32)
         valid = np.array([encoding.is_scoreable(encoding.clean(n)) for n in names], dtype=bool)
-        if not valid.any():
-            return scores
-        idx = np.flatnonzero(valid)
-        sub = [names[i] for i in idx]
-        for rows, out in self._run(self._score, sub):
-            scores[idx[rows]] = out.numpy()
-        return np.clip(scores, 0.0, 1.0)
+        if valid.any():
+            idx = np.flatnonzero(valid)
+            for rows, out in self._run(self._score, [names[i] for i in idx]):
+                logits[idx[rows]] = out.numpy()
+        return logits, valid
 
     def predict_heads(self, domains: Sequence[object]) -> dict[str, np.ndarray]:
         """The two detectors behind :meth:`predict`, for evaluation: ``dga`` and ``other`` (phishing/malware).
@@ -158,7 +217,7 @@ class Model:
 
     def label(self, scores: np.ndarray) -> list[str]:
         """malicious / uncertain / benign for each score, by this model's thresholds."""
-        return [self.thresholds.label(float(s)) for s in scores]
+        return list(self.thresholds.labels(scores))
 
     def predict_family(self, domains: Sequence[object]) -> list[tuple[str | None, float]]:
         """Most likely known DGA family and its probability, for names that look DGA-generated.
@@ -218,8 +277,19 @@ class Model:
     # -- export -----------------------------------------------------------------
 
     def export(self, dest: Path, onnx: bool = False) -> Path:
-        """A TensorFlow SavedModel of the scoring function (or an ONNX file with ``onnx``)."""
+        """A TensorFlow SavedModel of the calibrated scoring function (or an ONNX file with ``onnx``).
+
+        Input: encoded names (:func:`encoding.encode`); output: the calibrated score in float32.
+        """
+        import tensorflow as tf
+
         dest = Path(dest)
+        logits, a, b = self._score, float(self.calibration.a), float(self.calibration.b)
+
+        @tf.function(input_signature=logits.input_signature)
+        def score(x):
+            return tf.sigmoid(a * logits(x) + b)
+
         if onnx:
             try:
                 import tf2onnx  # type: ignore[import-not-found]
@@ -229,16 +299,12 @@ class Model:
                 ) from exc
             target = dest if dest.suffix == ".onnx" else dest / f"{self.version}.onnx"
             target.parent.mkdir(parents=True, exist_ok=True)
-            tf2onnx.convert.from_function(
-                self._score, input_signature=self._score.input_signature, output_path=str(target)
-            )
+            tf2onnx.convert.from_function(score, input_signature=score.input_signature, output_path=str(target))
             return target
-        import tensorflow as tf
-
         module = tf.Module()
         module.model = self.keras_model  # tracks the variables the scoring function captures
-        module.score = self._score
-        tf.saved_model.save(module, str(dest), signatures={"serving_default": self._score})
+        module.score = score
+        tf.saved_model.save(module, str(dest), signatures={"serving_default": score})
         return dest
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from dnsentinel.models import architectures, dataset, metrics, registry
+from dnsentinel.models import prior as prior_mod
+from dnsentinel.models.serving import Calibration
 
 VAL_MONITOR_MAX = 40_000
 """Validation rows Keras evaluates after each epoch (thresholds use the whole split)."""
@@ -29,17 +31,23 @@ VAL_MONITOR_MAX = 40_000
 @dataclass
 class TrainConfig:
     arch: str = architectures.DEFAULT_ARCH
-    epochs: int = 6
-    batch_size: int = 256
-    sample_size: int = 400_000
+    epochs: int = 8
+    batch_size: int = 512
+    sample_size: int = 560_000
     include_vetted: bool = False
     name: str | None = None
     seed: int = dataset.DEFAULT_SEED
     holdout: tuple[str, ...] = dataset.DEFAULT_HOLDOUT
+    cross_source: bool = True
+    """Train, calibrate and report with the other ranking's benign names (see dataset.split)."""
+    synthetic_fqdn: int = 40_000
+    synthetic_tld: int = 30_000
     patience: int = 2
     data_dir: Path | None = None
-    block_fpr: float = 1e-4
-    allow_fnr: float = 0.05
+    block_fpr: float = 5e-4
+    """Share of the calibration part's benign names allowed at or above ``block``."""
+    uncertain_share: float = 0.015
+    """Share of them allowed between ``allow`` and ``block`` (the vetting queue)."""
     params: dict[str, Any] = field(default_factory=dict)
     promote: str = "if-none"
     """"always", "never", or "if-none" (promote when the registry has no current model)."""
@@ -144,7 +152,8 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
 
     keras.utils.set_random_seed(config.seed)
     log("loading and splitting the corpus")
-    frame = dataset.load_corpus(config.data_dir)
+    frame = dataset.load_corpus(config.data_dir, cross_source=config.cross_source)
+    files = dataset.corpus_files(config.cross_source)
     extra_names: list[str] = []
     if config.include_vetted:
         vetted = dataset.vetted_labels()
@@ -153,8 +162,8 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
         frame = pd.concat([frame, vetted], ignore_index=True)
         extra_names = [f"{d}={lbl}" for d, lbl in zip(vetted["domain"], vetted["label"], strict=True)]
     splits = dataset.split(frame, seed=config.seed, holdout=config.holdout)
-    splits.data_hash = dataset.data_hash(config.data_dir, extra_names)
-    sample = dataset.balanced_sample(splits.train, config.sample_size, seed=config.seed)
+    splits.data_hash = dataset.data_hash(config.data_dir, extra_names, files)
+    sample = training_sample(splits, config)
     families = splits.families if spec.has_family_head else []
     params = {**spec.defaults, **config.params}
     model = architectures.build(config.arch, params, families)
@@ -209,6 +218,8 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
             "include_vetted": config.include_vetted,
             "seed": config.seed,
             "holdout_families": list(config.holdout),
+            "corpus_files": list(files),
+            "synthetic": {"fqdn": config.synthetic_fqdn, "tld": config.synthetic_tld},
             "seconds": round(train_seconds, 1),
             "devices": devices,
             "tensorflow": tf.__version__,
@@ -222,69 +233,170 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     _evaluate_into(path, manifest, splits, sample, config)
     _status(path, state="done", progress=1.0, finished=_now(), seconds=round(time.monotonic() - started, 1))
     if config.promote == "always" or (config.promote == "if-none" and registry.current_version(root) is None):
-        registry.promote(version, root)
+        from dnsentinel.models import gate
+
+        gate.promote(version, root)  # "always" still stops at the quality gate (promote --force overrides)
     return path
 
 
-def _evaluate_into(path: Path, manifest: dict[str, Any], splits, sample: pd.DataFrame, config: TrainConfig) -> None:
-    """Score every split, choose the thresholds on validation, write metrics.json and the manifest."""
+def training_sample(splits, config: TrainConfig) -> pd.DataFrame:
+    """The balanced sample a run trains on: the training split plus synthetic benign names."""
+    synthetic = dataset.synthesize_benign(splits.train, config.synthetic_fqdn, config.synthetic_tld, config.seed)
+    pool = pd.concat([splits.train, synthetic], ignore_index=True)
+    return dataset.balanced_sample(pool, config.sample_size, seed=config.seed)
+
+
+def _evaluate_into(
+    path: Path,
+    manifest: dict[str, Any],
+    splits,
+    sample: pd.DataFrame,
+    config: TrainConfig,
+    external: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Build the prior, calibrate, choose the thresholds, then write metrics.json and the manifest.
+
+    Calibration data never overlaps what is reported: the Platt map is fitted on the
+    other ranking's calibration part against validation malicious names, and the
+    thresholds come from an analyst budget on the benign names of that calibration part
+    the model has to judge (the prior vouches for none of them by construction).
+    """
+    from dnsentinel.models.detector import Detector
     from dnsentinel.models.serving import Model
+
+    corpus_benign = pd.concat([splits.train, splits.val, splits.test])
+    corpus_benign = corpus_benign[(corpus_benign["label"] == 0) & (corpus_benign["origin"] == "corpus")]
+    popularity = prior_mod.build(
+        corpus_benign["domain"], splits.train.loc[splits.train["label"] == 1, "domain"], list(PRIOR_SOURCES)
+    )
+    popularity.save(path)
+    calibration_benign = splits.cal if len(splits.cal) else splits.val[splits.val["label"] == 0]
+    fit_frame = pd.concat([calibration_benign, splits.val[splits.val["label"] == 1]], ignore_index=True)
+    logits, _ = Model(path).predict_logits(fit_frame["domain"].tolist())
+    platt = metrics.fit_platt(logits, fit_frame["label"].to_numpy())
+    manifest["calibration"] = {"platt": platt, "fitted_on": fit_frame["kind"].value_counts().to_dict()}
+    benign_scores = Calibration(**platt)(logits[fit_frame["label"].to_numpy() == 0])
+    manifest["thresholds"] = metrics.thresholds_from_budget(benign_scores, config.block_fpr, config.uncertain_share)
+    registry.write_json(path / registry.MANIFEST, manifest)
 
     served = Model(path)
     scored = {name: _scored(served, part) for name, part in {**splits.as_dict(), "train": sample}.items()}
-    val = scored["val"]
-    thresholds = metrics.choose_thresholds(val["label"], val["score"], config.block_fpr, config.allow_fnr)
-    report = evaluate_splits(scored, thresholds)
+    report = evaluate_splits(scored, manifest["thresholds"])
+    report["cross_source"] = cross_source_report(scored)
+    report["operating_points"] = operating_points(Detector(served, popularity), splits, external or {})
+    report["prior"] = popularity.info
     report["version"], report["arch"] = manifest["version"], manifest["arch"]
     registry.write_json(path / registry.METRICS, report)
-    manifest["thresholds"] = thresholds
     manifest["summary"] = summarize(report)
     registry.write_json(path / registry.MANIFEST, manifest)
 
 
-def reevaluate(version: str, registry_path: Path | str | None = None, data_dir: Path | None = None) -> Path:
+PRIOR_SOURCES = ("tranco_2026", "umbrella_2026", "majestic_2026")
+"""The rankings of benign.csv.xz, whose registrable domains the prior vouches for."""
+
+
+def cross_source_report(scored: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Ranking metrics of each malicious slice against the other ranking's report part (never trained on)."""
+    benign = scored.get("cross_source")
+    if benign is None or not len(benign):
+        return {}
+    out: dict[str, Any] = {}
+    sources = {"dga": scored["test"], "phishing": scored["test"], "malware": scored["test"]}
+    if len(scored.get("unseen_families", [])):
+        sources["unseen_families"] = scored["unseen_families"]
+    for kind, frame in sources.items():
+        positives = frame[frame["label"] == 1]
+        if kind != "unseen_families":
+            positives = positives[positives["kind"] == kind]
+        if not len(positives):
+            continue
+        labels = np.r_[np.zeros(len(benign), bool), np.ones(len(positives), bool)]
+        scores = np.r_[benign["score"].to_numpy(), positives["score"].to_numpy()]
+        out[kind] = {
+            "n_pos": len(positives),
+            "n_neg": len(benign),
+            "roc_auc": metrics.roc_auc(labels, scores),
+            "tpr_at_fpr_1e-3": metrics.tpr_at_fpr(labels, scores, 1e-3),
+            "tpr_at_fpr_1e-4": metrics.tpr_at_fpr(labels, scores, 1e-4),
+        }
+    return out
+
+
+def operating_points(detector, splits, external: dict[str, pd.DataFrame]) -> dict[str, dict[str, Any]]:
+    """What the product decides per slice: shares labelled malicious / uncertain / benign / unscored."""
+    slices: dict[str, pd.DataFrame] = {
+        "benign, other ranking (report part)": splits.report,
+        "benign, other ranking (calibration part)": splits.cal,
+        "benign, corpus rankings (test)": splits.test[splits.test["label"] == 0],
+        "DGA, trained families (test)": splits.test[splits.test["kind"] == "dga"],
+        "DGA, held-out families": splits.unseen,
+        "phishing (test)": splits.test[splits.test["kind"] == "phishing"],
+        "malware (test)": splits.test[splits.test["kind"] == "malware"],
+    }
+    for name, frame in external.items():
+        for kind, part in frame.groupby("kind"):
+            slices[f"{name}: {kind}"] = part
+    out = {}
+    for name, frame in slices.items():
+        if not len(frame):
+            continue
+        decided = detector.decide(frame["domain"].tolist())
+        out[name] = {"n": len(frame), **metrics.decision_shares(decided.labels)}
+    return out
+
+
+def reevaluate(
+    version: str,
+    registry_path: Path | str | None = None,
+    data_dir: Path | None = None,
+    external: list[Path] | None = None,
+) -> Path:
     """Evaluate a trained version again on the splits it was trained with (e.g. after the report grew).
 
     The splits and the training sample are rebuilt from the manifest's seed,
-    held-out families and sample size; a corpus whose hash differs from the
+    held-out families, corpus files and sample size; a corpus whose hash differs from the
     one the model was trained on is refused, since the splits would differ.
-    Models trained with vetted labels or another sample mix are refused too.
+    Models trained with vetted labels or another sample mix are refused too. The
+    prior, calibration and thresholds are rebuilt as well. ``external`` labelled
+    files (``dnsentinel evaluate`` layout) get their own rows in the operating-point table.
     """
     path = registry.resolve(version, registry_path)
     manifest = registry.read_json(path / registry.MANIFEST)
     training = manifest.get("training", {})
     if training.get("include_vetted"):
         raise registry.RegistryError(f"{manifest['version']}: trained with vetted labels; its splits cannot be rebuilt")
-    if dataset.data_hash(data_dir) != manifest.get("data_hash"):
+    files = tuple(training.get("corpus_files", dataset.CORPUS_FILES))
+    if dataset.data_hash(data_dir, files=files) != manifest.get("data_hash"):
         raise registry.RegistryError(f"{manifest['version']}: the corpus differs from the one it was trained on")
+    synthetic = training.get("synthetic", {"fqdn": 0, "tld": 0})
     config = TrainConfig(
         arch=manifest["arch"],
         seed=training.get("seed", dataset.DEFAULT_SEED),
         holdout=tuple(training.get("holdout_families", dataset.DEFAULT_HOLDOUT)),
         sample_size=training.get("sample_size", TrainConfig.sample_size),
         data_dir=data_dir,
+        cross_source=dataset.CROSS_SOURCE_FILE in files,
+        synthetic_fqdn=synthetic["fqdn"],
+        synthetic_tld=synthetic["tld"],
     )
-    splits = dataset.split(dataset.load_corpus(data_dir), seed=config.seed, holdout=config.holdout)
-    sample = dataset.balanced_sample(splits.train, config.sample_size, seed=config.seed)
+    frame = dataset.load_corpus(data_dir, cross_source=config.cross_source)
+    splits = dataset.split(frame, seed=config.seed, holdout=config.holdout)
+    sample = training_sample(splits, config)
     if sample["kind"].value_counts().to_dict() != training.get("sample_mix"):
         raise registry.RegistryError(
             f"{manifest['version']}: its training sample cannot be rebuilt (trained with another mix of kinds)"
         )
-    _evaluate_into(path, manifest, splits, sample, config)
+    extra = {Path(p).name.split(".")[0]: dataset.read_labelled(Path(p)) for p in external or []}
+    _evaluate_into(path, manifest, splits, sample, config, extra)
     return path
 
 
 def _scored(model, frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame[["domain", "label", "kind", "family"]].copy()
+    out = frame.reindex(columns=["domain", "label", "kind", "family"]).copy()
     names = out["domain"].tolist()
-    if not len(out):
-        out["score"] = np.zeros(0, np.float32)
-    elif getattr(model, "has_heads", False):
-        # One pass for both: predict() is the maximum of the two heads (a test holds them equal).
-        heads = model.predict_heads(names)
-        out["score"], out["dga_head"] = np.maximum(heads["dga"], heads["other"]), heads["dga"]
-    else:
-        out["score"] = model.predict(names)
+    out["score"] = model.predict(names) if len(out) else np.zeros(0, np.float64)
+    if len(out) and getattr(model, "has_heads", False):
+        out["dga_head"] = model.predict_heads(names)["dga"]
     return out
 
 

@@ -71,7 +71,7 @@ MAPPINGS: dict[str, dict[str, Any]] = {
     "verdicts": {
         "name": _KW, "label": _KW, "score": _SCORE, "model": _KW, "family": _KW,
         "family_p": _SCORE, "first_seen": _DATE, "last_seen": _DATE, "scored_at": _DATE,
-        "query_count": {"type": "long"}, "registrable": _KW, "kind": _KW,
+        "query_count": {"type": "long"}, "registrable": _KW, "kind": _KW, "reason": _KW,
     },
     "activity": {
         "name": _KW, "client": _KW, "minute": _DATE, "count": {"type": "long"},
@@ -129,7 +129,9 @@ async def ensure_templates_async(es: Any, *, prefix: str | None = None) -> None:
         if family in DATED:
             continue
         name = index_name(family, prefix=prefix)
-        if not await es.indices.exists(index=name):
+        if await es.indices.exists(index=name):  # an index made by an older version: add new fields
+            await es.indices.put_mapping(index=name, properties=MAPPINGS[family])
+        else:
             try:
                 await es.indices.create(index=name)
             except Exception as exc:  # created concurrently by another worker
@@ -145,7 +147,9 @@ def ensure_templates(es: Any, *, prefix: str | None = None) -> None:
         if family in DATED:
             continue
         name = index_name(family, prefix=prefix)
-        if not es.indices.exists(index=name):
+        if es.indices.exists(index=name):  # an index made by an older version: add new fields
+            es.indices.put_mapping(index=name, properties=MAPPINGS[family])
+        else:
             try:
                 es.indices.create(index=name)
             except Exception as exc:

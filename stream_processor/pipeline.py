@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from dnsentinel.verdict_cache.events import InvalidEvent, QueryEvent, parse_event
-from dnsentinel.verdict_cache.names import InvalidName, Name, normalize
-
-LABELS = ("malicious", "uncertain", "benign")
+from dnsentinel.verdict_cache.names import InvalidName, Name, normalize, unscored_reason
+from dnsentinel.verdict_cache.vocabulary import VERDICT_LABELS
 VETTED_DECISIONS = frozenset({"allow", "block", "honeypot"})
 BLOCKING_ACTIONS = frozenset({"nxdomain", "nodata", "refused", "null", "sinkhole", "honeypot"})
 BLOCKING_DECISIONS = frozenset({"block", "honeypot", "malicious"})
@@ -101,9 +100,10 @@ def triage(records: Iterable[Record], normalizer: Callable[[str], Name]) -> Tria
             out.unscorable[exc.reason] += 1
             out.parsed.append(Parsed(rec, ev, None, exc.reason))
             continue
-        if name.kind != "domain":
-            out.unscorable[name.kind] += 1
-            out.parsed.append(Parsed(rec, ev, name, name.kind))
+        why = unscored_reason(name)  # reverse, bare, mDNS/DNS-SD, .lan, no such TLD: never scored
+        if why is not None:
+            out.unscorable[why] += 1
+            out.parsed.append(Parsed(rec, ev, name, why))
             continue
         out.parsed.append(Parsed(rec, ev, name, None))
         n = name.name
@@ -171,23 +171,6 @@ class FloodLimiter:
             return False
         self._counts[registrable] += 1
         return True
-
-
-def thresholds_of(model: Any) -> tuple[float, float]:
-    """(allow, block) from ``model.thresholds`` whether it is an object or a dict."""
-    t = model.thresholds
-    if isinstance(t, dict):
-        return float(t["allow"]), float(t["block"])
-    return float(t.allow), float(t.block)
-
-
-def decide(score: float, allow: float, block: float) -> str:
-    """malicious at or above ``block``, benign at or below ``allow``, uncertain between."""
-    if score >= block:
-        return "malicious"
-    if score <= allow:
-        return "benign"
-    return "uncertain"
 
 
 def is_blocked(ev: QueryEvent) -> bool:
@@ -297,6 +280,8 @@ class Aggregator:
                     "registrable": nm.registrable if nm is not None else None,
                     "kind": nm.kind if nm is not None else "invalid",
                 })
+                if p.unscorable is not None:
+                    act.fields["label"] = "unscored"
                 if p.unscorable is None and nm is not None:
                     names[name] = nm
             action = ev.action
@@ -306,7 +291,7 @@ class Aggregator:
                 act.fields["decision"] = ev.decision
             n_events += 1
         for name, label in known.items():
-            if label in LABELS:
+            if label in VERDICT_LABELS:
                 self.labels[name] = label
         self.events += n_events
 
@@ -336,7 +321,7 @@ class Aggregator:
                 if hit is not None:
                     vd, at = hit
                     v.fields.update(score=float(vd.score), model=vd.model, family=vd.family,
-                                    family_p=vd.family_p, scored_at=at)
+                                    family_p=vd.family_p, scored_at=at, reason=vd.reason)
                 if label == "uncertain":
                     q = vetting[name] = Counted({"name": name, "registrable": nm.registrable})
                     if hit is not None:
@@ -351,6 +336,6 @@ class Aggregator:
 
 def known_value(decision: str) -> str | None:
     """What the LRU remembers for a Redis decision; None when the name still needs scoring."""
-    if decision in VETTED_DECISIONS or decision in LABELS:
+    if decision in VETTED_DECISIONS or decision in VERDICT_LABELS:
         return decision
     return None

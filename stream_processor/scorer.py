@@ -16,37 +16,36 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
-from dnsentinel.stream_processor.pipeline import decide, thresholds_of
+from dnsentinel.models.detector import Detector
 
 log = logging.getLogger(__name__)
 
 
 class Scored:
-    """Scores (and optional family guesses) of one model call, plus the version that made them."""
+    """Decisions (and optional family guesses) of one detector call, plus the version that made them."""
 
-    __slots__ = ("names", "scores", "labels", "families", "version")
+    __slots__ = ("names", "scores", "labels", "reasons", "families", "version")
 
-    def __init__(self, names: Sequence[str], scores: Sequence[float], labels: list[str],
+    def __init__(self, names: Sequence[str], scores: Sequence[float], labels: list[str], reasons: list[str],
                  families: list[tuple[str | None, float | None]], version: str) -> None:
-        self.names, self.scores, self.labels, self.families, self.version = names, scores, labels, families, version
+        self.names, self.scores, self.labels, self.reasons = names, scores, labels, reasons
+        self.families, self.version = families, version
 
 
-def _score_sync(model: Any, names: Sequence[str]) -> Scored:
-    scores = [float(s) for s in model.predict(list(names))]
-    allow, block = thresholds_of(model)
-    labels = [decide(s, allow, block) for s in scores]
+def _score_sync(detector: Detector, names: Sequence[str]) -> Scored:
+    """The offline decision (prior, calibrated model, thresholds) for names triage found scorable."""
+    decided = detector.decide(names)
+    scores = decided.scores.tolist()
     families: list[tuple[str | None, float | None]] = [(None, None)] * len(names)
-    predict_family = getattr(model, "predict_family", None)
-    if predict_family is not None:
-        bad = [i for i, label in enumerate(labels) if label != "benign"]
-        if bad:
-            try:
-                guesses = predict_family([names[i] for i in bad])
-                for i, (fam, p) in zip(bad, guesses):
-                    families[i] = (fam, None if p is None else float(p))
-            except Exception:  # a family guess is optional: never lose the verdict over it
-                log.exception("family prediction failed; verdicts go out without a family")
-    return Scored(names, scores, labels, families, str(model.version))
+    bad = [i for i, label in enumerate(decided.labels) if label in ("malicious", "uncertain")]
+    if bad:
+        try:
+            guesses = detector.predict_family([names[i] for i in bad])
+            for i, (fam, p) in zip(bad, guesses):
+                families[i] = (fam, None if p is None else float(p))
+        except Exception:  # a family guess is optional: never lose the verdict over it
+            log.exception("family prediction failed; verdicts go out without a family")
+    return Scored(names, scores, decided.labels, decided.reasons, families, detector.version)
 
 
 class ModelHolder:
@@ -59,7 +58,7 @@ class ModelHolder:
         self.metrics = metrics
         self._infer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-infer")
         self._load = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-load")
-        self.model: Any = None
+        self.model: Detector | None = None
         self._reloading = False
 
     @property
@@ -68,11 +67,15 @@ class ModelHolder:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._swap(await loop.run_in_executor(self._load, self._loader, None))
+        self._swap(await loop.run_in_executor(self._load, self._load_detector, None))
+
+    def _load_detector(self, version: str | None) -> Detector:
+        """The model of ``version`` with its prior and thresholds (in the loader thread: reading takes a while)."""
+        return Detector.of(self._loader(version))
 
     def _swap(self, model: Any) -> None:
         old = self.version
-        self.model = model
+        self.model = model = Detector.of(model)  # a Detector already (loaded in the loader thread)
         if self.metrics:
             if old is not None:
                 self.metrics.model_version.remove(old)
@@ -94,7 +97,7 @@ class ModelHolder:
             return False
         self._reloading = True
         try:
-            model = await loop.run_in_executor(self._load, self._loader, wanted)
+            model = await loop.run_in_executor(self._load, self._load_detector, wanted)
         except Exception:
             log.exception("cannot load promoted model %s; keeping %s", wanted, self.version)
             return False

@@ -178,8 +178,10 @@ class BatchProcessor:
         scored = await self.holder.score(names)
         now = self.clock()
         verdicts = [
-            Verdict(n, label, round(score, 4), scored.version, int(now), fam, None if fp is None else round(fp, 4))
-            for n, score, label, (fam, fp) in zip(names, scored.scores, scored.labels, scored.families)
+            Verdict(n, label, round(score, 4), scored.version, int(now), fam, None if fp is None else round(fp, 4),
+                    reason)
+            for n, score, label, reason, (fam, fp) in zip(names, scored.scores, scored.labels, scored.reasons,
+                                                          scored.families)
         ]
         await self._redis_call(self.cache.put_verdicts, verdicts)
         done = self.clock()

@@ -44,6 +44,8 @@ class Verdict:
     """Unix seconds when the verdict was made."""
     family: str | None = None
     family_p: float | None = None
+    reason: str | None = None
+    """Which layer decided (vocabulary.REASONS); for Elasticsearch, not part of the compact value."""
 
     def __post_init__(self) -> None:
         if self.label not in LABEL_CODES:

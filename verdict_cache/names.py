@@ -30,6 +30,8 @@ __all__ = [
     "normalize",
     "registrable_domain",
     "routing_key",
+    "scope",
+    "unscored_reason",
 ]
 
 Kind = Literal["domain", "reverse", "bare"]
@@ -298,6 +300,66 @@ def _is_ipv4(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+SPECIAL_USE_TLDS = frozenset(
+    {
+        # RFC 6761 / 6762 / 7686 / 9476 special-use names and ICANN's .internal
+        "local", "localhost", "test", "example", "invalid", "onion", "alt", "internal",
+        # private TLDs that home routers and companies use (not delegated in the root)
+        "lan", "localdomain", "home", "corp", "intranet", "private",
+    }
+)
+"""TLDs of names that never reach the public DNS; ``home.arpa`` is checked separately."""
+
+ALT_ROOT_TLDS = frozenset({"bazar", "bit", "coin", "emc", "lib"})
+"""Alternative-root TLDs (EmerDNS, Namecoin) that malware resolves through its own resolvers
+(BazarLoader's ``.bazar``): not in the PSL, yet names under them are judged, never waved through."""
+
+
+@lru_cache(maxsize=1)
+def _icann_tlds() -> frozenset[str]:
+    """The TLDs of the PSL's ICANN section (bundled snapshot): what the root zone delegates.
+
+    Taken from every rule's last label, since some ccTLDs appear only in wildcard rules (``*.bd``).
+    """
+    rules = _extractor._get_tld_extractor().tlds_excl_private
+    return frozenset(_alabel(rule.lower().rsplit(".", 1)[-1].lstrip("!")) for rule in rules) | ALT_ROOT_TLDS
+
+
+@lru_cache(maxsize=1 << 16)
+def unscored_reason(name: Name) -> str | None:
+    """Why the model must not judge this valid name, or None when it may (SPEC §1.5).
+
+    A character model only knows public names; on a DNS-SD service (``_airplay._tcp.local``),
+    a router's ``nas.lan`` or a reverse name its score is noise, and noise lands in the
+    vetting queue. These names are still events: the behaviour detections see them.
+    """
+    if name.kind != "domain":
+        return name.kind  # reverse, bare
+    labels = name.name.split(".")
+    tld = labels[-1]
+    if any(label.startswith("_") for label in labels):
+        return "service"
+    if tld in SPECIAL_USE_TLDS or name.name.endswith(".home.arpa") or tld == "arpa":
+        return "special_use"
+    if tld.isdigit():
+        return "ip"
+    if tld not in _icann_tlds():
+        return "no_public_suffix"
+    return None
+
+
+def scope(raw: str | bytes) -> tuple[Name | None, str | None]:
+    """Normalize ``raw`` and say whether the model may judge it: ``(name, unscored reason or None)``.
+
+    A string that is not a DNS name at all (a URL, a name with spaces) is ``(None, "not_hostname")``.
+    """
+    try:
+        name = normalize(raw)
+    except InvalidName:
+        return None, "not_hostname"
+    return name, unscored_reason(name)
 
 
 def routing_key(raw: str | bytes) -> bytes:

@@ -123,12 +123,18 @@ with right:
     show_report(b)
 
 c1, c2 = st.columns(2)
+force = c1.checkbox("Promote even if it decides worse on the quality gate", key="promote_force")
 if c1.button(f"Promote {a}", disabled=a == current, key="promote"):
+    from dnsentinel.models import gate
+
     try:
-        reg.promote(a)
-        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none", "after": a, "note": "promote"}])
+        gate.promote(a, force=force)
+        note = "promote (forced past the quality gate)" if force else "promote"
+        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none", "after": a, "note": note}])
         st.success(f"{a} is now the current model.")
         st.rerun()
+    except gate.GateRefused as exc:
+        st.error(str(exc))
     except Exception as exc:
         ui.service_error("the promotion", exc)
 if c2.button("Roll back to the previous model", key="rollback"):

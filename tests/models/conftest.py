@@ -25,7 +25,7 @@ def _write_xz(frame: pd.DataFrame, path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
-    """About 900 rows: benign, six DGA families (one of them held out in tests), phishing, malware."""
+    """About 1,300 rows: benign, six DGA families (one held out in tests), phishing, malware, other-ranking benign."""
     out = tmp_path_factory.mktemp("corpus")
     benign = pd.read_csv(dataset.DATA_DIR / "benign.csv.xz", dtype=str, keep_default_na=False)
     _write_xz(benign.sample(n=400, random_state=1), out / "benign.csv.xz")
@@ -38,6 +38,8 @@ def tiny_corpus(tmp_path_factory) -> Path:
         [other[other.category == "phishing"].sample(n=150, random_state=1), other[other.category == "malware"].head(50)]
     )
     _write_xz(picked, out / "malicious_other.csv.xz")
+    cross = pd.read_csv(dataset.DATA_DIR / dataset.CROSS_SOURCE_FILE, dtype=str, keep_default_na=False)
+    _write_xz(cross.sample(n=400, random_state=1), out / dataset.CROSS_SOURCE_FILE)
     return out
 
 
@@ -52,6 +54,8 @@ def trained(tiny_corpus, tmp_path_factory):
         epochs=1,
         batch_size=64,
         sample_size=800,
+        synthetic_fqdn=100,
+        synthetic_tld=50,
         name="tiny-charcnn",
         data_dir=tiny_corpus,
         holdout=("necurs",),

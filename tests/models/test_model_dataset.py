@@ -52,10 +52,47 @@ def test_balanced_sample_mixes_kinds_and_equalizes_families():
     rows += [(f"p{i}.top", 1, "phishing", "") for i in range(400)]
     sample = dataset.balanced_sample(_frame(rows), 400, seed=1)
     counts = sample["kind"].value_counts()
-    assert counts["benign"] == 160
+    share = {kind: round(400 * dataset.MIX[kind]) for kind in dataset.MIX}
+    assert counts["benign"] == share["benign"]
     fam = sample[sample.kind == "dga"]["family"].value_counts()
-    assert fam["small"] == 10 and fam["big"] == 130  # the small family is kept whole, the rest fills the share
-    assert counts["phishing"] == 88
+    # the small family is kept whole, the big one fills the rest of the share
+    assert fam["small"] == 10 and fam["big"] == share["dga"] - 10
+    assert counts["phishing"] == share["phishing"]
+
+
+def test_synthetic_rows_only_fill_what_real_names_leave():
+    rows = [(f"b{i}.com", 0, "benign", "") for i in range(100)]
+    rows += [(f"p{i}.top", 1, "phishing", "") for i in range(400)]
+    frame = _frame(rows)
+    synthetic = _frame([(f"s{i}.example.org", 0, "benign", "") for i in range(500)])
+    synthetic["origin"] = "synthetic"
+    sample = dataset.balanced_sample(pd.concat([frame.assign(origin="corpus"), synthetic]), 400, seed=1)
+    benign = sample[sample.kind == "benign"]
+    assert len(benign) == round(400 * dataset.MIX["benign"])
+    assert (benign["origin"] == "corpus").sum() == 100  # every real name first
+
+
+def test_synthesized_benign_names_recombine_benign_parts_only(tiny_corpus):
+    splits = dataset.split(dataset.load_corpus(tiny_corpus, cross_source=True), seed=3, holdout=("necurs",))
+    made = dataset.synthesize_benign(splits.train, n_fqdn=200, n_tld=100, seed=3)
+    assert len(made) > 100 and set(made["label"]) == {0} and set(made["origin"]) == {"synthetic"}
+    assert not set(made["domain"]) & set(splits.train["domain"])  # new names, never a copy
+    benign = splits.train[splits.train["label"] == 0]
+    bases = set(dataset.registrable_domains(benign["domain"]))
+    fqdns = [d for d in made["domain"] if d.count(".") >= 2]
+    assert fqdns and all(any(d.endswith("." + b) for b in bases) for d in fqdns[:50])
+    malicious_tlds = set(splits.train.loc[splits.train["label"] == 1, "domain"].str.rsplit(".", n=1).str[-1])
+    two_label = [d for d in made["domain"] if d.count(".") == 1]
+    assert two_label and {d.rsplit(".", 1)[1] for d in two_label} <= malicious_tlds | {b.rsplit(".", 1)[1] for b in bases}
+
+
+def test_cross_source_rows_split_into_train_calibration_and_report(tiny_corpus):
+    splits = dataset.split(dataset.load_corpus(tiny_corpus, cross_source=True), seed=3, holdout=("necurs",))
+    cross_train = splits.train[splits.train["origin"] == "cross"]
+    assert len(cross_train) and len(splits.cal) and len(splits.report)
+    assert set(splits.cal["label"]) == {0} and set(splits.report["label"]) == {0}
+    groups = [set(cross_train["group"]), set(splits.cal["group"]), set(splits.report["group"])]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
 
 
 def test_family_targets():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -40,11 +41,29 @@ def test_the_dga_slice_also_reports_the_dga_head_alone(trained):
 
 
 def test_predict_heads_are_the_parts_of_the_score(trained):
+    """The score is the calibrated larger head: sigmoid(a * logit(max(dga, other)) + b)."""
     root, _ = trained
     model = load(registry=root)
-    names = ["google.com", "xjwqkqzpl.biz", "paypal-login.weebly.com", ""]
+    names = ["google.com", "xjwqkqzpl.biz", "paypal-login.weebly.com"]
     heads = model.predict_heads(names)
-    np.testing.assert_allclose(np.maximum(heads["dga"], heads["other"]), model.predict(names), atol=1e-6)
+    top = np.maximum(heads["dga"], heads["other"]).astype(np.float64)
+    np.testing.assert_allclose(model.calibration(np.log(top / (1 - top))), model.predict(names), atol=1e-5)
+    assert model.predict([""])[0] == 0.0
+
+
+def test_calibration_is_fitted_and_thresholds_follow_the_budget(trained):
+    _, path = trained
+    manifest = json.loads((path / registry.MANIFEST).read_text())
+    platt = manifest["calibration"]["platt"]
+    assert platt["a"] > 0  # a monotone map: the ranking of names is the model's
+    t = manifest["thresholds"]
+    assert 0.0 <= t["allow"] <= t["block"] <= 1.0 and t["uncertain_share"] == 0.015
+    report = json.loads((path / registry.METRICS).read_text())
+    points = report["operating_points"]["benign, other ranking (calibration part)"]
+    # on the names it was chosen on, the budget holds by construction
+    assert points["malicious"] <= t["block_fpr"] + 1e-9
+    assert points["uncertain"] <= t["block_fpr"] + t["uncertain_share"] + 1e-9
+    assert abs(sum(points[k] for k in ("malicious", "uncertain", "benign", "unscored")) - 1) < 1e-9
 
 
 def test_reevaluate_rebuilds_the_splits_and_refuses_another_corpus(trained, tiny_corpus, tmp_path):
@@ -74,7 +93,7 @@ def test_predict_shape_order_and_any_string(trained):
     assert model.version == "tiny-charcnn" and model.arch == "charcnn" and "|" not in model.version
     names = ["google.com", "", None, "  ", ".", "ü" * 500, "a\x00b.com", "xjwqkqzpl.biz", b"bytes.org", "google.com"]
     scores = model.predict(names)
-    assert scores.shape == (len(names),) and scores.dtype == np.float32
+    assert scores.shape == (len(names),) and scores.dtype == np.float64  # calibrated in float64: no ties at 1.0
     assert np.all((scores >= 0) & (scores <= 1))
     assert scores[1] == scores[2] == scores[3] == scores[4] == 0.0
     assert scores[0] == scores[-1]
@@ -129,6 +148,15 @@ def test_cli_score_and_evaluate(trained, tmp_path, monkeypatch):
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert [r["domain"] for r in rows] == ["google.com", "xjwqkqzpl.biz"]
         assert all(r["label"] in {"malicious", "uncertain", "benign"} and r["model"] == "tiny-charcnn" for r in rows)
+        names.write_text("_airplay._tcp.local\nnas.lan\nxjwqkqzpl.biz\n")
+        out = tmp_path / "scores.csv"
+        result = runner.invoke(app, ["score", "--input", str(names), "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        rows = list(csv.DictReader(out.open()))
+        assert list(rows[0])[:4] == ["domain", "score", "label", "reason"]
+        assert [(r["label"], r["reason"]) for r in rows[:2]] == [
+            ("unscored", "unscored:service"), ("unscored", "unscored:special_use")]
+        assert rows[2]["reason"] in {"model", "prior"}
         labelled = tmp_path / "labelled.csv"
         labelled.write_text("domain,label\ngoogle.com,0\nxjwqkqzpl.biz,1\nwikipedia.org,0\nqzxkvbnmwp.info,1\n")
         result = runner.invoke(app, ["evaluate", "tiny-charcnn", "--data", str(labelled)])

@@ -11,7 +11,8 @@ import pytest
 from dnsentinel.stream_processor import es_schema
 from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs, apply_counts
 from dnsentinel.stream_processor.metrics import Metrics
-from dnsentinel.stream_processor.pipeline import Aggregator, FloodLimiter, NameNormalizer, decide, triage
+from dnsentinel.models.serving import Thresholds
+from dnsentinel.stream_processor.pipeline import Aggregator, FloodLimiter, NameNormalizer, triage
 from dnsentinel.stream_processor.scorer import ModelHolder
 from dnsentinel.stream_processor.worker import BatchProcessor, Topics
 
@@ -34,11 +35,10 @@ def sample(metrics: Metrics, name: str, **labels) -> float:
     return metrics.registry.get_sample_value(name, labels or None) or 0.0
 
 
-def test_decide_uses_both_thresholds():
-    assert decide(0.9, 0.2, 0.8) == "malicious"
-    assert decide(0.8, 0.2, 0.8) == "malicious"
-    assert decide(0.2, 0.2, 0.8) == "benign"
-    assert decide(0.5, 0.2, 0.8) == "uncertain"
+def test_labels_use_both_thresholds():
+    t = Thresholds(block=0.8, allow=0.2)
+    assert [t.label(s) for s in (0.9, 0.8, 0.2, 0.5)] == ["malicious", "malicious", "benign", "uncertain"]
+    assert t.labels([0.9, 0.8, 0.2, 0.5]).tolist() == ["malicious", "malicious", "benign", "uncertain"]
 
 
 def test_triage_splits_invalid_unscorable_and_dedups():
@@ -49,6 +49,22 @@ def test_triage_splits_invalid_unscorable_and_dedups():
     assert list(t.domains) == ["a.example.com"]
     assert t.unscorable == {"reverse": 1, "bare": 1, "bad_char": 1}
     assert len(t.parsed) == 5
+
+
+def test_triage_leaves_names_that_are_not_public_dns_names_unscored():
+    names = ["_airplay._tcp.local", "nas.lan", "router.home.arpa", "q1w2e3.pirate.sea", "www.example.com",
+             "_dmarc.example.com", "10.0.0.1"]
+    t = triage(records([event(n) for n in names]), NameNormalizer())
+    assert list(t.domains) == ["www.example.com"]
+    assert t.unscorable == {"service": 2, "special_use": 2, "no_public_suffix": 1, "ip": 1}
+    # still events: the behaviour detections and the activity documents see them
+    assert len(t.parsed) == len(names)
+    agg = Aggregator()
+    agg.add_many(t.parsed, {})
+    activity, verdicts, vetting, _ = agg.drain()
+    labels = {name: act.fields.get("label") for (name, _c, _m), act in activity.items()}
+    assert labels["nas.lan"] == "unscored" and labels["www.example.com"] is None
+    assert "nas.lan" not in verdicts and not vetting
 
 
 def test_batch_scores_each_unseen_name_once_and_labels_by_threshold():
