@@ -73,9 +73,10 @@ def is_blocked(settings: Settings, rcode: str, detail: str) -> bool:
 def fresh_dga_name(settings: Settings, tries: int = 200) -> tuple[str, float]:
     """A random name that no one has queried and the current model calls malicious."""
     from dnsentinel.models import load
+    from dnsentinel.models.detector import Detector
     from dnsentinel.verdict_cache.cache import VerdictCache
 
-    model = load()
+    detector = Detector.of(load())
     cache = VerdictCache.from_settings(settings)
     rng = random.Random()
     for _ in range(tries):
@@ -83,10 +84,10 @@ def fresh_dga_name(settings: Settings, tries: int = 200) -> tuple[str, float]:
             "".join(rng.choices(string.ascii_lowercase, k=rng.randint(12, 20))) + rng.choice((".com", ".net", ".biz", ".info"))
             for _ in range(32)
         ]
-        scores = model.predict(batch)
+        decided = detector.decide(batch)
         known = cache.get_verdicts(batch)
-        for name, score in zip(batch, scores):
-            if score >= model.thresholds.block and name not in known:
+        for name, score, label in zip(batch, decided.scores, decided.labels):
+            if label == "malicious" and name not in known:
                 return name, float(score)
     raise DnsentinelError("could not find a random name the current model calls malicious; is the model trained?")
 

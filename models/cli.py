@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dnsentinel.verdict_cache.vocabulary import LABELS
+
 console = Console()
 err = Console(stderr=True)
 
@@ -139,6 +141,13 @@ def _print_report(report: dict) -> None:
     console.print(table)
     (tn, fp), (fn, tp) = report["overall"]["at_block"]["confusion"]
     console.print(f"confusion at block: tn={tn} fp={fp} fn={fn} tp={tp}")
+    if report.get("decisions"):
+        decisions = Table(title="what the product decides, per kind (share of names)")
+        for col in ("kind", "n", *LABELS):
+            decisions.add_column(col)
+        for kind, row in report["decisions"].items():
+            decisions.add_row(kind, f"{row['n']:,}", *[f"{row[label]:.2%}" for label in LABELS])
+        console.print(decisions)
 
 
 def _read_names(path: Path) -> list[str]:

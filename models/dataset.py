@@ -303,7 +303,9 @@ def vetted_labels() -> pd.DataFrame:
         if base:
             labels[base] = 0 if getattr(rec, "action", "") == "allow" else 1
     rows = [{"domain": d, "label": lbl, "kind": "vetted", "family": ""} for d, lbl in sorted(labels.items())]
-    return pd.DataFrame(rows, columns=["domain", "label", "kind", "family"])
+    frame = pd.DataFrame(rows, columns=["domain", "label", "kind", "family"])
+    frame["origin"] = "vetted"
+    return frame
 
 
 def family_targets(frame: pd.DataFrame, families: list[str]) -> np.ndarray:

@@ -283,12 +283,22 @@ def _evaluate_into(
     scored = {name: _scored(served, part) for name, part in {**splits.as_dict(), "train": sample}.items()}
     report = evaluate_splits(scored, manifest["thresholds"])
     report["cross_source"] = cross_source_report(scored)
+    report["family_top1"] = family_top1(served, splits.test)
     report["operating_points"] = operating_points(Detector(served, popularity), splits, external or {})
     report["prior"] = popularity.info
     report["version"], report["arch"] = manifest["version"], manifest["arch"]
     registry.write_json(path / registry.METRICS, report)
     manifest["summary"] = summarize(report)
     registry.write_json(path / registry.MANIFEST, manifest)
+
+
+def family_top1(model, test: pd.DataFrame) -> dict[str, Any]:
+    """Share of test DGA names whose family guess is their family (no guess counts as wrong)."""
+    dga = test[test["kind"] == "dga"]
+    if not len(dga) or not getattr(model, "has_family", False):
+        return {"n": len(dga), "accuracy": None}
+    guesses = [family for family, _ in model.predict_family(dga["domain"].tolist())]
+    return {"n": len(dga), "accuracy": float(np.mean(np.array(guesses, dtype=object) == dga["family"].to_numpy()))}
 
 
 PRIOR_SOURCES = ("tranco_2026", "umbrella_2026", "majestic_2026")
@@ -477,11 +487,23 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_file(model, path: Path) -> dict[str, Any]:
-    """``dnsentinel evaluate``: score a labelled CSV with a loaded model, report at its thresholds."""
+    """``dnsentinel evaluate``: score a labelled CSV with a loaded model, report at its thresholds.
+
+    ``decisions`` adds what the product decides per ``kind`` (the whole offline decision:
+    unscored names, the version's prior, thresholds), the numbers a SOC lives with.
+    """
+    from dnsentinel.models.detector import Detector
+
     frame = dataset.read_labelled(Path(path))
     scored = _scored(model, frame)
     thresholds = {"block": model.thresholds.block, "allow": model.thresholds.allow}
     report = evaluate_frame(scored, thresholds)
+    decided = Detector.of(model).decide(frame["domain"].tolist())
+    labels = np.asarray(decided.labels, dtype=object)
+    report["decisions"] = {
+        str(kind): {"n": int(len(rows)), **metrics.decision_shares(labels[rows])}
+        for kind, rows in frame.groupby("kind").indices.items()
+    }
     report["version"], report["arch"], report["data"] = model.version, model.arch, str(path)
     return report
 

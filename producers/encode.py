@@ -48,9 +48,10 @@ class EventEncoder:
 
     def __init__(self, source: str, origin: str | None = None, server: str | None = None,
                  now_ms: Callable[[], int] | None = None) -> None:
-        from dnsentinel.verdict_cache.names import InvalidName, normalize
+        from dnsentinel.verdict_cache.names import InvalidName, normalize, unscored_reason
 
         self._normalize = normalize
+        self._unscored_reason = unscored_reason
         self._invalid = InvalidName
         # The caches are read directly by the Zeek fast path in replay.py (same keys, same values).
         self.names: dict[str, NameInfo | str] = {}
@@ -89,7 +90,8 @@ class EventEncoder:
                 return "name_too_long"
             return NameInfo(json.dumps(text), text.encode(), None)
         key = (name.registrable or name.name).encode()
-        return NameInfo('"' + name.name + '"', key, name.name if name.kind == "domain" else None)
+        # ``scorable`` is what --wait-verdicts waits for: names the worker leaves unscored never get one
+        return NameInfo('"' + name.name + '"', key, None if self._unscored_reason(name) else name.name)
 
     def _client(self, value: str) -> str | None:
         """The quoted client, or None when it is neither empty nor an IP address (SPEC §2.2)."""

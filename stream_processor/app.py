@@ -219,7 +219,7 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
 
     @app.page("/score")
     class ScoreView(faust_web.View):
-        """``POST {"domains": [...]}``: score, label and model version per name (no cache, no writes)."""
+        """``POST {"domains": [...]}``: the offline decision per name (no cache, no writes): score, label, reason."""
 
         async def post(self, request: Any) -> Any:
             try:
@@ -233,8 +233,8 @@ def create_app(settings: Settings | None = None, *, model_loader: Callable[[str 
                 return self.json({"error": "no model loaded yet"}, status=503)
             scored = await holder.score(domains)
             return self.json({"model": scored.version, "results": [
-                {"name": n, "score": round(sc, 4), "label": lb, "model": scored.version}
-                for n, sc, lb in zip(domains, scored.scores, scored.labels)
+                {"name": n, "score": round(sc, 4), "label": lb, "reason": why, "model": scored.version}
+                for n, sc, lb, why in zip(domains, scored.scores, scored.labels, scored.reasons)
             ]})
 
     @app.service

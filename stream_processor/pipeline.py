@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from dnsentinel.verdict_cache.events import InvalidEvent, QueryEvent, parse_event
 from dnsentinel.verdict_cache.names import InvalidName, Name, normalize, unscored_reason
@@ -171,13 +171,6 @@ class FloodLimiter:
             return False
         self._counts[registrable] += 1
         return True
-
-
-def is_blocked(ev: QueryEvent) -> bool:
-    action = getattr(ev, "action", None)
-    if action:
-        return action in BLOCKING_ACTIONS
-    return getattr(ev, "decision", None) in BLOCKING_DECISIONS
 
 
 class Counted:

@@ -52,13 +52,15 @@ except Exception as exc:
     live = None
 cols = st.columns(4)
 if doc:
-    cols[0].metric("Label", doc.get("label", "—"))
+    reason = doc.get("reason")
+    cols[0].metric("Label", doc.get("label", "—"), help="decided by the popularity prior" if reason == "prior" else None)
     cols[1].metric("Score", f"{doc['score']:.4f}" if doc.get("score") is not None else "—")
     cols[2].metric("Model", doc.get("model", "—"))
     family = doc.get("family")
     cols[3].metric("Family guess", f"{family} ({doc.get('family_p', 0):.0%})" if family else "—")
 else:
-    st.caption("No verdict indexed for this exact name yet.")
+    st.caption("No verdict indexed for this exact name yet (names that are not public DNS names, "
+               "such as mDNS, .lan or reverse names, are never scored).")
 if live is not None:
     st.caption(f"DNS path decides **{live['decision']}** for this name now (Redis).")
 
