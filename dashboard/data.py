@@ -39,10 +39,17 @@ def verdict_cache():
 
 
 def registry():
-    """The models registry module (list, promote, roll back); imported on first use."""
+    """The models registry module (list, roll back); imported on first use."""
     from dnsentinel.models import registry as reg
 
     return reg
+
+
+def gate():
+    """The quality-gate module: ``promote(version, force=)`` and its ``GateRefused``; imported on first use."""
+    from dnsentinel.models import gate as quality_gate
+
+    return quality_gate
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)

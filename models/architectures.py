@@ -18,6 +18,13 @@ from dnsentinel.errors import DnsentinelError
 from dnsentinel.models import encoding
 
 
+WORD_FAMILIES = ("rovnix", "suppobox")
+"""Dictionary DGAs: their names are English word compounds, as are many benign names of the long
+tail. ``charcnn`` gives them a head of their own (``words``) whose score may send a name to
+vetting but never blocks it (serving.Model caps it below ``block``), so their look-alikes among
+benign names no longer set the threshold at which every other DGA family is blocked."""
+
+
 class UnknownArchitecture(DnsentinelError):
     """An architecture name that is not in :data:`ARCHITECTURES`."""
 
@@ -48,6 +55,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             "learning_rate": 2e-3,
             "heads": "split",
             "label_positions": True,
+            "word_families": list(WORD_FAMILIES),
         },
         has_family_head=True,
         description="character + label-position embedding, parallel Conv1D widths 2-5, global max pool, name shape, dense; DGA, phishing/malware and family heads",
@@ -126,6 +134,12 @@ def _charcnn(p: dict[str, Any], families: list[str]) -> tuple[Any, dict[str, Any
         other = layers.Dense(1, activation="sigmoid", name="other")(hidden)
         outputs = {"malicious": layers.Maximum(name="malicious")([dga, other]), "dga": dga, "other": other}
         losses: dict[str, Any] = {"dga": masked_binary_crossentropy, "other": masked_binary_crossentropy}
+        if p.get("word_families"):
+            # Dictionary DGAs look like benign word compounds: a head of their own, whose score can
+            # only send a name to vetting (serving caps it below `block`), so their look-alikes among
+            # benign names no longer set the threshold that blocks every other DGA family.
+            outputs["words"] = layers.Dense(1, activation="sigmoid", name="words")(hidden)
+            losses["words"] = masked_binary_crossentropy
     else:
         outputs = {"malicious": layers.Dense(1, activation="sigmoid", name="malicious")(hidden)}
         losses = {"malicious": "binary_crossentropy"}

@@ -314,16 +314,22 @@ def family_targets(frame: pd.DataFrame, families: list[str]) -> np.ndarray:
     return np.array([index.get(f, 0) if k == "dga" else 0 for f, k in zip(frame["family"], frame["kind"])], np.int32)
 
 
-def head_targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Targets of the split heads: ``dga`` (DGA vs benign) and ``other`` (phishing/malware/vetted vs benign).
+def head_targets(frame: pd.DataFrame, word_families: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """Targets of the split heads: ``dga`` (DGA vs benign), ``other`` (phishing/malware/vetted vs benign)
+    and, with ``word_families``, ``words`` (those dictionary-DGA families vs benign; the ``dga``
+    head then never sees them).
 
     -1 masks a row out of a head's loss: a phishing name says nothing about DGA-ness.
     """
     label = frame["label"].to_numpy()
     is_dga = (frame["kind"] == "dga").to_numpy()
-    dga = np.where(label == 0, 0, np.where(is_dga, 1, -1))
+    is_words = is_dga & frame["family"].isin(set(word_families)).to_numpy()
+    dga = np.where(label == 0, 0, np.where(is_dga & ~is_words, 1, -1))
     other = np.where(label == 0, 0, np.where(is_dga, -1, 1))
-    return {"dga": dga.astype(np.float32).reshape(-1, 1), "other": other.astype(np.float32).reshape(-1, 1)}
+    targets = {"dga": dga, "other": other}
+    if word_families:
+        targets["words"] = np.where(label == 0, 0, np.where(is_words, 1, -1))
+    return {head: t.astype(np.float32).reshape(-1, 1) for head, t in targets.items()}
 
 
 def tf_dataset(x: np.ndarray, targets: dict[str, np.ndarray], batch_size: int, shuffle: bool, seed: int):

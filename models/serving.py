@@ -85,10 +85,13 @@ class Model:
             # Manifests store every parameter; a missing one predates the feature it switches on.
             self.params.setdefault("heads", "single")
             self.params.setdefault("label_positions", False)
+            self.params.setdefault("word_families", [])
         self.families: list[str] = self.manifest.get("families", [])
         t = self.manifest["thresholds"]
         self.thresholds = Thresholds(block=float(t["block"]), allow=float(t["allow"]))
-        self.calibration = Calibration(**self.manifest.get("calibration", {}).get("platt", {}))
+        calibration = self.manifest.get("calibration", {})
+        self.calibration = Calibration(**calibration.get("platt", {}))
+        self.words_calibration = Calibration(**calibration["words"]) if "words" in calibration else None
         self._spec = architectures.get(self.arch)
         self._tail = architectures.tail(self.arch, self.params) if self._spec.input_kind == "indices" else 0
         self.keras_model = architectures.build(self.arch, self.params, self.families, compile=False)
@@ -103,14 +106,16 @@ class Model:
         self.has_family = bool(self.families) and has_family
 
         self.has_heads = self.params.get("heads") == "split"
+        self.head_names = ["dga", "other", *(["words"] if self.params.get("word_families") else [])]
         self._score = self._logit_function(signature)
         self._heads_fn = None
         if self.has_heads:
+            head_names = self.head_names
 
             @tf.function(input_signature=signature, reduce_retracing=True)
             def _heads(x):
                 out = keras_model(x, training=False)
-                return tf.reshape(out["dga"], [-1]), tf.reshape(out["other"], [-1])
+                return tf.concat([out[head] for head in head_names], axis=1)
 
             self._heads_fn = _heads
         self._family_fn = None
@@ -125,11 +130,12 @@ class Model:
         self.predict(["warm-up.example"])  # trace once now, not on the first real request
 
     def _logit_function(self, signature):
-        """A compiled function from encoded names to the logit behind the score.
+        """A compiled function from encoded names to the logits behind the score, ``(n, 1 or 2)``.
 
-        With split heads: the larger of the DGA and phishing/malware heads' logits, read off
-        the shared hidden layer (dropout is off at inference), so no sigmoid saturates in
-        float32. One-head models give the logit of their probability.
+        Column 0, the blocking logit: with split heads, the larger of the DGA and
+        phishing/malware heads' logits, read off the shared hidden layer (dropout is off at
+        inference), so no sigmoid saturates in float32; one-head models give the logit of their
+        probability. Column 1, when the model has a ``words`` head: that head's logit.
         """
         import tensorflow as tf
 
@@ -139,18 +145,21 @@ class Model:
 
             hidden = keras.Model(keras_model.inputs, keras_model.get_layer("hidden").output)
             dga, other = keras_model.get_layer("dga"), keras_model.get_layer("other")
+            words = keras_model.get_layer("words") if "words" in self.head_names else None
 
             @tf.function(input_signature=signature, reduce_retracing=True)
             def _logits(x):
                 h = hidden(x, training=False)
-                z = tf.maximum(tf.matmul(h, dga.kernel) + dga.bias, tf.matmul(h, other.kernel) + other.bias)
-                return tf.reshape(z, [-1])
+                columns = [tf.maximum(tf.matmul(h, dga.kernel) + dga.bias, tf.matmul(h, other.kernel) + other.bias)]
+                if words is not None:
+                    columns.append(tf.matmul(h, words.kernel) + words.bias)
+                return tf.concat(columns, axis=1)
 
             return _logits
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def _logits_of_probability(x):
-            p = tf.clip_by_value(tf.reshape(keras_model(x, training=False)["malicious"], [-1]), 1e-7, 1 - 1e-7)
+            p = tf.clip_by_value(tf.reshape(keras_model(x, training=False)["malicious"], [-1, 1]), 1e-7, 1 - 1e-7)
             return tf.math.log(p) - tf.math.log1p(-p)
 
         return _logits_of_probability
@@ -186,13 +195,24 @@ class Model:
         """
         logits, valid = self.predict_logits(domains)
         scores = np.full(len(logits), INVALID_SCORE, dtype=np.float64)
-        scores[valid] = self.calibration(logits[valid])
+        scores[valid] = self.combine(logits[valid])
         return scores
 
+    def combine(self, logits: np.ndarray) -> np.ndarray:
+        """The score from :meth:`predict_logits` columns: the calibrated blocking logit, raised by the
+        calibrated ``words`` head at most to just below ``block`` (a dictionary-DGA look goes to vetting,
+        never to a block on its own)."""
+        score = self.calibration(logits[:, 0])
+        if self.words_calibration is not None and logits.shape[1] > 1:
+            cap = np.nextafter(self.thresholds.block, 0.0)
+            score = np.maximum(score, np.minimum(self.words_calibration(logits[:, 1]), cap))
+        return score
+
     def predict_logits(self, domains: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
-        """The uncalibrated logit per name (float32) and which names had anything to judge (bool)."""
+        """Uncalibrated logits per name, float32 ``(n, 1 or 2)`` (see ``_logit_function``), and which
+        names had anything to judge (bool)."""
         names = list(domains)
-        logits = np.zeros(len(names), dtype=np.float32)
+        logits = np.zeros((len(names), 1 + ("words" in self.head_names)), dtype=np.float32)
         valid = np.array([encoding.is_scoreable(encoding.clean(n)) for n in names], dtype=bool)
         if valid.any():
             idx = np.flatnonzero(valid)
@@ -201,19 +221,20 @@ class Model:
         return logits, valid
 
     def predict_heads(self, domains: Sequence[object]) -> dict[str, np.ndarray]:
-        """The two detectors behind :meth:`predict`, for evaluation: ``dga`` and ``other`` (phishing/malware).
+        """The detectors behind :meth:`predict`, for evaluation: ``dga``, ``other`` (phishing/malware) and,
+        when the model has it, ``words`` (dictionary DGAs); uncalibrated probabilities.
 
-        ``predict`` is their maximum. Empty for architectures with one head.
+        Empty for architectures with one head.
         """
         if self._heads_fn is None:
             return {}
         names = list(domains)
-        heads = {key: np.full(len(names), INVALID_SCORE, np.float32) for key in ("dga", "other")}
+        matrix = np.full((len(names), len(self.head_names)), INVALID_SCORE, np.float32)
         idx = np.array([i for i, n in enumerate(names) if encoding.is_scoreable(encoding.clean(n))], dtype=np.int64)
         if idx.size:
-            for rows, (dga, other) in self._run(self._heads_fn, [names[i] for i in idx]):
-                heads["dga"][idx[rows]], heads["other"][idx[rows]] = dga.numpy(), other.numpy()
-        return heads
+            for rows, out in self._run(self._heads_fn, [names[i] for i in idx]):
+                matrix[idx[rows]] = out.numpy()
+        return {head: matrix[:, i] for i, head in enumerate(self.head_names)}
 
     def label(self, scores: np.ndarray) -> list[str]:
         """malicious / uncertain / benign for each score, by this model's thresholds."""
@@ -285,10 +306,16 @@ class Model:
 
         dest = Path(dest)
         logits, a, b = self._score, float(self.calibration.a), float(self.calibration.b)
+        words = self.words_calibration
+        cap = float(np.nextafter(np.float32(self.thresholds.block), np.float32(0.0)))
 
         @tf.function(input_signature=logits.input_signature)
         def score(x):
-            return tf.sigmoid(a * logits(x) + b)
+            z = logits(x)
+            out = tf.sigmoid(a * z[:, 0] + b)
+            if words is not None and z.shape[1] == 2:
+                out = tf.maximum(out, tf.minimum(tf.sigmoid(float(words.a) * z[:, 1] + float(words.b)), cap))
+            return out
 
         if onnx:
             try:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from dnsentinel.models import architectures, dataset, metrics, registry
 from dnsentinel.models import prior as prior_mod
-from dnsentinel.models.serving import Calibration
+from dnsentinel.models.serving import Calibration, Thresholds
 
 VAL_MONITOR_MAX = 40_000
 """Validation rows Keras evaluates after each epoch (thresholds use the whole split)."""
@@ -109,10 +109,12 @@ def _callbacks(
     ]
 
 
-def _targets(frame: pd.DataFrame, families: list[str], with_family: bool, split_heads: bool) -> dict[str, np.ndarray]:
+def _targets(
+    frame: pd.DataFrame, families: list[str], with_family: bool, split_heads: bool, word_families: list[str]
+) -> dict[str, np.ndarray]:
     targets = {"malicious": frame["label"].to_numpy(np.float32).reshape(-1, 1)}
     if split_heads:
-        targets.update(dataset.head_targets(frame))
+        targets.update(dataset.head_targets(frame, word_families))
     if with_family:
         targets["family"] = dataset.family_targets(frame, families)
     return targets
@@ -169,14 +171,17 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     model = architectures.build(config.arch, params, families)
     with_family = bool(families)
     split_heads = params.get("heads") == "split"
+    word_families = list(params.get("word_families", []))
 
     x_train = architectures.encode_for(config.arch, sample["domain"].tolist(), params)
     monitor = splits.val.sample(n=min(len(splits.val), VAL_MONITOR_MAX), random_state=config.seed)
     x_val = architectures.encode_for(config.arch, monitor["domain"].tolist(), params)
     train_ds = dataset.tf_dataset(
-        x_train, _targets(sample, families, with_family, split_heads), config.batch_size, True, config.seed
+        x_train, _targets(sample, families, with_family, split_heads, word_families), config.batch_size, True, config.seed
     )
-    val_ds = dataset.tf_dataset(x_val, _targets(monitor, families, with_family, split_heads), 2048, False, config.seed)
+    val_ds = dataset.tf_dataset(
+        x_val, _targets(monitor, families, with_family, split_heads, word_families), 2048, False, config.seed
+    )
     steps = int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the epochs asked for: validation loss on this corpus is noisy from epoch
     # to epoch, and plateau-triggered cuts fired early on noise; a fixed schedule trained better.
@@ -272,11 +277,7 @@ def _evaluate_into(
     popularity.save(path)
     calibration_benign = splits.cal if len(splits.cal) else splits.val[splits.val["label"] == 0]
     fit_frame = pd.concat([calibration_benign, splits.val[splits.val["label"] == 1]], ignore_index=True)
-    logits, _ = Model(path).predict_logits(fit_frame["domain"].tolist())
-    platt = metrics.fit_platt(logits, fit_frame["label"].to_numpy())
-    manifest["calibration"] = {"platt": platt, "fitted_on": fit_frame["kind"].value_counts().to_dict()}
-    benign_scores = Calibration(**platt)(logits[fit_frame["label"].to_numpy() == 0])
-    manifest["thresholds"] = metrics.thresholds_from_budget(benign_scores, config.block_fpr, config.uncertain_share)
+    manifest["calibration"], manifest["thresholds"] = calibrate(Model(path), fit_frame, manifest, config)
     registry.write_json(path / registry.MANIFEST, manifest)
 
     served = Model(path)
@@ -299,6 +300,32 @@ def family_top1(model, test: pd.DataFrame) -> dict[str, Any]:
         return {"n": len(dga), "accuracy": None}
     guesses = [family for family, _ in model.predict_family(dga["domain"].tolist())]
     return {"n": len(dga), "accuracy": float(np.mean(np.array(guesses, dtype=object) == dga["family"].to_numpy()))}
+
+
+def calibrate(model, fit_frame: pd.DataFrame, manifest: dict[str, Any], config: TrainConfig):
+    """Platt maps and budget thresholds from names no training saw: ``(calibration, thresholds)``.
+
+    The blocking logit is fitted on all malicious validation names against the calibration
+    benign names; a ``words`` head on the dictionary-DGA names only. ``block`` lets the budget's
+    share of benign names through on the blocking score alone (the words head never blocks);
+    ``allow`` is chosen on the combined score, whose words part is capped below ``block``.
+    """
+    logits, _ = model.predict_logits(fit_frame["domain"].tolist())
+    labels = fit_frame["label"].to_numpy()
+    benign = labels == 0
+    platt = metrics.fit_platt(logits[:, 0], labels)
+    calibration: dict[str, Any] = {"platt": platt, "fitted_on": fit_frame["kind"].value_counts().to_dict()}
+    block_scores = Calibration(**platt)(logits[benign, 0])
+    thresholds = metrics.thresholds_from_budget(block_scores, config.block_fpr, config.uncertain_share)
+    words = manifest["params"].get("word_families") or []
+    if logits.shape[1] > 1 and words:
+        rows = benign | fit_frame["family"].isin(words).to_numpy()
+        calibration["words"] = metrics.fit_platt(logits[rows, 1], labels[rows])
+        model.calibration, model.words_calibration = Calibration(**platt), Calibration(**calibration["words"])
+        model.thresholds = Thresholds(block=thresholds["block"], allow=thresholds["allow"])
+        combined = model.combine(logits[benign])
+        thresholds["allow"] = metrics.thresholds_from_budget(combined, config.block_fpr, config.uncertain_share)["allow"]
+    return calibration, thresholds
 
 
 PRIOR_SOURCES = ("tranco_2026", "umbrella_2026", "majestic_2026")

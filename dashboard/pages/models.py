@@ -125,8 +125,7 @@ with right:
 c1, c2 = st.columns(2)
 force = c1.checkbox("Promote even if it decides worse on the quality gate", key="promote_force")
 if c1.button(f"Promote {a}", disabled=a == current, key="promote"):
-    from dnsentinel.models import gate
-
+    gate = data.gate()
     try:
         gate.promote(a, force=force)
         note = "promote (forced past the quality gate)" if force else "promote"

@@ -153,9 +153,19 @@ def test_models_page_lists_job_curves_and_report(fakes, monkeypatch, tmp_path):
     (registry / training.JOBS_DIR / "m1.json").write_text(json.dumps(
         {"name": "m1", "pid": 999999, "by": "alice", "started_at": 1.0, "argv": [], "log": str(tmp_path / "none.log")}))
     promoted = []
-    fake_reg = types.SimpleNamespace(list_models=lambda: [{"version": "m1"}, {"version": "m0"}],
-                                     current_version=lambda: "m0", promote=promoted.append, rollback=lambda: "m0")
+
+    class Refused(Exception):
+        pass
+
+    def promote(version, force=False):
+        if version == "worse" and not force:
+            raise Refused("worse is worse than the current m0 on the quality gate: dga: malicious: 10.00% vs 50.00%")
+        promoted.append(version)
+
+    fake_reg = types.SimpleNamespace(list_models=lambda: [{"version": "m1"}, {"version": "m0"}, {"version": "worse"}],
+                                     current_version=lambda: "m0", rollback=lambda: "m0")
     monkeypatch.setattr(data, "registry", lambda: fake_reg)
+    monkeypatch.setattr(data, "gate", lambda: types.SimpleNamespace(promote=promote, GateRefused=Refused))
     at = logged_in(page("models"), user="bob").run()
     assert not at.exception
     assert any("state **done**" in m for m in _texts(at.markdown))
@@ -166,6 +176,14 @@ def test_models_page_lists_job_curves_and_report(fakes, monkeypatch, tmp_path):
     store, _ = fakes
     assert store.audit[-1] | {"at": 0} == {"who": "bob", "name": "model:current", "before": "m0", "after": "m1",
                                            "note": "promote", "at": 0}
+    audits = len(store.audit)
+    at.selectbox(key="cmp_a").set_value("worse").run()
+    at.button(key="promote").click().run()
+    assert promoted == ["m1"] and len(store.audit) == audits  # refused by the gate: nothing changed
+    assert any("quality gate" in e for e in _texts(at.error))
+    at.checkbox(key="promote_force").check().run()
+    at.button(key="promote").click().run()
+    assert promoted == ["m1", "worse"] and store.audit[-1]["note"] == "promote (forced past the quality gate)"
 
 
 def test_models_start_training_validates_name(fakes, monkeypatch):

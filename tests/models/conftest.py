@@ -30,7 +30,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
     benign = pd.read_csv(dataset.DATA_DIR / "benign.csv.xz", dtype=str, keep_default_na=False)
     _write_xz(benign.sample(n=400, random_state=1), out / "benign.csv.xz")
     dga = pd.read_csv(dataset.DATA_DIR / "dga.csv.xz", dtype=str, keep_default_na=False)
-    families = ["conficker", "cryptolocker", "banjori", "ramnit", "necurs", "suppobox"]
+    families = ["conficker", "cryptolocker", "banjori", "ramnit", "necurs", "suppobox", "rovnix"]
     picked = pd.concat([dga[dga.family == f].sample(n=50, random_state=1) for f in families])
     _write_xz(picked, out / "dga.csv.xz")
     other = pd.read_csv(dataset.DATA_DIR / "malicious_other.csv.xz", dtype=str, keep_default_na=False)

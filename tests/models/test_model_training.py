@@ -41,13 +41,21 @@ def test_the_dga_slice_also_reports_the_dga_head_alone(trained):
 
 
 def test_predict_heads_are_the_parts_of_the_score(trained):
-    """The score is the calibrated larger head: sigmoid(a * logit(max(dga, other)) + b)."""
+    """The score: the calibrated larger of dga/other, raised by the calibrated words head to below block."""
     root, _ = trained
     model = load(registry=root)
-    names = ["google.com", "xjwqkqzpl.biz", "paypal-login.weebly.com"]
-    heads = model.predict_heads(names)
-    top = np.maximum(heads["dga"], heads["other"]).astype(np.float64)
-    np.testing.assert_allclose(model.calibration(np.log(top / (1 - top))), model.predict(names), atol=1e-5)
+    names = ["google.com", "xjwqkqzpl.biz", "paypal-login.weebly.com", "ableback.net"]
+    heads = {k: v.astype(np.float64) for k, v in model.predict_heads(names).items()}
+    assert set(heads) == {"dga", "other", "words"}
+
+    def logit(p):
+        return np.log(p / (1 - p))
+
+    top = np.maximum(heads["dga"], heads["other"])
+    expected = model.calibration(logit(top))
+    words = np.minimum(model.words_calibration(logit(heads["words"])), np.nextafter(model.thresholds.block, 0))
+    np.testing.assert_allclose(np.maximum(expected, words), model.predict(names), atol=1e-5)
+    assert np.all(words < model.thresholds.block)  # the words head alone never blocks
     assert model.predict([""])[0] == 0.0
 
 
