@@ -50,16 +50,16 @@ def test_promotion_refuses_a_worse_model_unless_forced(trained, tmp_path):
     assert json.loads((worse / gate.RESULT).read_text())["measures"]["benign_other_ranking: malicious"] == 1.0
 
 
-# What the shipped model decides on the gate set (measured 2026-12-01, charcnn-20261201-all),
+# What the shipped model decides on the gate set (measured 2026-12-01, charcnn-20261201-words),
 # and the floor below which this test fails: a few points of slack for retraining noise, none
 # for a regression that matters to a SOC.
 SHIPPED_FLOORS = {
-    "benign_other_ranking: malicious": ("<=", 0.003),  # measured 0.18%; goal 0.1% on 25k names
-    "benign_other_ranking: uncertain": ("<=", 0.02),  # measured 1.30%; goal 2%
-    "dga: malicious": (">=", 0.50),  # measured 55.96%
-    "dga: malicious+uncertain": (">=", 0.82),  # measured 86.63%
-    "phishing: malicious": (">=", 0.55),  # measured 60.90%
-    "malware: malicious": (">=", 0.02),  # measured 3.66%
+    "benign_other_ranking: malicious": ("<=", 0.003),  # measured 0.07%; goal 0.1% on 25k names
+    "benign_other_ranking: uncertain": ("<=", 0.02),  # measured 1.47%; goal 2%
+    "dga: malicious": (">=", 0.55),  # measured 61.68%
+    "dga: malicious+uncertain": (">=", 0.80),  # measured 85.74%
+    "phishing: malicious": (">=", 0.50),  # measured 57.20%
+    "malware: malicious": (">=", 0.005),  # measured 0.88%
     "not_public: unscored": (">=", 1.0),
 }
 
