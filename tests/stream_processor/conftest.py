@@ -17,6 +17,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 
+PRIOR_DOMAINS = ("popular-site.org",)
+"""Registrable domains on the test models' popularity ranking."""
+
 
 @pytest.fixture(scope="session")
 def services(request: pytest.FixtureRequest) -> Any:
@@ -56,6 +59,12 @@ class WorkerEnv:
         self.version_file = tmp / "version"
         self.version_file.write_text(version)
         (tmp / "scores.json").write_text(json.dumps(scores))
+        # The table model's version directory holds a popularity prior, as a registry version does:
+        # the worker must decide ranked names by it (PRIOR_DOMAINS) without asking the model.
+        from dnsentinel.models import prior
+
+        (tmp / "model").mkdir()
+        prior.Prior(frozenset(PRIOR_DOMAINS), frozenset(), {"sources": ["test"]}).save(tmp / "model")
         self.env = dict(os.environ)
         self.env.update({
             "DNSENTINEL_KAFKA__QUERIES_TOPIC": self.queries,
@@ -71,6 +80,7 @@ class WorkerEnv:
             "DNSENTINEL_STACK__STATE_DIR": str(tmp / "state"),
             "SP_TEST_SCORES": str(tmp / "scores.json"),
             "SP_TEST_VERSION_FILE": str(self.version_file),
+            "SP_TEST_MODEL_DIR": str(tmp / "model"),
         })
         self.log = tmp / "worker.log"
         self.proc: subprocess.Popen | None = None

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 BAD = "xjwqkzptvbn.com"
 GOOD = "www.example.org"
 MEH = "maybe-phish.net"
-SCORES = {"table-1": {BAD: 0.99, GOOD: 0.01, MEH: 0.5, "late.example.net": 0.95},
+POPULAR = "www.popular-site.org"  # on the table model's popularity ranking (conftest.PRIOR_DOMAINS)
+SCORES = {"table-1": {BAD: 0.99, GOOD: 0.01, MEH: 0.5, "late.example.net": 0.95, POPULAR: 0.99},
           "table-2": {BAD: 0.99, GOOD: 0.01, MEH: 0.5, "late.example.net": 0.05}}
 
 
@@ -51,23 +52,28 @@ def test_events_become_verdicts_in_redis_kafka_and_es_and_bad_events_are_dead_le
     env = worker_env(SCORES)
     vetted = "vetted-ok.com"
     env.redis.hset(vetted_key(env.redis_prefix), vetted, json.dumps({"action": "allow", "by": "test", "at": 1}))
+    not_public = ["_airplay._tcp.local", "nas.lan", "q1w2e3.pirate.sea"]  # SPEC §1.5: never scored
+    popular = POPULAR  # the model would block it (0.99); the prior decides first
     good = [ev(BAD), ev(BAD, "10.9.9.9"), ev(GOOD), ev(GOOD), ev(GOOD), ev(MEH), ev(vetted),
-            ev("4.3.2.1.in-addr.arpa"), ev("localhost")]
+            ev("4.3.2.1.in-addr.arpa"), ev("localhost"), *[ev(n) for n in not_public], ev(popular)]
     env.produce(good + MALFORMED)
     env.start()
 
     def verdicts_in_redis():
-        got = {n: _label(env, n) for n in (BAD, GOOD, MEH)}
+        got = {n: _label(env, n) for n in (BAD, GOOD, MEH, popular)}
         return got if all(got.values()) else None
 
     got = env.wait_for(verdicts_in_redis, what="verdicts in Redis")
-    assert {n: v.label for n, v in got.items()} == {BAD: "malicious", GOOD: "benign", MEH: "uncertain"}
+    assert {n: v.label for n, v in got.items()} == {BAD: "malicious", GOOD: "benign", MEH: "uncertain",
+                                                     popular: "benign"}
     assert {v.model for v in got.values()} == {"table-1"}
     assert _label(env, vetted) is None  # a vetted name is never scored
     assert _label(env, "localhost") is None and _label(env, "4.3.2.1.in-addr.arpa") is None
+    assert all(_label(env, n) is None for n in not_public)  # unscored: no verdict, no vetting
 
-    published = {k.decode(): json.loads(v) for k, v in env.consume_all(env.verdicts, 3)}
-    assert {n: o["label"] for n, o in published.items()} == {BAD: "malicious", GOOD: "benign", MEH: "uncertain"}
+    published = {k.decode(): json.loads(v) for k, v in env.consume_all(env.verdicts, 4)}
+    assert {n: o["label"] for n, o in published.items()} == {BAD: "malicious", GOOD: "benign", MEH: "uncertain",
+                                                             popular: "benign"}
 
     dead = [json.loads(v) for _, v in env.consume_all(env.dlq, len(MALFORMED))]
     reasons = sorted(d["reason"] for d in dead)
@@ -81,7 +87,8 @@ def test_events_become_verdicts_in_redis_kafka_and_es_and_bad_events_are_dead_le
         return None
 
     docs = env.wait_for(es_counts, what="verdict docs with query counts in ES")
-    assert docs[BAD]["label"] == "malicious" and docs[BAD]["model"] == "table-1"
+    assert docs[BAD]["label"] == "malicious" and docs[BAD]["model"] == "table-1" and docs[BAD]["reason"] == "model"
+    assert docs[popular]["label"] == "benign" and docs[popular]["reason"] == "prior"
     assert docs[GOOD]["first_seen"] <= docs[GOOD]["last_seen"]
     vetting = env.wait_for(lambda: _es_docs(env, "vetting").get(MEH), what="vetting doc")
     assert vetting["status"] == "pending" and vetting["score"] == pytest.approx(0.5)
@@ -91,8 +98,12 @@ def test_events_become_verdicts_in_redis_kafka_and_es_and_bad_events_are_dead_le
         return total if total == len(good) else None
 
     env.wait_for(activity_total, what="activity counts adding up to the valid events")
-    by_client = {(d["name"], d["client"]): d["count"] for d in _es_docs(env, "activity").values()}
+    activity = _es_docs(env, "activity").values()
+    by_client = {(d["name"], d["client"]): d["count"] for d in activity}
     assert by_client[(BAD, "10.9.9.9")] == 1 and by_client[(GOOD, "10.1.2.3")] == 3
+    labels = {d["name"]: d.get("label") for d in activity}
+    assert all(labels[n] == "unscored" for n in not_public) and labels[BAD] == "malicious"
+    assert not set(not_public) & set(_es_docs(env, "verdicts")) and not set(not_public) & set(_es_docs(env, "vetting"))
 
 
 def test_promotion_switches_model_live(worker_env):

@@ -17,10 +17,11 @@ from typing import Sequence
 class TableModel:
     arch = "table"
 
-    def __init__(self, version: str, table: dict[str, dict[str, float]]) -> None:
+    def __init__(self, version: str, table: dict[str, dict[str, float]], path: Path | None = None) -> None:
         self.version = version
         self.scores = table.get(version, {})
         self.thresholds = SimpleNamespace(allow=0.2, block=0.8)
+        self.path = path  # a version directory: the worker reads the popularity prior beside it
 
     def predict(self, domains: Sequence[str]) -> list[float]:
         return [self.scores.get(d, 0.5) for d in domains]
@@ -37,7 +38,8 @@ def main() -> None:
     def current() -> str:
         return vfile.read_text().strip()
 
-    app = create_app(model_loader=lambda v: TableModel(v or current(), table), current_version=current)
+    model_dir = Path(os.environ["SP_TEST_MODEL_DIR"]) if os.environ.get("SP_TEST_MODEL_DIR") else None
+    app = create_app(model_loader=lambda v: TableModel(v or current(), table, model_dir), current_version=current)
     Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
 
