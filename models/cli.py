@@ -63,7 +63,9 @@ def train(
         raise typer.BadParameter("--promote must be always, never or if-none")
     from dnsentinel.models import dataset
 
-    held = dataset.DEFAULT_HOLDOUT if holdout == "default" else tuple(f for f in holdout.split(",") if f and f != "none")
+    held = dataset.DEFAULT_HOLDOUT
+    if holdout != "default":
+        held = tuple(family for family in holdout.split(",") if family and family != "none")
     config = training.TrainConfig(
         holdout=held,
         arch=arch,
@@ -180,7 +182,8 @@ def _write_results(path: Path | None, rows: list[dict]) -> None:
     if path is None:
         for row in rows:
             fam = f"  family={row['family']} ({row['family_p']:.2f})" if row["family"] else ""
-            line = f"{row['score']:.6f}  {row['label']:<9}  {row['domain']}  ({row['reason']}) model={row['model']}{fam}"
+            line = f"{row['score']:.6f}  {row['label']:<9}  {row['domain']}  ({row['reason']})"
+            line += f" model={row['model']}{fam}"
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         return
     with open(path, "w", newline="", encoding="utf-8") as handle:

@@ -185,6 +185,9 @@ def split(
     Rows of origin ``cross`` go to train / cal / report by :data:`CROSS_SPLIT` instead.
     """
     holdout = set(holdout)
+    unknown = holdout - set(frame.loc[frame["kind"] == "dga", "family"])
+    if unknown:
+        raise DataError(f"cannot hold out {', '.join(sorted(unknown))}: no such DGA family in the corpus")
     frame = frame.copy()
     if "origin" not in frame:
         frame["origin"] = "corpus"

@@ -176,12 +176,10 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     x_train = architectures.encode_for(config.arch, sample["domain"].tolist(), params)
     monitor = splits.val.sample(n=min(len(splits.val), VAL_MONITOR_MAX), random_state=config.seed)
     x_val = architectures.encode_for(config.arch, monitor["domain"].tolist(), params)
-    train_ds = dataset.tf_dataset(
-        x_train, _targets(sample, families, with_family, split_heads, word_families), config.batch_size, True, config.seed
-    )
-    val_ds = dataset.tf_dataset(
-        x_val, _targets(monitor, families, with_family, split_heads, word_families), 2048, False, config.seed
-    )
+    train_targets = _targets(sample, families, with_family, split_heads, word_families)
+    train_ds = dataset.tf_dataset(x_train, train_targets, config.batch_size, True, config.seed)
+    val_targets = _targets(monitor, families, with_family, split_heads, word_families)
+    val_ds = dataset.tf_dataset(x_val, val_targets, 2048, False, config.seed)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the epochs asked for: validation loss on this corpus is noisy from epoch
     # to epoch, and plateau-triggered cuts fired early on noise; a fixed schedule trained better.
@@ -324,7 +322,8 @@ def calibrate(model, fit_frame: pd.DataFrame, manifest: dict[str, Any], config: 
         model.calibration, model.words_calibration = Calibration(**platt), Calibration(**calibration["words"])
         model.thresholds = Thresholds(block=thresholds["block"], allow=thresholds["allow"])
         combined = model.combine(logits[benign])
-        thresholds["allow"] = metrics.thresholds_from_budget(combined, config.block_fpr, config.uncertain_share)["allow"]
+        budget = metrics.thresholds_from_budget(combined, config.block_fpr, config.uncertain_share)
+        thresholds["allow"] = budget["allow"]
     return calibration, thresholds
 
 
