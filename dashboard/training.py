@@ -33,6 +33,8 @@ class JobRequest:
     batch_size: int = 512
     sample_size: int = 200_000
     include_vetted: bool = True
+    hold_out_families: bool = False
+    """An evaluation run (9 DGA families kept out, see models/dataset.py) rather than a model to ship."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -48,6 +50,7 @@ class JobRequest:
                 "--arch", self.arch, "--epochs", str(self.epochs), "--batch-size", str(self.batch_size),
                 "--sample-size", str(self.sample_size),
                 "--include-vetted" if self.include_vetted else "--no-include-vetted",
+                "--holdout", "default" if self.hold_out_families else "none",
                 "--name", self.name]
 
 

@@ -47,10 +47,12 @@ with st.expander("Start training", expanded=False):
         batch = c1.number_input("Batch size", 8, 65536, 512, key="tr_batch")
         sample = c2.number_input("Sample size", 100, 50_000_000, 200_000, step=1000, key="tr_sample")
         vetted = c3.checkbox("Include vetted decisions", value=True, key="tr_vetted")
+        evaluation = c3.checkbox("Hold out 9 DGA families (an evaluation run, not a model to ship)", value=False,
+                                 key="tr_holdout")
         go = st.form_submit_button("Start training")
     if go:
         try:
-            request = training.JobRequest(name.strip(), arch, int(epochs), int(batch), int(sample), vetted)
+            request = training.JobRequest(name.strip(), arch, int(epochs), int(batch), int(sample), vetted, evaluation)
             job = training.start(registry_dir, request, analyst)
             data.store().write_audit([{"who": analyst, "name": f"model:{job.name}", "before": "none",
                                        "after": "training", "note": " ".join(job.argv[3:])}])

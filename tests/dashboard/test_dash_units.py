@@ -129,7 +129,9 @@ def test_training_job_runs_detached_and_reports_progress(tmp_path, monkeypatch):
 def test_training_argv_and_validation():
     argv = training.JobRequest("m-1", arch="mlbridge-cnn", epochs=2, batch_size=64, sample_size=1000, include_vetted=False).argv()
     assert argv[3:] == ["train", "--arch", "mlbridge-cnn", "--epochs", "2", "--batch-size", "64", "--sample-size", "1000",
-                        "--no-include-vetted", "--name", "m-1"]
+                        "--no-include-vetted", "--holdout", "none", "--name", "m-1"]
+    evaluation = training.JobRequest("m-2", hold_out_families=True).argv()
+    assert evaluation[evaluation.index("--holdout") + 1] == "default"
     with pytest.raises(ValueError, match="epochs 0"):
         training.JobRequest("m", epochs=0)
 
