@@ -19,6 +19,15 @@ from dnsentinel.verdict_cache.vocabulary import LABELS
 console = Console()
 err = Console(stderr=True)
 
+BlockFpr = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=0.1, help="Share of the calibration benign names allowed to be blocked (default 0.0005)."),
+]
+UncertainShare = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=0.5, help="Share of them allowed into the vetting queue (default 0.015)."),
+]
+
 models_app = typer.Typer(help="The model registry: list, inspect, promote, roll back, export.", no_args_is_help=True)
 
 
@@ -50,6 +59,8 @@ def train(
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience in epochs.")] = 2,
     promote: Annotated[str, typer.Option(help="always | never | if-none (when no model is current).")] = "if-none",
     data_dir: Annotated[Path | None, typer.Option(help="Corpus directory (default: models/data).")] = None,
+    block_fpr: BlockFpr = None,
+    uncertain_share: UncertainShare = None,
 ) -> None:
     """Train a model into a new registry version.
 
@@ -78,6 +89,8 @@ def train(
         patience=patience,
         promote=promote,
         data_dir=data_dir,
+        block_fpr=training.TrainConfig.block_fpr if block_fpr is None else block_fpr,
+        uncertain_share=training.TrainConfig.uncertain_share if uncertain_share is None else uncertain_share,
     )
     with _progress() as progress:
         task = progress.add_task("preparing", total=None)
@@ -374,15 +387,21 @@ def reevaluate(
         list[Path] | None,
         typer.Option(help="Labelled CSV never trained on (evaluate's layout); repeatable. Adds operating-point rows."),
     ] = None,
+    block_fpr: BlockFpr = None,
+    uncertain_share: UncertainShare = None,
 ) -> None:
     """Evaluate a version again on the splits it was trained with: prior, calibration, thresholds, metrics.json.
 
+    With --block-fpr / --uncertain-share the version's thresholds are chosen again at that budget.
     Example: [cyan]dnsentinel models reevaluate charcnn-20261201-all --external other_ranking.csv[/]
     """
     from dnsentinel.models import training
 
     training.tf_log_quiet()
-    _print_summary(training.reevaluate(version, external=external), done="evaluated again")
+    path = training.reevaluate(
+        version, external=external, block_fpr=block_fpr, uncertain_share=uncertain_share
+    )
+    _print_summary(path, done="evaluated again")
 
 
 @models_app.command()

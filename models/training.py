@@ -386,6 +386,8 @@ def reevaluate(
     registry_path: Path | str | None = None,
     data_dir: Path | None = None,
     external: list[Path] | None = None,
+    block_fpr: float | None = None,
+    uncertain_share: float | None = None,
 ) -> Path:
     """Evaluate a trained version again on the splits it was trained with (e.g. after the report grew).
 
@@ -393,8 +395,9 @@ def reevaluate(
     held-out families, corpus files and sample size; a corpus whose hash differs from the
     one the model was trained on is refused, since the splits would differ.
     Models trained with vetted labels or another sample mix are refused too. The
-    prior, calibration and thresholds are rebuilt as well. ``external`` labelled
-    files (``dnsentinel evaluate`` layout) get their own rows in the operating-point table.
+    prior, calibration and thresholds are rebuilt as well, at the version's own budget unless
+    ``block_fpr`` / ``uncertain_share`` give another. ``external`` labelled files
+    (``dnsentinel evaluate`` layout) get their own rows in the operating-point table.
     """
     path = registry.resolve(version, registry_path)
     manifest = registry.read_json(path / registry.MANIFEST)
@@ -405,6 +408,7 @@ def reevaluate(
     if dataset.data_hash(data_dir, files=files) != manifest.get("data_hash"):
         raise registry.RegistryError(f"{manifest['version']}: the corpus differs from the one it was trained on")
     synthetic = training.get("synthetic", {"fqdn": 0, "tld": 0})
+    budget = manifest.get("thresholds", {})  # the version's own budget unless another is asked for
     config = TrainConfig(
         arch=manifest["arch"],
         seed=training.get("seed", dataset.DEFAULT_SEED),
@@ -414,6 +418,10 @@ def reevaluate(
         cross_source=dataset.CROSS_SOURCE_FILE in files,
         synthetic_fqdn=synthetic["fqdn"],
         synthetic_tld=synthetic["tld"],
+        block_fpr=budget.get("block_fpr", TrainConfig.block_fpr) if block_fpr is None else block_fpr,
+        uncertain_share=budget.get("uncertain_share", TrainConfig.uncertain_share)
+        if uncertain_share is None
+        else uncertain_share,
     )
     frame = dataset.load_corpus(data_dir, cross_source=config.cross_source)
     splits = dataset.split(frame, seed=config.seed, holdout=config.holdout)

@@ -89,6 +89,21 @@ def test_reevaluate_rebuilds_the_splits_and_refuses_another_corpus(trained, tiny
         training.reevaluate("tiny-charcnn", registry_path=root, data_dir=other)
 
 
+def test_reevaluate_keeps_the_versions_budget_unless_given_another(trained, tiny_corpus, tmp_path):
+    import shutil
+
+    root, path = trained
+    reg = tmp_path / "registry"
+    shutil.copytree(root, reg)
+    training.reevaluate(path.name, registry_path=reg, data_dir=tiny_corpus)
+    kept = json.loads((reg / path.name / registry.MANIFEST).read_text())["thresholds"]
+    assert (kept["block_fpr"], kept["uncertain_share"]) == (training.TrainConfig.block_fpr, 0.015)
+    training.reevaluate(path.name, registry_path=reg, data_dir=tiny_corpus, block_fpr=0.05, uncertain_share=0.2)
+    wider = json.loads((reg / path.name / registry.MANIFEST).read_text())["thresholds"]
+    assert (wider["block_fpr"], wider["uncertain_share"]) == (0.05, 0.2)
+    assert wider["block"] <= kept["block"] and wider["allow"] <= kept["allow"]  # a bigger budget blocks more
+
+
 def test_a_second_version_with_the_same_name_is_refused(trained, tiny_corpus):
     root, _ = trained
     with pytest.raises(registry.RegistryError, match="already exists"):
