@@ -23,7 +23,7 @@ import numpy as np
 
 from dnsentinel.models import prior as prior_mod
 from dnsentinel.models.serving import Thresholds
-from dnsentinel.verdict_cache.names import Name, scope, unscored_reason
+from dnsentinel.verdict_cache.names import scope
 from dnsentinel.verdict_cache.vocabulary import Label
 
 
@@ -88,11 +88,6 @@ class Detector:
             reasons.append(None if why is None else f"unscored:{why}")
             registrable.append(name.registrable if name is not None else None)
         return self._decide(names, reasons, registrable)
-
-    def decide_names(self, names: Sequence[Name]) -> Decisions:
-        """Labels for names the caller already normalized (the worker's hot path)."""
-        reasons = [None if (why := unscored_reason(n)) is None else f"unscored:{why}" for n in names]
-        return self._decide([n.name for n in names], reasons, [n.registrable for n in names])
 
     def _decide(self, names: list[str], reasons: list[str | None], registrable: list[str | None]) -> Decisions:
         for i, reg in enumerate(registrable):

@@ -9,7 +9,6 @@ import pytest
 
 from dnsentinel.models import prior
 from dnsentinel.models.detector import Detector
-from dnsentinel.verdict_cache.names import normalize
 
 
 class TableModel:
@@ -56,15 +55,6 @@ def test_scores_become_labels_by_the_thresholds_and_names_are_normalized():
     assert out.names[:3] == ["xjwqkqzpl.biz", "maybe.net", "fine.org"]
     assert out.labels == ["malicious", "uncertain", "benign", "uncertain"]  # .bazar: malware's own root, judged
     assert out.scores.tolist() == [0.95, 0.5, 0.05, 0.5]
-
-
-def test_decide_names_agrees_with_decide():
-    model = TableModel({"xjwqkqzpl.biz": 0.95})
-    detector = Detector(model, POPULAR)
-    raw = ["xjwqkqzpl.biz", "www.duckduckgo.com", "nas.lan", "a.b.weebly.com"]
-    a = detector.decide(raw)
-    b = detector.decide_names([normalize(n) for n in raw])
-    assert (a.labels, a.reasons) == (b.labels, b.reasons)
 
 
 def test_prior_round_trips_through_its_registry_file(tmp_path):
