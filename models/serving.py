@@ -276,6 +276,11 @@ class Model:
         base = float(self.predict([text])[0])
         label = self.thresholds.label(base)
         spans = [(i, min(i + window, len(text))) for i in range(0, max(len(text) - window + 1, 1))]
+        # Windows inside a label left of the TLD only: blanking a dot merges two labels and
+        # blanking the TLD makes a name no resolver sees, so the change measured would be the
+        # name's new shape, not the characters an analyst reads.
+        tld_dot = text.rfind(".")
+        spans = [(a, b) for a, b in spans if b <= tld_dot and "." not in text[a:b]] or spans
         # Blanked with spaces (the "other" index): padding would shift the rest of the name.
         variants = [text[:a] + " " * (b - a) + text[b:] for a, b in spans]
         effects = _logit(np.array([base])) - _logit(self.predict(variants))
