@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dnsentinel.verdict_cache.vocabulary import LABELS
+from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS, LABELS
 
 console = Console()
 err = Console(stderr=True)
@@ -247,7 +247,7 @@ def score(
         for start in range(0, len(names), step):
             chunk = names[start : start + step]
             decided = detector.decide(chunk)
-            suspicious = [i for i, label in enumerate(decided.labels) if label in ("malicious", "uncertain")]
+            suspicious = [i for i, label in enumerate(decided.labels) if label in FLAGGED_LABELS]
             families = dict(zip(suspicious, detector.predict_family([decided.names[i] for i in suspicious])))
             for i, name in enumerate(chunk):
                 fam, p = families.get(i, (None, 0.0))

@@ -48,9 +48,6 @@ class Decisions:
     reasons: list[str]
     """``model``, ``prior`` or ``unscored:<why>`` (vocabulary.UNSCORED_REASONS)."""
 
-    def __len__(self) -> int:
-        return len(self.names)
-
 
 class Detector:
     """A model, its thresholds and its popularity prior: one version's whole offline decision."""

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from dnsentinel.models import metrics, registry
+from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
 
 GATE_FILE = Path(__file__).resolve().parent / "data" / "gate.csv.xz"
 RESULT = "gate.json"
@@ -43,7 +44,7 @@ MEASURES = (
     Measure("benign_other_ranking", ("malicious",), higher_is_better=False),
     Measure("benign_other_ranking", ("uncertain",), higher_is_better=False),
     Measure("dga", ("malicious",), higher_is_better=True),
-    Measure("dga", ("malicious", "uncertain"), higher_is_better=True),
+    Measure("dga", FLAGGED_LABELS, higher_is_better=True),
     Measure("phishing", ("malicious",), higher_is_better=True),
     Measure("malware", ("malicious",), higher_is_better=True),
     Measure("not_public", ("unscored",), higher_is_better=True),

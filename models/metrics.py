@@ -101,25 +101,6 @@ def binary_report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> d
     }
 
 
-def choose_thresholds(labels: np.ndarray, scores: np.ndarray, block_fpr: float = 1e-4, allow_fnr: float = 0.05):
-    """The two operating points, chosen on validation scores.
-
-    ``block``: benign false-positive rate <= ``block_fpr``. ``allow``: at most
-    ``allow_fnr`` of malicious names score at or below it (never above block).
-    """
-    labels = np.asarray(labels).astype(bool)
-    scores = np.asarray(scores, dtype=np.float64)
-    block = threshold_at_fpr(scores[~labels], block_fpr)
-    positives = np.sort(scores[labels])
-    if positives.size:
-        k = int(math.floor(allow_fnr * positives.size))
-        allow = float(np.nextafter(positives[k], -np.inf)) if k < positives.size else float(positives[-1])
-    else:
-        allow = 0.5
-    allow = max(0.0, min(allow, block))
-    return {"block": float(block), "allow": float(allow), "block_fpr": block_fpr, "allow_fnr": allow_fnr}
-
-
 def slice_report(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> dict[str, Any]:
     """Everything reported for one slice (one set of positives against the benign names)."""
     labels = np.asarray(labels).astype(bool)

@@ -12,9 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
+
 PAGE = 1_000
-FLAGGED_LABELS = ("malicious", "uncertain")
-FLAGGED_DECISIONS = ("malicious", "uncertain", "block", "honeypot")
+FLAGGED_DECISIONS = (*FLAGGED_LABELS, "block", "honeypot")
 
 
 @dataclass

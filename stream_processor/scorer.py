@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from dnsentinel.models.detector import Detector
+from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _score_sync(detector: Detector, names: Sequence[str]) -> Scored:
     decided = detector.decide(names)
     scores = decided.scores.tolist()
     families: list[tuple[str | None, float | None]] = [(None, None)] * len(names)
-    bad = [i for i, label in enumerate(decided.labels) if label in ("malicious", "uncertain")]
+    bad = [i for i, label in enumerate(decided.labels) if label in FLAGGED_LABELS]
     if bad:
         try:
             guesses = detector.predict_family([names[i] for i in bad])

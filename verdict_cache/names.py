@@ -22,6 +22,8 @@ import idna
 import tldextract
 from idna.core import IDNAError, check_label
 
+from dnsentinel.verdict_cache.vocabulary import UnscoredReason
+
 __all__ = [
     "InvalidName",
     "Name",
@@ -327,7 +329,7 @@ def _icann_tlds() -> frozenset[str]:
     return frozenset(_alabel(rule.lower().rsplit(".", 1)[-1].lstrip("!")) for rule in rules) | ALT_ROOT_TLDS
 
 
-def unscored_reason(name: Name) -> str | None:
+def unscored_reason(name: Name) -> UnscoredReason | None:
     """Why the model must not judge this valid name, or None when it may (SPEC §1.5).
 
     A character model only knows public names; on a DNS-SD service (``_airplay._tcp.local``),
@@ -350,7 +352,7 @@ def unscored_reason(name: Name) -> str | None:
     return None
 
 
-def scope(raw: str | bytes) -> tuple[Name | None, str | None]:
+def scope(raw: str | bytes) -> tuple[Name | None, UnscoredReason | None]:
     """Normalize ``raw`` and say whether the model may judge it: ``(name, unscored reason or None)``.
 
     A string that is not a DNS name at all (a URL, a name with spaces) is ``(None, "not_hostname")``.

@@ -16,6 +16,9 @@ LABELS: tuple[Label, ...] = ("malicious", "uncertain", "benign", "unscored")
 VERDICT_LABELS: tuple[Label, ...] = ("malicious", "uncertain", "benign")
 """The labels that become a verdict in Redis; ``unscored`` names get none (and no vetting)."""
 
+FLAGGED_LABELS: tuple[Label, ...] = ("malicious", "uncertain")
+"""The labels an analyst looks at (and a family guess is made for)."""
+
 Reason = Literal["model", "prior", "unscored"]
 REASONS: tuple[Reason, ...] = ("model", "prior", "unscored")
 """Which layer decided: the model's calibrated score, the popularity prior, or no judgement."""

@@ -9,6 +9,7 @@ import pytest
 
 from dnsentinel.models import prior
 from dnsentinel.models.detector import Detector
+from dnsentinel.verdict_cache.vocabulary import REASONS, UNSCORED_REASONS
 
 
 class TableModel:
@@ -39,6 +40,9 @@ def test_names_that_are_not_public_dns_names_are_unscored_and_never_scored():
                            "unscored:reverse", "unscored:bare", "unscored:no_public_suffix", "unscored:special_use",
                            "unscored:ip"]
     assert model.asked == []
+    # every reason is a word of the one vocabulary
+    assert {r.partition(":")[0] for r in out.reasons} <= set(REASONS)
+    assert {r.partition(":")[2] for r in out.reasons} == set(UNSCORED_REASONS)  # each one, exercised
 
 
 def test_the_prior_vouches_for_ranked_domains_but_not_below_open_platforms():
