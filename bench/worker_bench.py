@@ -10,10 +10,11 @@ names, ``--unseen`` of them to never-seen names), then the worker is timed
 from its first consumed event to its last (its own ``events_in`` counter).
 
 Phase 2 (latency): events are produced at ``--rate``/s for ``--duration`` s;
-for every unseen name, the time from its first event to its verdict on the
-verdicts topic (published after the Redis write, so an upper bound of
-"verdict in Redis") is recorded; p50/p99 are printed next to the worker's
-own histogram.
+for every unseen name, the time from its first event (its ``ts``, stamped when
+produced) to its verdict **in Redis** (a thread polls the pending names' keys
+every millisecond with one MGET) is recorded, and also to its message on the
+verdicts topic; p50/p99 are printed next to the worker's own histogram, its
+per-stage times, its garbage-collection pauses and its consumer lag.
 
     .venv/bin/python bench/worker_bench.py --events 300000 --rate 5000 --duration 30
 """
@@ -23,9 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -33,20 +34,16 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
-from dnsentinel.settings import get_settings
+from dnsentinel.verdict_cache.keys import verdict_key
 from dnsentinel.verdict_cache.names import routing_key
 
 ROOT = Path(__file__).resolve().parent.parent
 TLDS = ("com", "net", "org", "io", "de", "co.uk", "info")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+sys.path.insert(0, str(ROOT / "tests" / "stream_processor"))
+from sandbox import Sandbox, free_port  # noqa: E402  (the integration tests' isolated topics and prefixes)
 
 
 def _rand_name(rng: random.Random) -> str:
@@ -85,32 +82,17 @@ class Load:
         return routing_key(name), json.dumps(obj, separators=(",", ":")).encode()
 
 
-class Bench:
+class Bench(Sandbox):
     def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__("bench")
         self.args = args
-        self.s = get_settings()
-        sfx = uuid.uuid4().hex[:8]
-        self.sfx = sfx
+        self.s = self.settings
         self.tmp = Path(tempfile.mkdtemp(prefix="worker-bench-"))
-        self.queries, self.verdicts, self.dlq = f"bench-{sfx}.q", f"bench-{sfx}.v", f"bench-{sfx}.dlq"
-        self.metrics_port = _free_port()
+        self.metrics_port = free_port()
         self.env = dict(os.environ)
-        self.env.update({
-            "DNSENTINEL_KAFKA__QUERIES_TOPIC": self.queries, "DNSENTINEL_KAFKA__VERDICTS_TOPIC": self.verdicts,
-            "DNSENTINEL_KAFKA__DLQ_TOPIC": self.dlq, "DNSENTINEL_REDIS__KEY_PREFIX": f"bench{sfx}",
-            "DNSENTINEL_ELASTICSEARCH__INDEX_PREFIX": f"bench-{sfx}", "DNSENTINEL_WORKER__APP_ID": f"bench-{sfx}",
-            "DNSENTINEL_WORKER__WEB_PORT": str(_free_port()), "DNSENTINEL_WORKER__METRICS_PORT": str(self.metrics_port),
-            "DNSENTINEL_STACK__STATE_DIR": str(self.tmp / "state"),
-            "DNSENTINEL_WORKER__BATCH_MAX": str(args.batch_max),
-            "DNSENTINEL_WORKER__BATCH_WITHIN_S": str(args.within),
-        })
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        self.admin = AdminClient(self.s.kafka.confluent_config())
-        for f in self.admin.create_topics([NewTopic(self.queries, 6, 1),
-                                           NewTopic(self.verdicts, 6, 1, config={"cleanup.policy": "compact"}),
-                                           NewTopic(self.dlq, 1, 1)]).values():
-            f.result(30)
+        self.env.update(self.worker_env(self.tmp / "state", self.metrics_port))
+        self.env.update({"DNSENTINEL_WORKER__BATCH_MAX": str(args.batch_max),
+                         "DNSENTINEL_WORKER__BATCH_WITHIN_S": str(args.within)})
         from confluent_kafka import Producer
 
         self.producer = Producer({**self.s.kafka.confluent_config(), "partitioner": "murmur2_random",
@@ -150,16 +132,19 @@ class Bench:
                     total += sample.value
         return total
 
-    def histogram(self, name: str) -> list[tuple[float, float]]:
+    def histogram(self, name: str, by: str | None = None) -> list[tuple[float, float]] | dict[str, list]:
+        """A histogram's cumulative buckets (le, count); with ``by``, per value of that label."""
         from prometheus_client.parser import text_string_to_metric_families
 
         text = self._scrape()
-        out = []
+        out: dict[str, list[tuple[float, float]]] = {}
         for fam in text_string_to_metric_families(text):
             for sample in fam.samples:
                 if sample.name == name + "_bucket":
-                    out.append((float(sample.labels["le"]), sample.value))
-        return sorted(out)
+                    out.setdefault(sample.labels.get(by, "") if by else "", []).append(
+                        (float(sample.labels["le"]), sample.value))
+        out = {k: sorted(v) for k, v in out.items()}
+        return out if by else out.get("", [])
 
     def wait_metric(self, name: str, at_least: float, timeout: float) -> float:
         deadline = time.monotonic() + timeout
@@ -214,29 +199,38 @@ class Bench:
     def latency(self) -> dict:
         a = self.args
         load = Load(a.popular, a.unseen, a.clients, seed=11)
-        first_ts: dict[str, int] = {}
-        arrived: dict[str, float] = {}
-        stop = threading.Event()
-
-        def consume() -> None:
-            from confluent_kafka import Consumer
-
-            c = Consumer({**self.s.kafka.confluent_config(), "group.id": f"bench-reader-{self.sfx}",
-                          "auto.offset.reset": "latest", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-            c.subscribe([self.verdicts])
-            while not stop.is_set():
-                m = c.poll(0.05)
-                if m is not None and not m.error():
-                    now = time.time() * 1000
-                    arrived.setdefault(m.key().decode(), now)
-            c.close()
-
-        t = threading.Thread(target=consume, daemon=True)
-        t.start()
+        watch = VerdictWatch(self)
         time.sleep(3.0)  # the reader joins its group before the load starts
         before = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
+        gc0 = self.histogram("dnsentinel_worker_gc_pause_seconds", by="generation")
         parts0 = self.stage_sums()
         cpu0, svc0, wall0 = self.cpu_seconds(), self.service_cpu(), time.perf_counter()
+        actual = self._produce_at_rate(load, watch)
+        self.producer.flush(30)
+        time.sleep(5.0)
+        wall = time.perf_counter() - wall0
+        worker_cpu = self.cpu_seconds() - cpu0
+        svc = {k: round((v - svc0.get(k, 0.0)) / wall, 2) for k, v in self.service_cpu().items()}
+        stages = {}
+        for k, (total1, n1) in self.stage_sums().items():
+            total0, n0 = parts0.get(k, (0.0, 0.0))
+            mean = (total1 - total0) / max(1, n1 - n0)
+            stages[k] = {"calls": int(n1 - n0), "mean": round(mean, 1) if k == "batch_size" else f"{1000 * mean:.2f} ms"}
+        watch.stop()
+        after = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
+        counts = [(le, a_ - b_) for (le, a_), (_, b_) in zip(after, before)]
+        worker_p99 = None
+        if counts and counts[-1][1] > 0:
+            worker_p99 = next(le for le, c in counts if c >= 0.99 * counts[-1][1])
+        return {"rate_target": a.rate, "rate_actual": round(actual), "seconds": a.duration,
+                **watch.summary(a.duration), "worker_histogram_p99_le_s": worker_p99,
+                "worker_cpu_share": round(worker_cpu / wall, 2), "services_cpu_share": svc, "stages": stages,
+                "gc_pauses": _gc_pauses(gc0, self.histogram("dnsentinel_worker_gc_pause_seconds", by="generation")),
+                "consumer_lag_at_end": self.lag()}
+
+    def _produce_at_rate(self, load: Load, watch: VerdictWatch) -> float:
+        """``--rate`` events/s for ``--duration`` s, each new name announced to ``watch``; the rate achieved."""
+        a = self.args
         tick = 0.01
         sent = 0
         start = time.perf_counter()
@@ -246,7 +240,7 @@ class Bench:
                 name, unseen = load.next()
                 ts = int(time.time() * 1000)
                 if unseen:
-                    first_ts.setdefault(name, ts)
+                    watch.new_name(name, ts)
                 key, value = load.event(name, ts)
                 try:
                     self.producer.produce(self.queries, value=value, key=key)
@@ -256,57 +250,38 @@ class Bench:
                 sent += 1
             self.producer.poll(0)
             time.sleep(max(0.0, start + (sent / a.rate) - time.perf_counter()))
-        actual = sent / (time.perf_counter() - start)
-        self.producer.flush(30)
-        time.sleep(5.0)
-        wall = time.perf_counter() - wall0
-        worker_cpu = self.cpu_seconds() - cpu0
-        svc = {k: round((v - svc0.get(k, 0.0)) / wall, 2) for k, v in self.service_cpu().items()}
-        parts1 = self.stage_sums()
-        stages = {k: {"calls": int(parts1[k][1] - parts0[k][1]),
-                      "mean_ms": round(1000 * (parts1[k][0] - parts0[k][0]) / max(1, parts1[k][1] - parts0[k][1]), 1)}
-                  for k in parts1}
-        stop.set()
-        t.join(5)
-        lat = sorted(arrived[n] - ts for n, ts in first_ts.items() if n in arrived)
-        # The phase starts with a burst of never-seen popular names (a fresh Zipf head to score);
-        # the second half shows the steady state.
-        mid_ms = min(first_ts.values()) + a.duration * 500 if first_ts else 0
-        late = sorted(arrived[n] - ts for n, ts in first_ts.items() if n in arrived and ts >= mid_ms)
-        missing = sum(1 for n in first_ts if n not in arrived)
-        after = self.histogram("dnsentinel_worker_first_event_to_verdict_seconds")
-
-        def pct(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else float("nan")
-
-        worker_p99 = None
-        counts = [(le, a_ - b_) for (le, a_), (_, b_) in zip(after, before)]
-        if counts and counts[-1][1] > 0:
-            total = counts[-1][1]
-            worker_p99 = next(le for le, c in counts if c >= 0.99 * total)
-        return {"rate_target": a.rate, "rate_actual": round(actual), "seconds": a.duration,
-                "unseen_names": len(first_ts), "verdicts_seen": len(lat), "missing": missing,
-                "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-                "second_half_p50_ms": round(late[len(late) // 2], 1) if late else None,
-                "second_half_p99_ms": round(late[min(len(late) - 1, int(0.99 * len(late)))], 1) if late else None, "max_ms": round(lat[-1], 1) if lat else None,
-                "worker_histogram_p99_le_s": worker_p99,
-                "worker_cpu_share": round(worker_cpu / wall, 2), "services_cpu_share": svc, "stages": stages}
+        return sent / (time.perf_counter() - start)
 
     def stage_sums(self) -> dict[str, tuple[float, float]]:
         """(sum, count) of the worker's per-stage histograms: where a batch spends its time."""
         from prometheus_client.parser import text_string_to_metric_families
 
         wanted = {"dnsentinel_worker_redis_seconds": "redis", "dnsentinel_worker_inference_seconds": "inference",
-                  "dnsentinel_worker_es_bulk_seconds": "es_bulk", "dnsentinel_worker_batch_size": "batch_size"}
-        out = {v: [0.0, 0.0] for v in wanted.values()}
+                  "dnsentinel_worker_es_bulk_seconds": "es_bulk", "dnsentinel_worker_batch_size": "batch_size",
+                  "dnsentinel_worker_stage_seconds": "stage"}
+        out: dict[str, list[float]] = {}
         for fam in text_string_to_metric_families(self._scrape()):
             for sample in fam.samples:
                 for prefix, key in wanted.items():
+                    if "stage" in sample.labels:
+                        key = sample.labels["stage"]
                     if sample.name == prefix + "_sum":
-                        out[key][0] += sample.value
+                        out.setdefault(key, [0.0, 0.0])[0] += sample.value
                     elif sample.name == prefix + "_count":
-                        out[key][1] += sample.value
+                        out.setdefault(key, [0.0, 0.0])[1] += sample.value
         return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def lag(self) -> dict[str, float]:
+        """The worker's consumer lag gauges, summed over partitions, per topic kind and offset kind."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        out: dict[str, float] = {}
+        for fam in text_string_to_metric_families(self._scrape()):
+            for sample in fam.samples:
+                if sample.name == "dnsentinel_worker_consumer_lag":
+                    key = f"{'signals' if sample.labels['topic'] == self.signals else 'queries'}:{sample.labels['of']}"
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out
 
     def service_cpu(self) -> dict[str, float]:
         """CPU seconds so far of the processes listening on the Kafka, Redis and Elasticsearch ports."""
@@ -338,24 +313,97 @@ class Bench:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.drop()
+
+
+class VerdictWatch:
+    """When each new name's verdict arrived: in Redis (one MGET of the pending names' keys every
+    millisecond) and on the verdicts topic (a consumer), each in its own thread."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.first_ts: dict[str, int] = {}
+        self.in_redis: dict[str, float] = {}
+        self.on_topic: dict[str, float] = {}
+        self._new: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._deadline = float("inf")
+        self._threads = [threading.Thread(target=f, daemon=True) for f in (self._consume, self._watch_redis)]
+        for t in self._threads:
+            t.start()
+
+    def new_name(self, name: str, ts: int) -> None:
+        if name not in self.first_ts:
+            self.first_ts[name] = ts
+            self._new.put(name)
+
+    def _consume(self) -> None:
+        from confluent_kafka import Consumer
+
+        b = self.bench
+        c = Consumer({**b.s.kafka.confluent_config(), "group.id": f"bench-reader-{b.sfx}",
+                      "auto.offset.reset": "latest", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        c.subscribe([b.verdicts])
+        while not self._stop.is_set():
+            m = c.poll(0.05)
+            if m is not None and not m.error():
+                self.on_topic.setdefault(m.key().decode(), time.time() * 1000)
+        c.close()
+
+    def _watch_redis(self) -> None:
         import redis
-        from elasticsearch import Elasticsearch
 
-        r = redis.Redis.from_url(self.s.redis.url)
-        keys = list(r.scan_iter(match=f"bench{self.sfx}:*", count=5000))
-        for i in range(0, len(keys), 5000):
-            r.delete(*keys[i:i + 5000])
-        es = Elasticsearch(**self.s.elasticsearch.client_kwargs())
-        from dnsentinel.stream_processor.es_schema import drop_prefix
+        r = redis.Redis.from_url(self.bench.s.redis.url)
+        pending: list[str] = []
+        while not self._stop.is_set() or (pending and time.perf_counter() < self._deadline):
+            while not self._new.empty():
+                pending.append(self._new.get())
+            if pending:
+                values = r.mget([verdict_key(self.bench.redis_prefix, n) for n in pending])
+                now = time.time() * 1000
+                for n, v in zip(pending, values):
+                    if v is not None:
+                        self.in_redis[n] = now
+                pending = [n for n, v in zip(pending, values) if v is None]
+            time.sleep(0.001)
 
-        drop_prefix(es, prefix=f"bench-{self.sfx}")
-        topics = [t for t in self.admin.list_topics(timeout=10).topics if self.sfx in t]
-        if topics:
-            for f in self.admin.delete_topics(topics).values():
-                try:
-                    f.result(30)
-                except Exception:
-                    pass
+    def stop(self) -> None:
+        self._deadline = time.perf_counter() + 5
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def summary(self, duration: float) -> dict:
+        """Percentiles from first event to verdict in Redis (the headline) and on the verdicts topic."""
+        first, arrived = self.first_ts, self.in_redis
+        lat = sorted(arrived[n] - ts for n, ts in first.items() if n in arrived)
+        topic = sorted(self.on_topic[n] - ts for n, ts in first.items() if n in self.on_topic)
+        # The phase starts with a burst of never-seen popular names (a fresh Zipf head to score);
+        # the second half shows the steady state.
+        mid_ms = min(first.values()) + duration * 500 if first else 0
+        late = sorted(arrived[n] - ts for n, ts in first.items() if n in arrived and ts >= mid_ms)
+        return {"unseen_names": len(first), "verdicts_seen": len(lat),
+                "missing": sum(1 for n in first if n not in arrived),
+                "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99),
+                "verdicts_topic_p50_ms": _pct(topic, 0.5), "verdicts_topic_p99_ms": _pct(topic, 0.99),
+                "second_half_p50_ms": _pct(late, 0.5), "second_half_p99_ms": _pct(late, 0.99),
+                "max_ms": round(lat[-1], 1) if lat else None}
+
+
+def _pct(values: list[float], p: float) -> float | None:
+    return round(values[min(len(values) - 1, int(p * len(values)))], 1) if values else None
+
+
+def _gc_pauses(before: dict[str, list], after: dict[str, list]) -> dict[str, dict[str, float]]:
+    """Collections during the phase per generation: how many, and how many took over 10 / 50 ms."""
+    out = {}
+    for gen, buckets in after.items():
+        prev = dict(before.get(gen, []))
+        counts = {le: c - prev.get(le, 0.0) for le, c in buckets}
+        total = counts.get(float("inf"), 0.0)
+        out[gen] = {"collections": total, "over_10ms": total - counts.get(0.01, 0.0),
+                    "over_50ms": total - counts.get(0.05, 0.0)}
+    return out
 
 
 def pipeline_only(args: argparse.Namespace) -> dict:
@@ -364,10 +412,11 @@ def pipeline_only(args: argparse.Namespace) -> dict:
     import asyncio
     from types import SimpleNamespace
 
-    from dnsentinel.stream_processor.es_sink import DocStore, EsSink, aggregate_docs
+    from dnsentinel.settings import WorkerSettings
+    from dnsentinel.stream_processor.es_sink import Chunk, DocStore, EsSink, aggregate_docs
     from dnsentinel.stream_processor.metrics import Metrics
-    from dnsentinel.stream_processor.pipeline import Record
     from dnsentinel.stream_processor.scorer import ModelHolder
+    from dnsentinel.stream_processor.triage import Record
     from dnsentinel.stream_processor.worker import BatchProcessor, Topics
 
     class Model:
@@ -399,11 +448,18 @@ def pipeline_only(args: argparse.Namespace) -> dict:
     store = DocStore()
 
     async def run() -> tuple[float, float]:
-        holder = ModelHolder(lambda _v: Model(), None)
-        holder._swap(Model())
+        if args.real_model:  # the promoted model on the device scoring.* chooses (bench/gpu.sh)
+            from dnsentinel.models import load
+
+            holder = ModelHolder(lambda v: load(v), None)
+            await holder.start()
+        else:
+            holder = ModelHolder(lambda _v: Model(), None)
+            holder.use(Model())
         sink = EsSink(None)
-        proc = BatchProcessor(cache=Cache(), holder=holder, publish=publish, sink=None, metrics=Metrics(),
-                              topics=Topics("q", "v", "d"), es_prefix="b", batch_max=args.batch_max)
+        proc = BatchProcessor(cache=Cache(), scorer=holder, publish=publish, sink=None, metrics=Metrics(),
+                              topics=Topics("q", "v", "d"), es_prefix="b",
+                              settings=WorkerSettings(batch_max=args.batch_max))
         c0, t0 = time.process_time(), time.perf_counter()
         per_flush = max(1, int(20_000 / args.batch_max))
         for i in range(0, len(recs), args.batch_max):
@@ -412,7 +468,7 @@ def pipeline_only(args: argparse.Namespace) -> dict:
                 activity, verdicts, vetting, _ = proc.agg.drain()
                 docs = aggregate_docs("b", activity, verdicts, vetting)
                 sink.store = store
-                sink._actions(type("C", (), {"docs": docs, "actions": []})())
+                sink._actions(Chunk(docs, [], 0, None))
         return time.process_time() - c0, time.perf_counter() - t0
 
     cpu, wall = asyncio.run(run())
@@ -433,6 +489,8 @@ def main() -> None:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--pipeline-only", action="store_true",
                     help="only the worker's own code with in-memory stand-ins (no Kafka/Redis/ES)")
+    ap.add_argument("--real-model", action="store_true",
+                    help="with --pipeline-only: score with the promoted model (scoring.* picks the device)")
     args = ap.parse_args()
     if args.pipeline_only:
         print(json.dumps({"pipeline_only": pipeline_only(args), "loadavg": os.getloadavg()}))
@@ -460,13 +518,17 @@ def _record(out: dict, args: argparse.Namespace) -> None:
 
     t = out["throughput"]
     cfg = f"{t['events']:,} events, Zipf over {args.popular:,} names, {args.unseen:.0%} unseen, {args.clients} clients"
-    record("stream processor", "throughput, one worker", t["events_per_s"], "events/s", target=20_000,
+    record("stream processor", "throughput, one worker", t["events_per_s"], "events/s", target=50_000,
            config=f"{cfg}; {t['events_per_worker_cpu_s']:,} events per worker CPU-second; {machine()}")
     lat = out.get("latency")
     if lat:
-        record("stream processor", f"first event to verdict p99 at {lat['rate_actual']:,} events/s", lat["p99_ms"], "ms",
-               target=250, higher_is_better=False,
-               config=f"p50 {lat['p50_ms']} ms, {lat['verdicts_seen']}/{lat['unseen_names']} new names; {machine()}")
+        rate = f"{lat['rate_target']:,} events/s"  # the row's name stays put; the rate achieved is in the config
+        seen = (f"{lat['verdicts_seen']}/{lat['unseen_names']} new names, to the verdict in Redis, "
+                f"{lat['rate_actual']:,} events/s achieved")
+        record("stream processor", f"first event to verdict p99 at {rate}", lat["p99_ms"], "ms",
+               target=100, higher_is_better=False, config=f"p50 {lat['p50_ms']} ms, {seen}; {machine()}")
+        record("stream processor", f"first event to verdict p50 at {rate}", lat["p50_ms"], "ms",
+               target=20, higher_is_better=False, config=f"{seen}; worker {lat['worker_cpu_share']} core; {machine()}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ _COMPONENTS = (
     "dnsentinel.producers.cli",
     "dnsentinel.stream_processor.cli",
     "dnsentinel.dashboard.cli",
+    "dnsentinel.dashboard.report",
+    "dnsentinel.dashboard.alerts",
     "dnsentinel.cli.bench",
     "dnsentinel.cli.demo",
 )

@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
 
     @stack.command()
     def status() -> None:
-        """Show each service, its address, version and health (exit code 1 unless all are healthy)."""
+        """Show each service, its address, version and health (exit code 1 unless all are healthy).
+
+        Warns about a running service that takes clients without auth on a non-loopback address.
+        """
         from rich.console import Console
         from rich.table import Table
 
@@ -68,7 +71,10 @@ def register(app: typer.Typer) -> None:
             table.add_row(row.name, row.address, row.version, f"[{colour.get(row.state, 'red')}]{row.state}[/]", row.detail)
         for name, pid in apps.running(settings).items():
             table.add_row(name, "", "", "[green]running[/]", f"pid {pid}")
-        Console().print(table)
+        console = Console()
+        console.print(table)
+        for line in stackctl.exposure_warnings(settings, [r.name for r in rows if r.healthy]):
+            console.print(f"[yellow]warning:[/] {line}")
         if not all(r.healthy for r in rows):
             raise typer.Exit(1)
 

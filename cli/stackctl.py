@@ -11,6 +11,7 @@ tests exercise the same code path as a person does.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -20,10 +21,11 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 from urllib.parse import urlsplit
 
 from dnsentinel.errors import ConfigError, ServiceUnavailable
-from dnsentinel.settings import REPO_ROOT, Settings
+from dnsentinel.settings import REPO_ROOT, Settings, redact_url
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 STACK_SH = DEPLOY_DIR / "stack.sh"
@@ -218,13 +220,52 @@ def stack_env(settings: Settings, services: tuple[str, ...] = SERVICES) -> dict[
 
 
 def addresses(settings: Settings) -> dict[str, str]:
-    """Each service's client-facing address, for the status table."""
+    """Each service's client-facing address, for the status table (passwords masked)."""
     return {
-        "redis": settings.redis.url,
+        "redis": redact_url(settings.redis.url),
         "kafka": settings.kafka.bootstrap_servers,
-        "elasticsearch": settings.elasticsearch.url,
+        "elasticsearch": redact_url(settings.elasticsearch.url),
         "coredns": f"{settings.coredns.host}:{settings.coredns.port}",
     }
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a loopback one (unresolvable: no)."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos)
+
+
+def exposure_warnings(settings: Settings, running: Iterable[str]) -> list[str]:
+    """One line per running service reached on a non-loopback address by clients without credentials.
+
+    Our clients connecting without credentials means the service accepts anyone who can
+    reach that address (or our clients could not work); CoreDNS is left out: DNS is meant
+    to be reached and has no login.
+    """
+    k, r, e = settings.kafka, settings.redis, settings.elasticsearch
+    kafka_auth = k.security_protocol.startswith("SASL") or (k.security_protocol == "SSL" and k.ssl_certfile is not None)
+    checks = {
+        "redis": ([urlsplit(r.url).hostname or ""], bool(r.password or r.username or urlsplit(r.url).password),
+                  "requirepass/ACL users and DNSENTINEL_REDIS__PASSWORD (or _FILE)"),
+        "kafka": ([_split_hostport(b.strip(), 9092, "DNSENTINEL_KAFKA__BOOTSTRAP_SERVERS").host
+                   for b in k.bootstrap_servers.split(",") if b.strip()], kafka_auth,
+                  "SASL (DNSENTINEL_KAFKA__SECURITY_PROTOCOL=SASL_SSL with a user and password) or client certificates"),
+        "elasticsearch": ([urlsplit(e.url).hostname or ""], bool(e.api_key or (e.username and e.password)),
+                          "security on and DNSENTINEL_ELASTICSEARCH__API_KEY (or user and password, or _FILE)"),
+    }
+    lines = []
+    for name in running:
+        if name not in checks:
+            continue
+        hosts, authed, fix = checks[name]
+        exposed = [h for h in hosts if not _loopback_only(h)]
+        if exposed and not authed:
+            lines.append(f"{name} runs without auth on {', '.join(exposed)} (not loopback): anyone who reaches it "
+                         f"can read and change it; use {fix}")
+    return lines
 
 
 # --- running the scripts ----------------------------------------------------------------
@@ -335,11 +376,14 @@ def logs(settings: Settings, service: str, lines: int = 50, follow: bool = False
 
 def topic_specs(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
     """(name, partitions, config) of the topics of verdict_cache/SPEC.md §2."""
-    k = settings.kafka
+    k, d = settings.kafka, settings.detections
+    day_ms = str(86_400_000)
     return [
         (k.queries_topic, k.queries_partitions, {}),
         (k.verdicts_topic, k.verdicts_partitions, {"cleanup.policy": "compact"}),
-        (k.dlq_topic, k.dlq_partitions, {}),
+        (k.dlq_topic, k.dlq_partitions, {"retention.ms": str(14 * 86_400_000)}),
+        (d.signals_topic, k.queries_partitions, {"retention.ms": day_ms}),
+        (d.alerts_topic, 1, {"retention.ms": str(30 * 86_400_000)}),
     ]
 
 
@@ -371,3 +415,18 @@ def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0
         meta = existing.get(name)
         if meta is not None and len(meta.partitions) != parts and echo:
             print(f"kafka: warning: topic {name} has {len(meta.partitions)} partitions, settings say {parts}")
+    _align_retention(admin, [(n, c) for n, _, c in topic_specs(settings) if n in existing and "retention.ms" in c],
+                     timeout_s)
+
+
+def _align_retention(admin: object, topics: list[tuple[str, dict[str, str]]], timeout_s: float) -> None:
+    """Topics made by an older version get the retention SPEC §2.1 promises (incremental: nothing else changes)."""
+    if not topics:
+        return
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", conf["retention.ms"], incremental_operation=AlterConfigOpType.SET)])
+        for name, conf in topics]
+    for name, fut in admin.incremental_alter_configs(resources, request_timeout=timeout_s).items():  # type: ignore[attr-defined]
+        fut.result(timeout=timeout_s)

@@ -6,6 +6,10 @@ variables (``DNSENTINEL_`` prefix, ``__`` between nested names, e.g.
 ``DNSENTINEL_CONFIG`` (or ``./dnsentinel.toml`` when present), and the
 defaults below, which describe the local stack that ``dnsentinel stack up``
 starts. Components never hard-code an address: they ask :func:`get_settings`.
+
+A secret setting (a ``SecretStr`` field) can also come from a file named by the same
+variable with ``_FILE`` appended (``DNSENTINEL_REDIS__PASSWORD_FILE=/run/secrets/redis``),
+the way Docker and Kubernetes hand secrets to containers: see :class:`SecretFileSource`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 from ipaddress import IPv4Address, IPv6Address
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -25,6 +29,7 @@ from pydantic_settings import (
 )
 
 from dnsentinel.errors import ConfigError
+from dnsentinel.verdict_cache.vocabulary import RpzAction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """Repository root when running from a checkout (editable install)."""
@@ -108,7 +113,7 @@ class RpzSettings(BaseModel):
     zone: str = "rpz.dnsentinel.local"
     ttl_s: int = Field(300, ge=1)
     nameserver: str = "localhost."
-    block_action: Literal["nxdomain", "sinkhole"] = "nxdomain"
+    block_action: RpzAction = "nxdomain"
     """Blocked and malicious names: NXDOMAIN (``CNAME .``) or the sinkhole addresses."""
     sinkhole_ipv4: IPv4Address = IPv4Address("0.0.0.0")
     sinkhole_ipv6: IPv6Address = IPv6Address("::")
@@ -170,11 +175,16 @@ class WorkerSettings(BaseModel):
     lru_size: int = Field(200_000, ge=0)
     web_port: Port = 6066
     metrics_port: Port = 9464
+    metrics_host: str = "127.0.0.1"
+    """Address the Prometheus endpoint binds (``0.0.0.0``: every interface, for a remote scraper)."""
     activity_window_s: int = Field(60, ge=1)
     index_raw_events: bool = False
     max_new_names_per_domain_per_min: int = Field(300, ge=1)
     model_poll_s: float = Field(5.0, gt=0)
     """How often the registry pointer is read for hot model reload."""
+    gc_full_collect_s: float = Field(3600.0, gt=0)
+    """Between full garbage collections (the worker freezes its objects a few times a second, so
+    only this one sees reference cycles that died after being frozen; stream_processor/app.py)."""
     es_flush_interval_s: float = Field(0.25, gt=0)
     """Aggregated counts go to Elasticsearch this often; Kafka offsets are committed after.
     Short on purpose: one flush's document building briefly holds up the batches behind it
@@ -187,10 +197,96 @@ class WorkerSettings(BaseModel):
     """Bounds of the Elasticsearch backlog; beyond them the oldest chunk is dropped and counted."""
 
 
+class DgaHostSettings(BaseModel):
+    """A client resolving many random or non-existent names (stream_processor/detections/dga_host.py)."""
+
+    nx_min_names: int = Field(15, ge=1)
+    """Distinct NXDOMAIN names (public, judgeable) per client and window..."""
+    nx_min_mean_score: float = Field(0.2, ge=0, le=1)
+    """...whose mean model score is at least this (random-looking misses, not typos)."""
+    score_sum_min: float = Field(6.0, gt=0)
+    """Or: the client's distinct names' calibrated scores sum to this..."""
+    flagged_min_names: int = Field(8, ge=1)
+    """...over at least this many flagged names (score >= flag_score, or malicious/uncertain)."""
+    flag_score: float = Field(0.5, ge=0, le=1)
+    promote_uncertain: bool = True
+    """Evidence names whose verdict was uncertain become malicious for everyone, with the alert as reason."""
+
+
+class TunnelSettings(BaseModel):
+    """Many unique encoded labels below one domain (stream_processor/detections/tunnel.py)."""
+
+    min_unique: int = Field(40, ge=2)
+    """Distinct subdomains of one domain per window before it is looked at..."""
+    min_mean_length: float = Field(20.0, gt=0)
+    min_entropy: float = Field(4.2, gt=0)
+    """...then any of: mean subdomain length, character entropy (bits/char), payload-type share."""
+    min_payload_share: float = Field(0.5, gt=0, le=1)
+    min_bytes_per_window: int = Field(20_000, ge=1)
+    """Or: this many bytes of query names per window (exfiltration in A queries)."""
+    skip_popular: bool = True
+    """Leave domains on the model's popularity prior alone (a tunnel needs the attacker's own name server)."""
+    block_domain: bool = False
+    """Put a vetted block on the tunnel's domain (by ``detector:tunnel``) when it alerts."""
+
+
+class DetectionSettings(BaseModel):
+    """Behaviour detections in the stream (event-time windows) and where their alerts go."""
+
+    enabled: bool = True
+    window_s: int = Field(60, ge=5)
+    lateness_s: int = Field(15, ge=0)
+    """How far behind the newest event time an event may arrive and still count."""
+    idle_flush_s: float = Field(5.0, gt=0)
+    """Close every open window after this much wall time without events (the end of a replay)."""
+    cooldown_s: int = Field(3600, ge=0)
+    """Findings for the same kind, client and domain within this gap update one alert."""
+    newly_observed_days: int = Field(90, ge=1)
+    """A registrable domain not seen for this long counts as newly observed again (bounds Redis memory)."""
+    signals_topic: str = "dns.signals"
+    alerts_topic: str = "dns.alerts"
+    rules_file: Path | None = None
+    """Behaviour rules (TOML); None: the shipped stream_processor/detections/rules.toml."""
+    dga_host: DgaHostSettings = Field(default_factory=DgaHostSettings)
+    tunnel: TunnelSettings = Field(default_factory=TunnelSettings)
+
+
+class ScoringSettings(BaseModel):
+    """How the model runs: device, precision, batch size, backend (the worker, ``dnsentinel score``, training)."""
+
+    device: str = Field("auto", pattern=r"^(auto|cpu|gpu(:\d+)?)$")
+    """``auto``: the first GPU when one is present, else the CPU; ``cpu``; ``gpu`` / ``gpu:N`` (an error without one)."""
+    memory_growth: bool = True
+    """Let TensorFlow take GPU memory as it needs it instead of all at start (room for other processes)."""
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    """float16 compute with float32 weights. ``auto``: on a GPU, and kept only if the scores of a probe
+    set stay within ``mixed_precision_tolerance`` of float32 (checked at load); ``on`` forces it."""
+    mixed_precision_tolerance: float = Field(1e-3, gt=0)
+    batch_size: int | None = Field(None, ge=1)
+    """Names per inference call; None: 4,096 on a CPU, 65,536 on a GPU."""
+    backend: Literal["auto", "tensorflow", "onnx"] = "auto"
+    """``onnx``: calls of up to 64 names run the network converted by tf2onnx in onnxruntime (the
+    ``onnx`` extra; 2-10x faster there), bigger ones stay in TensorFlow (faster there,
+    docs/BENCHMARKS.md). ``auto``: ``onnx`` in the worker when the extra is installed, else TensorFlow."""
+
+
 class ModelSettings(BaseModel):
     """Where the versioned model registry lives."""
 
     registry_dir: Path = REPO_ROOT / "models" / "registry"
+
+
+Role = Literal["viewer", "analyst", "admin"]
+"""Dashboard roles, least to most; what each may do is dashboard/access.py's table."""
+
+
+class TrainingCap(BaseModel):
+    """The largest training run one role may start from the dashboard."""
+
+    max_epochs: int = Field(ge=1)
+    max_sample_size: int = Field(ge=100)
+    max_concurrent_jobs: int = Field(ge=1)
+    """A new run is refused while this many dashboard training jobs are running (anyone's)."""
 
 
 class DashboardSettings(BaseModel):
@@ -199,8 +295,21 @@ class DashboardSettings(BaseModel):
     address: str = "127.0.0.1"
     port: Port = 8501
     users: dict[str, str] = Field(default_factory=dict)
-    """Analyst name -> bcrypt hash. Empty means the demo login ``analyst``/``dnsentinel``."""
+    """Bootstrap admins: name -> bcrypt hash. Users made with ``dnsentinel users`` live in Redis;
+    with neither, a loopback-only dashboard has the demo login (dashboard/README.md)."""
     session_ttl_s: int = Field(8 * 3600, ge=60)
+    session_secret: SecretStr | None = None
+    """HMAC key of the session cookie; unset, one is generated into ``<state_dir>/dashboard/session.key``.
+    Instances behind one address must share it."""
+    login_max_failures: int = Field(5, ge=1)
+    """Failed logins of one user name within ``login_failure_window_s`` before it is locked out."""
+    login_max_failures_per_address: int = Field(20, ge=1)
+    """The same, per client address (one office behind NAT shares one)."""
+    login_failure_window_s: int = Field(900, ge=1)
+    login_lockout_s: int = Field(900, ge=1)
+    training_caps: dict[Role, TrainingCap] = Field(default_factory=lambda: {
+        "admin": TrainingCap(max_epochs=50, max_sample_size=5_000_000, max_concurrent_jobs=1)})
+    """Per role; a role without an entry starts no training (only admins may train at all)."""
     whois_timeout_s: float = Field(5.0, gt=0)
     whois_cache_ttl_s: int = Field(86400, ge=0)
     query_timeout_s: float = Field(30.0, gt=0)
@@ -228,6 +337,72 @@ class StackSettings(BaseModel):
     _check_ports = field_validator("kafka_controller_port", "es_transport_port")(_port)
 
 
+ENV_PREFIX = "DNSENTINEL_"
+FILE_SUFFIX = "_FILE"
+
+
+def secret_settings(model: type[BaseModel], under: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every ``SecretStr`` setting (``("redis", "password")``, …), found by type."""
+    found: list[tuple[str, ...]] = []
+    for name, field in model.model_fields.items():
+        kinds = get_args(field.annotation) or (field.annotation,)
+        if SecretStr in kinds:
+            found.append((*under, name))
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found += secret_settings(kind, (*under, name))
+    return found
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "__".join(path).upper()
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """Secrets read from files named by ``DNSENTINEL_<SETTING>_FILE`` variables.
+
+    Container platforms mount secrets as files and pass their paths, so the secret never
+    sits in the environment (``/proc/<pid>/environ``, ``docker inspect``). Only secret
+    settings accept it, and a variable set both ways is an error rather than a silent pick.
+    One trailing newline (``echo pw > file``) is dropped.
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        secrets = {_env_name(path): path for path in secret_settings(self.settings_cls)}
+        values: dict[str, Any] = {}
+        for var, file_name in os.environ.items():
+            var = var.upper()
+            if not (var.startswith(ENV_PREFIX) and var.endswith(FILE_SUFFIX)):
+                continue
+            plain = var[: -len(FILE_SUFFIX)]
+            if plain not in secrets:
+                raise ConfigError(f"{var}: {plain} is not a secret setting; a *_FILE variable names one of "
+                                  + ", ".join(f"{name}{FILE_SUFFIX}" for name in sorted(secrets)))
+            if plain in {k.upper() for k in os.environ}:
+                raise ConfigError(f"{var} and {plain} are both set; keep one")
+            *parents, leaf = secrets[plain]
+            node = values
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = _read_secret(var, file_name)
+        return values
+
+
+def _read_secret(var: str, file_name: str) -> str:
+    try:
+        text = Path(file_name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{var}={file_name}: cannot read the secret file ({type(exc).__name__}: "
+                          f"{getattr(exc, 'strerror', None) or exc})") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ConfigError(f"{var}={file_name}: the secret file is empty")
+    return text
+
+
 class Settings(BaseSettings):
     """All of dnsentinel's configuration, for every component."""
 
@@ -244,7 +419,9 @@ class Settings(BaseSettings):
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
     coredns: CoreDNSSettings = Field(default_factory=CoreDNSSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    detections: DetectionSettings = Field(default_factory=DetectionSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
 
@@ -257,11 +434,22 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, SecretFileSource(settings_cls)]
         config_file = config_path()
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the password some write into it (``redis://:pw@host``), for messages and tables."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    return parts._replace(netloc=f"{user}***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
 
 
 def config_path() -> Path | None:

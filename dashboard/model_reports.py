@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from dnsentinel.verdict_cache.vocabulary import TRUTH_CLASSES
+
 SCALARS = ("accuracy", "precision", "recall", "f1", "roc_auc", "tpr_at_fpr_1e-3", "threshold")
 _CONFUSION = ("confusion", "confusion_matrix", "cm")
 
@@ -76,7 +78,7 @@ def confusion(split_metrics: dict) -> pd.DataFrame | None:
         if isinstance(cm, dict) and {"tn", "fp", "fn", "tp"} <= cm.keys():
             cm = [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]]
         if isinstance(cm, list) and cm and all(isinstance(r, list) for r in cm):
-            labels = split_metrics.get("labels") or (["benign", "malicious"] if len(cm) == 2 else list(range(len(cm))))
+            labels = split_metrics.get("labels") or (list(TRUTH_CLASSES) if len(cm) == 2 else list(range(len(cm))))
             return pd.DataFrame(cm, index=[f"true {x}" for x in labels], columns=[f"pred {x}" for x in labels])
     return None
 

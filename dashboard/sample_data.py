@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dnsentinel.stream_processor.es_schema import ensure_templates, index_name
+from dnsentinel.verdict_cache.es_schema import ensure_templates, index_name
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,6 @@ def load(es: Any, prefix: str, shape: Shape, chunk_size: int = 5000, threads: in
 
 def drop(es: Any, prefix: str) -> None:
     """Delete the data set's indices and templates (tests and benchmarks clean up after themselves)."""
-    from dnsentinel.stream_processor.es_schema import drop_prefix
+    from dnsentinel.verdict_cache.es_schema import drop_prefix
 
     drop_prefix(es, prefix=prefix)

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
-from dnsentinel.stream_processor.es_schema import index_name
-from dnsentinel.verdict_cache.vocabulary import LABELS
+from dnsentinel.verdict_cache.es_schema import doc_id, index_name
+from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, DECISIONS, LABELS, VETTED_ACTIONS
 
 # Activity document fields (SPEC §4, one doc per name, client and minute).
 # ``decision`` is what the DNS path decided (often ``unknown`` for a replayed or first-seen
@@ -26,12 +26,13 @@ TS, NAME, REGISTRABLE, CLIENT, COUNT, BLOCKED, DECISION, LABEL = (
     "minute", "name", "registrable", "client", "count", "blocked", "decision", "label",
 )
 
-BLOCKED_DECISIONS = ("malicious", "block", "honeypot")
-UNCERTAIN_DECISIONS = ("uncertain",)
-BENIGN_DECISIONS = ("benign", "allow")
-ALLOWED_DECISIONS = ("benign", "allow", "uncertain", "unscored", "unknown")
-RESOLVED_DECISIONS = ("malicious", "block", "honeypot", "allow", "benign", "uncertain")
-VETTED_STATUSES = ("allow", "block", "honeypot", "vetted")
+# The overview's bands, as sets of effective decisions (words from the vocabulary).
+BLOCKED_DECISIONS: tuple[str, ...] = BLOCKING_DECISIONS
+UNCERTAIN_DECISIONS: tuple[str, ...] = ("uncertain",)
+ALLOWED_DECISIONS: tuple[str, ...] = tuple(d for d in (*DECISIONS, "unscored") if d not in BLOCKING_DECISIONS)
+RESOLVED_DECISIONS: tuple[str, ...] = tuple(d for d in DECISIONS if d != "unknown")
+"""Decisions the DNS path knew; any other (``unknown``) defers to the model's label."""
+VETTED_STATUSES = (*VETTED_ACTIONS, "vetted")
 VETTING_SORTS = {"score": "score", "query count": "query_count", "recency": "last_seen"}
 MAX_TABLE_ROWS = 10_000
 """Deepest row a paginated terms table reaches (ES's default bucket limit is far above)."""
@@ -100,6 +101,22 @@ class Page:
 
 def _empty(*columns: str) -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in columns})
+
+
+WILDCARD_SPECIAL = ("\\", "*", "?")
+"""Characters an Elasticsearch ``wildcard`` query reads as syntax (backslash first: it escapes)."""
+
+
+def escape_wildcard(text: str) -> str:
+    """``text`` as literal characters inside a ``wildcard`` pattern (a typed ``*`` matches a ``*``)."""
+    for char in WILDCARD_SPECIAL:
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def contains(field: str, text: str) -> dict:
+    """Documents whose ``field`` contains ``text`` (case-insensitive), whatever ``text`` holds."""
+    return {"wildcard": {field: {"value": f"*{escape_wildcard(text.strip().lower())}*", "case_insensitive": True}}}
 
 
 def _name_filter(name: str, subdomains: bool) -> dict:
@@ -237,7 +254,7 @@ class Store:
         minimal distributions such as the local stack's integ-test build lack.)"""
         filters: list[dict] = [decision_filter(decisions)]
         if search.strip():
-            filters.append({"wildcard": {NAME: {"value": f"*{search.strip().lower()}*", "case_insensitive": True}}})
+            filters.append(contains(NAME, search))
         start = min(page * page_size, MAX_TABLE_ROWS - page_size)
         order = {"_key": "desc" if descending else "asc"} if sort == "name" else {"queries": "desc" if descending else "asc"}
         aggs = {"n": _names_agg(start + page_size, order), "total": {"cardinality": {"field": NAME}}}
@@ -285,7 +302,7 @@ class Store:
 
     def verdict(self, name: str) -> dict | None:
         """The verdict document of one name (id = normalized name), or None."""
-        resp = self.es.options(ignore_status=404).get(index=self.index["verdicts"], id=name)
+        resp = self.es.options(ignore_status=404).get(index=self.index["verdicts"], id=doc_id(name))
         return resp.get("_source") if resp.get("found") else None
 
     def audit_for(self, name: str, size: int = 50) -> pd.DataFrame:
@@ -339,7 +356,7 @@ class Store:
             return
         ops: list[dict] = []
         for name in names:
-            ops += [{"update": {"_index": self.index["vetting"], "_id": name}}, {"doc": {"status": status}}]
+            ops += [{"update": {"_index": self.index["vetting"], "_id": doc_id(name)}}, {"doc": {"status": status}}]
         self.es.bulk(operations=ops, refresh="wait_for")
 
     def write_audit(self, entries: list[dict]) -> None:

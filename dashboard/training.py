@@ -6,6 +6,10 @@ who started it in a small job file, and reads progress from the files the
 trainer writes into the model directory (``status.json``, ``history.jsonl``).
 A page reload, or a restart of the dashboard, finds the job again from those
 files.
+
+How big a run may be depends on who starts it: :func:`start` takes the starter's
+``TrainingCap`` (``dashboard.training_caps``, per role) and refuses a run over it, or one
+more run while the cap's number of jobs is already running.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from dnsentinel.settings import TrainingCap
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 JOBS_DIR = ".jobs"
@@ -82,8 +88,27 @@ def _jobs(registry: Path) -> Path:
     return registry / JOBS_DIR
 
 
-def start(registry: Path, request: JobRequest, by: str, env: dict[str, str] | None = None) -> Job:
-    """Launch the trainer detached from this process; refuses a name already in use."""
+def check_cap(request: JobRequest, cap: TrainingCap, running_jobs: int) -> None:
+    """Raise ValueError (shown on the page as is) when ``request`` is over ``cap``."""
+    for what, asked, most in (("epochs", request.epochs, cap.max_epochs),
+                              ("sample size", request.sample_size, cap.max_sample_size)):
+        if asked > most:
+            raise ValueError(f"{what} {asked:,} is over your role's cap of {most:,} (dashboard.training_caps)")
+    if running_jobs >= cap.max_concurrent_jobs:
+        raise ValueError(f"{running_jobs} training job(s) already running; your role's cap is "
+                         f"{cap.max_concurrent_jobs} at a time: wait for one to finish")
+
+
+def running(registry: Path) -> list[Job]:
+    """Jobs whose trainer is still at work."""
+    return [j for j in jobs(registry) if progress(registry, j).state in ("running", "starting")]
+
+
+def start(registry: Path, request: JobRequest, by: str, env: dict[str, str] | None = None,
+          cap: TrainingCap | None = None) -> Job:
+    """Launch the trainer detached from this process; refuses a name in use and a run over ``cap``."""
+    if cap is not None:
+        check_cap(request, cap, len(running(registry)))
     if model_dir(registry, request.name).exists() or (_jobs(registry) / f"{request.name}.json").exists():
         raise ValueError(f"a model or job named {request.name!r} already exists; pick another name")
     _jobs(registry).mkdir(parents=True, exist_ok=True)

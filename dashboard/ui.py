@@ -11,6 +11,7 @@ from dnsentinel.dashboard.timerange import (
     GRANULARITIES, MAX_BUCKETS, PRESETS, TimeRange, auto_granularity, bucket_count, last,
 )
 from dnsentinel.settings import get_settings
+from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS
 
 CATEGORY_COLORS = {"blocked": "#d62728", "uncertain": "#ff7f0e", "allowed": "#2ca02c"}
 DECISION_COLORS = {"malicious": "#d62728", "block": "#9e1b1b", "honeypot": "#7b3294", "uncertain": "#ff7f0e",
@@ -101,7 +102,7 @@ def highlight_uncertain(df):
     def row_style(row):
         decision = row.get("decision", "")
         color = ("#ffe8cc" if decision == "uncertain" else
-                 "#ffd6d6" if decision in ("malicious", "block", "honeypot") else "")
+                 "#ffd6d6" if decision in BLOCKING_DECISIONS else "")
         return [f"background-color: {color}" if color else ""] * len(row)
     return df.style.apply(row_style, axis=1)
 
@@ -129,3 +130,14 @@ def threshold(thresholds, key: str) -> str:
     """A model threshold (dict or object) as text."""
     value = thresholds.get(key) if isinstance(thresholds, dict) else getattr(thresholds, key, None)
     return "?" if value is None else f"{value:.3f}"
+
+
+def page_link(page: str, label: str, **params: str) -> None:
+    """A markdown link to another page (``client``, ``domain``, ``alerts``) with its query parameters.
+
+    ``st.page_link`` needs the page registered in this run's navigation, which a page run on its
+    own (tests, deep links before login) does not have; a relative URL works everywhere.
+    """
+    from urllib.parse import urlencode
+
+    st.markdown(f"[{label}]({page}{'?' + urlencode(params) if params else ''})")

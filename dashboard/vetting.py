@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-ACTIONS = ("allow", "block", "honeypot")
+from dnsentinel.verdict_cache.vocabulary import VETTED_ACTIONS as ACTIONS
+
 MAX_NOTE = 512
 
 

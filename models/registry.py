@@ -227,10 +227,3 @@ def rollback(registry: Path | str | None = None) -> str:
     _set_current(root, target, "rollback", before)
     return target
 
-
-def export(version: str | None, dest: Path, onnx: bool = False, registry: Path | str | None = None) -> Path:
-    """Write a TensorFlow SavedModel (or, with ``onnx``, an ONNX file) of a model to ``dest``."""
-    from dnsentinel.models.serving import load
-
-    model = load(version, registry=registry)
-    return model.export(Path(dest), onnx=onnx)

@@ -58,22 +58,3 @@ def family_markdown(version: str, registry_path: Path | str | None = None) -> st
         for fam, r in sorted(report["splits"].get(split, {}).get("recall_per_family", {}).items()):
             lines.append(f"| {fam} | {split} | {r['n']:,} | {r['recall_at_block']:.4f} | {r['recall_at_0.5']:.4f} |")
     return "\n".join(lines)
-
-
-def split_markdown(version: str, registry_path: Path | str | None = None) -> str:
-    """Accuracy / precision / recall / F1 and confusion matrices for train, validation and test at 0.5 and block."""
-    path = registry.resolve(version, registry_path)
-    report = registry.read_json(path / registry.METRICS)
-    lines = [
-        "| split | threshold | accuracy | precision | recall | F1 | confusion [[tn, fp], [fn, tp]] |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for split in ("train", "val", "test"):
-        overall = report["splits"][split]["overall"]
-        for key in ("at_0.5", "at_block"):
-            r = overall[key]
-            lines.append(
-                f"| {split} | {r['threshold']:.4f} | {r['accuracy']:.4f} | {r['precision']:.4f} "
-                f"| {r['recall']:.4f} | {r['f1']:.4f} | {r['confusion']} |"
-            )
-    return "\n".join(lines)

@@ -16,6 +16,7 @@ name, which (with valid convolutions and enough trailing padding, see
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from dnsentinel.models import architectures, encoding, registry
+from dnsentinel.models import architectures, device, encoding, registry
 from dnsentinel.verdict_cache.vocabulary import Label
+
+log = logging.getLogger(__name__)
 
 INVALID_SCORE = 0.0
 """Score of a string with nothing to judge (empty, only white space or dots, not a string)."""
-CHUNK = 4096
+CHUNK = device.CPU_BATCH
+"""Names per network call unless a placement says otherwise (``scoring.batch_size``)."""
+PROBE_NAMES = ("google.com", "www.wikipedia.org", "xjwqkzptvb.com", "mail.example.co.uk", "paypal-login-secure.top",
+               "a1b2c3d4e5f6g7h8.info", "cdn.static.akamaihd.net", "q.xyz", "bankofamerica.com.verify-id.ru",
+               "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz.net", "kjhgfdsapoiuytrewq.biz", "weather.gov")
+"""Names whose scores must not move by more than the tolerance for mixed precision to be kept."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class Calibration:
 class Model:
     """A loaded model: ``predict``, ``predict_family``, ``explain``, plus ``version``, ``arch``, ``thresholds``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, placement: device.Placement | None = None) -> None:
         import tensorflow as tf
 
         self.path = Path(path)
@@ -94,19 +102,45 @@ class Model:
         self.words_calibration = Calibration(**calibration["words"]) if "words" in calibration else None
         self._spec = architectures.get(self.arch)
         self._tail = architectures.tail(self.arch, self.params) if self._spec.input_kind == "indices" else 0
-        self.keras_model = architectures.build(self.arch, self.params, self.families, compile=False)
-        self.keras_model.load_weights(self.path / registry.WEIGHTS)
         if self._spec.input_kind == "indices":
-            signature = [tf.TensorSpec([None, None], tf.int32)]
+            self._signature = [tf.TensorSpec([None, None], tf.int32)]
         else:
             side = int(round(self.params.get("max_len", encoding.MLBRIDGE_LEN) ** 0.5))
-            signature = [tf.TensorSpec([None, side, side, 1], tf.float32)]
-        keras_model = self.keras_model
-        has_family = "family" in keras_model.output_names if hasattr(keras_model, "output_names") else False
-        self.has_family = bool(self.families) and has_family
-
+            self._signature = [tf.TensorSpec([None, side, side, 1], tf.float32)]
         self.has_heads = self.params.get("heads") == "split"
         self.head_names = ["dga", "other", *(["words"] if self.params.get("word_families") else [])]
+        self.placement = placement
+        self.chunk = placement.batch_size if placement is not None else CHUNK
+        self.precision = "float32"
+        self.backend = "tensorflow"
+        self._compile(self._build(mixed=False))
+        self.has_family = bool(self.families) and "family" in getattr(self.keras_model, "output_names", ())
+        if placement is not None and placement.mixed_precision:
+            self._try_mixed_precision(placement)
+        if placement is not None and placement.backend == "onnx":
+            self._use_onnx(placement)
+        self.predict(["warm-up.example"])  # trace once now, not on the first real request
+
+    def _build(self, mixed: bool):
+        """The Keras network with this version's weights; ``mixed``: float16 compute, float32 weights."""
+        import keras
+
+        before = keras.config.dtype_policy()
+        if mixed:
+            keras.config.set_dtype_policy("mixed_float16")
+        try:
+            net = architectures.build(self.arch, self.params, self.families, compile=False)
+        finally:
+            keras.config.set_dtype_policy(before)
+        net.load_weights(self.path / registry.WEIGHTS)
+        return net
+
+    def _compile(self, keras_model) -> None:
+        """The compiled functions over ``keras_model``: logits, per-head probabilities, family (float32 out)."""
+        import tensorflow as tf
+
+        self.keras_model = keras_model
+        signature = self._signature
         self._score = self._logit_function(signature)
         self._heads_fn = None
         if self.has_heads:
@@ -115,19 +149,46 @@ class Model:
             @tf.function(input_signature=signature, reduce_retracing=True)
             def _heads(x):
                 out = keras_model(x, training=False)
-                return tf.concat([out[head] for head in head_names], axis=1)
+                return tf.concat([tf.cast(out[head], tf.float32) for head in head_names], axis=1)
 
             self._heads_fn = _heads
         self._family_fn = None
-        if self.has_family:
+        if self.families and "family" in getattr(keras_model, "output_names", ()):
 
             @tf.function(input_signature=signature, reduce_retracing=True)
             def _family(x):
                 out = keras_model(x, training=False)
-                return tf.reshape(out["malicious"], [-1]), out["family"]
+                return tf.reshape(tf.cast(out["malicious"], tf.float32), [-1]), tf.cast(out["family"], tf.float32)
 
             self._family_fn = _family
-        self.predict(["warm-up.example"])  # trace once now, not on the first real request
+
+    def _try_mixed_precision(self, placement: device.Placement) -> None:
+        """Switch to float16 compute when the probe names' scores stay within the tolerance of float32."""
+        reference = self.predict(PROBE_NAMES)
+        float32 = (self.keras_model, self._score, self._heads_fn, self._family_fn)
+        self._compile(self._build(mixed=True))
+        gap = float(np.max(np.abs(self.predict(PROBE_NAMES) - reference)))
+        self.precision_gap = gap
+        if gap <= placement.tolerance or placement.forced:
+            self.precision = "mixed_float16"
+            log.info("model %s: mixed precision on %s (scores within %.2g of float32)", self.version,
+                     placement.name, gap)
+            return
+        log.warning("model %s: mixed precision moved scores by %.2g (> %.2g); staying in float32",
+                    self.version, gap, placement.tolerance)
+        self.keras_model, self._score, self._heads_fn, self._family_fn = float32
+
+    def _use_onnx(self, placement: device.Placement) -> None:
+        """Run calls of up to :data:`ONNX_MAX_ROWS` names in onnxruntime (converted in memory by
+        tf2onnx, under a second); bigger ones stay in TensorFlow, which is faster there."""
+        try:
+            self._score = _small_calls_in_onnx(self._score, placement, lambda out: out[0])
+            if self._family_fn is not None:  # the family guess of every flagged name: also small calls
+                self._family_fn = _small_calls_in_onnx(self._family_fn, placement, tuple)
+        except ImportError as exc:
+            raise registry.RegistryError(
+                "scoring.backend=onnx needs the optional onnx extra (pip install 'dnsentinel[onnx]')") from exc
+        self.backend = "onnx"
 
     def _logit_function(self, signature):
         """A compiled function from encoded names to the logits behind the score, ``(n, 1 or 2)``.
@@ -149,7 +210,7 @@ class Model:
 
             @tf.function(input_signature=signature, reduce_retracing=True)
             def _logits(x):
-                h = hidden(x, training=False)
+                h = tf.cast(hidden(x, training=False), tf.float32)  # float16 under mixed precision
                 columns = [tf.maximum(tf.matmul(h, dga.kernel) + dga.bias, tf.matmul(h, other.kernel) + other.bias)]
                 if words is not None:
                     columns.append(tf.matmul(h, words.kernel) + words.bias)
@@ -159,7 +220,8 @@ class Model:
 
         @tf.function(input_signature=signature, reduce_retracing=True)
         def _logits_of_probability(x):
-            p = tf.clip_by_value(tf.reshape(keras_model(x, training=False)["malicious"], [-1, 1]), 1e-7, 1 - 1e-7)
+            p = tf.reshape(tf.cast(keras_model(x, training=False)["malicious"], tf.float32), [-1, 1])
+            p = tf.clip_by_value(p, 1e-7, 1 - 1e-7)
             return tf.math.log(p) - tf.math.log1p(-p)
 
         return _logits_of_probability
@@ -172,8 +234,9 @@ class Model:
     def _encode(self, names: Sequence[object]) -> np.ndarray:
         return architectures.encode_for(self.arch, names, self.params)
 
-    def _run(self, fn, names: list[object], chunk: int = CHUNK) -> list[Any]:
+    def _run(self, fn, names: list[object], chunk: int | None = None) -> list[Any]:
         """Run ``fn`` over ``names`` in length-sorted chunks; returns per-chunk outputs and the order."""
+        chunk = chunk or self.chunk
         encoded = self._encode(names)
         if self._spec.input_kind == "indices":
             order = np.argsort(encoding.lengths(encoded), kind="stable")
@@ -217,7 +280,7 @@ class Model:
         if valid.any():
             idx = np.flatnonzero(valid)
             for rows, out in self._run(self._score, [names[i] for i in idx]):
-                logits[idx[rows]] = out.numpy()
+                logits[idx[rows]] = np.asarray(out)
         return logits, valid
 
     def predict_heads(self, domains: Sequence[object]) -> dict[str, np.ndarray]:
@@ -253,7 +316,7 @@ class Model:
         valid = [i for i, n in enumerate(names) if encoding.is_scoreable(encoding.clean(n))]
         sub = [names[i] for i in valid]
         for rows, (_, probs) in self._run(self._family_fn, sub):
-            probs = probs.numpy()
+            probs = np.asarray(probs)
             best = probs.argmax(axis=1)
             for row, cls, p in zip(rows, best, probs, strict=True):
                 if cls > 0:
@@ -324,20 +387,58 @@ class Model:
 
         if onnx:
             try:
-                import tf2onnx  # type: ignore[import-not-found]
+                proto = onnx_proto(score)
             except ImportError as exc:
                 raise registry.RegistryError(
-                    "ONNX export needs the optional tf2onnx package (pip install tf2onnx)"
+                    "ONNX export needs the optional onnx extra: pip install 'dnsentinel[onnx]' (tf2onnx, onnxruntime)"
                 ) from exc
             target = dest if dest.suffix == ".onnx" else dest / f"{self.version}.onnx"
             target.parent.mkdir(parents=True, exist_ok=True)
-            tf2onnx.convert.from_function(score, input_signature=score.input_signature, output_path=str(target))
+            target.write_bytes(proto.SerializeToString())
             return target
         module = tf.Module()
         module.model = self.keras_model  # tracks the variables the scoring function captures
         module.score = score
         tf.saved_model.save(module, str(dest), signatures={"serving_default": score})
         return dest
+
+
+ONNX_OPSET = 17
+ONNX_MAX_ROWS = 64
+"""Largest call onnxruntime runs with ``scoring.backend=onnx``: on 2 CPU cores it took 0.07 ms for one
+name (TensorFlow 0.81) and 0.43 ms for 16 (1.16), but was slower from 128 names on (bench/backend_bench.py)."""
+
+
+def onnx_proto(fn: Any) -> Any:
+    """An ONNX ``ModelProto`` of a compiled ``tf.function`` with a fixed input signature (tf2onnx)."""
+    import tf2onnx  # type: ignore[import-not-found]
+
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=ONNX_OPSET)
+    return proto
+
+
+def _small_calls_in_onnx(fn: Any, placement: device.Placement, outputs: Any) -> Any:
+    """``fn`` with calls of up to :data:`ONNX_MAX_ROWS` rows run by onnxruntime (``outputs`` shapes
+    the session's output list like ``fn``'s), bigger ones by ``fn`` itself."""
+    session = onnx_session(onnx_proto(fn).SerializeToString(), gpu=placement.kind == "gpu")
+    name = session.get_inputs()[0].name
+    return lambda x: outputs(session.run(None, {name: x})) if len(x) <= ONNX_MAX_ROWS else fn(x)
+
+
+def onnx_session(model: bytes | str | Path, gpu: bool = False) -> Any:
+    """An onnxruntime session of an exported model (CUDA first when ``gpu`` and onnxruntime-gpu is there)."""
+    import onnxruntime as ort  # type: ignore[import-not-found]
+
+    providers = ["CPUExecutionProvider"]
+    if gpu and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # One thread, no spinning: the small calls it serves gain nothing from a pool, and spinning pool
+    # threads took the CPU the worker's own thread needed next (1-name calls went from 0.07 to 1.5 ms).
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=providers)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -348,10 +449,17 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def load(name_or_path: str | Path | None = None, registry_path: Path | str | None = None, **kwargs: Any) -> Model:
     """The current model (no argument), or a version name / model directory.
 
-    ``registry`` (keyword) overrides ``settings.model.registry_dir``.
+    ``registry`` (keyword) overrides ``settings.model.registry_dir``; ``placement`` (keyword) overrides
+    the device, batch size, precision and backend that ``scoring.*`` settings choose (models/device.py).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     root = kwargs.pop("registry", registry_path)
+    placement = kwargs.pop("placement", None)
     if kwargs:
         raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
-    return Model(registry.resolve(name_or_path, root))
+    return Model(registry.resolve(name_or_path, root), placement or device.configure())
+
+
+def export(version: str | None, dest: Path, onnx: bool = False, registry: Path | str | None = None) -> Path:
+    """Write a TensorFlow SavedModel (or, with ``onnx``, an ONNX file) of a registry version to ``dest``."""
+    return load(version, registry=registry).export(Path(dest), onnx=onnx)

@@ -150,9 +150,28 @@ def train(
 
 def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
+    splits, files = _load_splits(config, log)
+    sample = training_sample(splits, config)
+    families = splits.families if spec.has_family_head else []
+    params = {**spec.defaults, **config.params}
+    epochs_run, devices = _fit(config, params, families, splits, sample, path, on_batch, log)
+    manifest = _manifest(config, params, families, splits, sample, files, version,
+                         epochs_run, devices, time.monotonic() - started)
+    registry.write_json(path / registry.MANIFEST, manifest)
+    log("scoring train / validation / test / held-out families")
+    _evaluate_into(path, manifest, splits, sample, config)
+    _status(path, state="done", progress=1.0, finished=_now(), seconds=round(time.monotonic() - started, 1))
+    if config.promote == "always" or (config.promote == "if-none" and registry.current_version(root) is None):
+        from dnsentinel.models import gate
+
+        gate.promote(version, root)  # "always" still stops at the quality gate (promote --force overrides)
+    return path
+
+
+def _load_splits(config: TrainConfig, log: Callable[[str], None]) -> tuple[dataset.Splits, list[str]]:
+    """The corpus (plus the analysts' vetted labels when asked), split by family and source."""
     log("loading and splitting the corpus")
     frame = dataset.load_corpus(config.data_dir, cross_source=config.cross_source)
     files = dataset.corpus_files(config.cross_source)
@@ -165,27 +184,37 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
         extra_names = [f"{d}={lbl}" for d, lbl in zip(vetted["domain"], vetted["label"], strict=True)]
     splits = dataset.split(frame, seed=config.seed, holdout=config.holdout)
     splits.data_hash = dataset.data_hash(config.data_dir, extra_names, files)
-    sample = training_sample(splits, config)
-    families = splits.families if spec.has_family_head else []
-    params = {**spec.defaults, **config.params}
-    model = architectures.build(config.arch, params, families)
-    with_family = bool(families)
-    split_heads = params.get("heads") == "split"
-    word_families = list(params.get("word_families", []))
+    return splits, list(files)
 
+
+def _fit(config, params, families, splits, sample, path, on_batch, log) -> tuple[int, list[str]]:
+    """Build and train the network, save its weights; returns the epochs run and the devices used."""
+    import keras
+    import tensorflow as tf
+
+    from dnsentinel.models import device
+
+    placement = device.configure()  # scoring.device / memory growth, before TensorFlow touches a device
+    # float16 training only when asked for ("on"): whether it keeps the scores within the tolerance
+    # cannot be known without the float32 run it would replace (serving checks its own choice at load).
+    policy = keras.config.dtype_policy()
+    if placement.forced:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = architectures.build(config.arch, params, families)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    heads = (bool(families), params.get("heads") == "split", list(params.get("word_families", [])))
     x_train = architectures.encode_for(config.arch, sample["domain"].tolist(), params)
     monitor = splits.val.sample(n=min(len(splits.val), VAL_MONITOR_MAX), random_state=config.seed)
     x_val = architectures.encode_for(config.arch, monitor["domain"].tolist(), params)
-    train_targets = _targets(sample, families, with_family, split_heads, word_families)
-    train_ds = dataset.tf_dataset(x_train, train_targets, config.batch_size, True, config.seed)
-    val_targets = _targets(monitor, families, with_family, split_heads, word_families)
-    val_ds = dataset.tf_dataset(x_val, val_targets, 2048, False, config.seed)
+    train_ds = dataset.tf_dataset(x_train, _targets(sample, families, *heads), config.batch_size, True, config.seed)
+    val_ds = dataset.tf_dataset(x_val, _targets(monitor, families, *heads), 2048, False, config.seed)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the epochs asked for: validation loss on this corpus is noisy from epoch
     # to epoch, and plateau-triggered cuts fired early on noise; a fixed schedule trained better.
-    schedule = keras.optimizers.schedules.CosineDecay(params["learning_rate"], steps * config.epochs)
-    model.optimizer.learning_rate = schedule
-    devices = [d.name for d in tf.config.list_logical_devices()]
+    model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay(params["learning_rate"], steps * config.epochs)
+    devices = [d.name for d in tf.config.list_logical_devices()] + (["mixed_float16"] if placement.forced else [])
     log(f"training {config.arch} on {len(sample)} names ({steps} steps/epoch) on {', '.join(devices)}")
     _status(path, sample_size=len(sample), steps=steps, devices=devices)
     history = model.fit(
@@ -196,14 +225,18 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
         shuffle=False,  # the tf.data pipeline shuffles
         callbacks=_callbacks(path, config.epochs, steps, config.patience, on_batch),
     )
-    epochs_run = len(history.history.get("loss", []))
     # Save from an uncompiled twin: the file then holds no optimizer state (smaller, loads quietly).
     twin = architectures.build(config.arch, params, families, compile=False)
     twin.set_weights(model.get_weights())
     twin.save_weights(path / registry.WEIGHTS)
-    train_seconds = time.monotonic() - started
+    return len(history.history.get("loss", [])), devices
 
-    manifest = {
+
+def _manifest(config, params, families, splits, sample, files, version, epochs_run, devices, seconds) -> dict:
+    """What the registry records of a run: enough to rebuild the network and to reproduce the run."""
+    import tensorflow as tf
+
+    return {
         "version": version,
         "arch": config.arch,
         "params": params,
@@ -223,23 +256,12 @@ def _train(config, spec, root, path, version, started, on_batch, log) -> Path:
             "holdout_families": list(config.holdout),
             "corpus_files": list(files),
             "synthetic": {"fqdn": config.synthetic_fqdn, "tld": config.synthetic_tld},
-            "seconds": round(train_seconds, 1),
+            "seconds": round(seconds, 1),
             "devices": devices,
             "tensorflow": tf.__version__,
             "python": platform.python_version(),
         },
     }
-    registry.write_json(path / registry.MANIFEST, manifest)
-    log("scoring train / validation / test / held-out families")
-    from dnsentinel.models.serving import Model
-
-    _evaluate_into(path, manifest, splits, sample, config)
-    _status(path, state="done", progress=1.0, finished=_now(), seconds=round(time.monotonic() - started, 1))
-    if config.promote == "always" or (config.promote == "if-none" and registry.current_version(root) is None):
-        from dnsentinel.models import gate
-
-        gate.promote(version, root)  # "always" still stops at the quality gate (promote --force overrides)
-    return path
 
 
 def training_sample(splits, config: TrainConfig) -> pd.DataFrame:

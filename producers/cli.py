@@ -1,36 +1,25 @@
-"""``dnsentinel replay``, ``dnsentinel report`` and ``dnsentinel loadgen``.
+"""``dnsentinel replay`` and ``dnsentinel loadgen`` (``report`` moved to the dashboard: dashboard/report.py).
 
-Top-level imports stay light (typer, rich): Kafka, Redis and Elasticsearch clients are imported
-inside the commands so ``dnsentinel --help`` stays instant.
+Top-level imports stay light (typer, rich, and the parser registry for ``--format``, whose
+modules import nothing heavy at the top): Kafka and Redis clients are imported inside the
+commands so ``dnsentinel --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import signal
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, List, Literal, Optional
 
 import typer
 from rich.console import Console
 
+from dnsentinel.producers.formats import FORMATS
+
 console = Console(stderr=True)
 
-
-class LogFormat(str, Enum):
-    auto = "auto"
-    zeek = "zeek"
-    zeek_json = "zeek-json"
-    bind = "bind"
-    coredns_log = "coredns-log"
-    dnstap = "dnstap"
-    jsonl = "jsonl"
-    csv = "csv"
-
-
-class ReportFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+FormatChoice = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+"""``--format``: auto or any registered parser (producers/formats.py)."""
 
 
 class NameSource(str, Enum):
@@ -67,7 +56,7 @@ class _Stop:
 
 def replay_cmd(
     files: List[str] = typer.Argument(..., help="Log files (gzip/xz/zstd read transparently); '-' reads stdin."),
-    fmt: LogFormat = typer.Option(LogFormat.auto, "--format", "-f", help="Log format; auto detects from the first lines."),
+    fmt: FormatChoice = typer.Option("auto", "--format", "-f", help="Log format; auto detects from the first lines."),
     max_speed: bool = typer.Option(False, "--max", help="As fast as possible (the default)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Produce at most N events per second."),
     speed: Optional[float] = typer.Option(None, "--speed", help="Follow the log's own timing, X times faster."),
@@ -98,7 +87,7 @@ def replay_cmd(
         raise typer.BadParameter("--follow reads exactly one file")
     if dry_run and wait_verdicts:
         raise typer.BadParameter("--dry-run produces nothing to wait for")
-    opts = ReplayOptions(fmt=fmt.value, rate=rate, speed=speed, follow=follow,
+    opts = ReplayOptions(fmt=fmt, rate=rate, speed=speed, follow=follow,
                          mapping=parse_mapping(mapping), collect_names=wait_verdicts)
     sink: Any
     if dry_run:
@@ -140,63 +129,6 @@ def _wait(names: set[str], timeout_s: float) -> None:
         console.print(f"[red]{len(missing)} of {len(names)} names have no verdict after {timeout_s:.0f} s[/] (e.g. {sample}); are the workers running?")
         raise typer.Exit(2)
     console.print(f"[green]all {len(names)} replayed names have a verdict[/]")
-
-
-def report_cmd(
-    since: Optional[str] = typer.Option(None, "--since", help="Start: ISO time, epoch, or '2h'/'3d' ago."),
-    until: Optional[str] = typer.Option(None, "--until", help="End: ISO time, epoch, or '1h' ago."),
-    out: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, csv or json."),
-) -> None:
-    """Which clients queried malicious or uncertain names: first/last time and counts.
-
-    Examples:
-      dnsentinel report --since 1d
-      dnsentinel report --since 2022-03-09 --until 2022-03-10 --format csv > infected.csv
-    """
-    import csv
-    import json
-    import sys
-
-    from elasticsearch import Elasticsearch
-
-    from dnsentinel.errors import ServiceUnavailable
-    from dnsentinel.producers.report import parse_when, report_rows
-    from dnsentinel.settings import get_settings
-    from dnsentinel.stream_processor.es_schema import index_name
-
-    try:
-        since_ms, until_ms = parse_when(since), parse_when(until)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--since/--until: {exc}") from exc
-    es = Elasticsearch(**get_settings().elasticsearch.client_kwargs())  # type: ignore[arg-type]
-    try:
-        rows = list(report_rows(es, index_name("activity"), since_ms, until_ms))
-    except Exception as exc:
-        if type(exc).__name__ in ("ConnectionError", "ConnectionTimeout"):
-            raise ServiceUnavailable(f"Elasticsearch unreachable: {exc}") from exc
-        raise
-    if out is ReportFormat.json:
-        json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    elif out is ReportFormat.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].as_dict()) if rows else ["client", "name"])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(r.as_dict())
-    else:
-        from rich.table import Table
-
-        table = Table(title=f"clients querying malicious or uncertain names ({len(rows)} pairs)")
-        for col in ("client", "name", "label", "first seen (UTC)", "last seen (UTC)", "queries", "blocked"):
-            table.add_column(col, justify="right" if col in ("queries", "blocked") else "left",
-                             overflow="fold", min_width={"client": 15, "name": 24}.get(col))
-        for r in sorted(rows, key=lambda r: (-r.count, r.client, r.name)):
-            d = r.as_dict()
-            first, last = (d[k][:19].replace("T", " ") for k in ("first_seen", "last_seen"))  # UTC
-            table.add_row(r.client, r.name, r.label, first, last, str(r.count), str(r.blocked))
-        out_console = Console()
-        out_console.width = max(out_console.width, 130)  # a report row is never cut; narrow terminals wrap
-        out_console.print(table)
 
 
 def loadgen_cmd(
@@ -264,5 +196,4 @@ def loadgen_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(replay_cmd)
-    app.command("report")(report_cmd)
     app.command("loadgen")(loadgen_cmd)

@@ -1,9 +1,12 @@
-"""The parser registry and format auto-detection from a file's first bytes."""
+"""The parser registry and format auto-detection from a file's first bytes.
+
+Each ``parse_<format>.py`` module declares ``FORMAT = LogFormat(name, sniff, parse, ...)``
+(:class:`~dnsentinel.producers.records.LogFormat`); :data:`PARSERS` lists them once, and
+everything else (``--format`` choices, detection, dispatch) is read from the registry.
+"""
 
 from __future__ import annotations
 
-import json
-import re
 from typing import BinaryIO, Iterable, Mapping
 
 from dnsentinel.errors import DnsentinelError
@@ -16,12 +19,23 @@ from dnsentinel.producers import (
     parse_zeek,
     parse_zeek_json,
 )
-from dnsentinel.producers.records import ParseStats, Parser
+from dnsentinel.producers.records import LogFormat, ParseStats, Parser
 
-FORMATS = ("zeek", "zeek-json", "bind", "coredns-log", "dnstap", "jsonl", "csv")
+PARSERS: tuple[LogFormat, ...] = (
+    parse_zeek.FORMAT,
+    parse_zeek_json.FORMAT,
+    parse_bind.FORMAT,
+    parse_coredns.FORMAT,
+    parse_dnstap.FORMAT,
+    parse_jsonl.FORMAT,
+    parse_csv.FORMAT,
+)
+"""The registry, in the order ``--format`` lists the formats (and detection breaks ties)."""
+
+REGISTRY: dict[str, LogFormat] = {f.name: f for f in PARSERS}
+FORMATS: tuple[str, ...] = tuple(REGISTRY)
 SNIFF_BYTES = 64 * 1024
-
-_CSV_NAME = re.compile(r"(^|,)\s*\"?(name|query|qname|domain|query_name|fqdn)\"?\s*(,|$)", re.I)
+SNIFF_LINES = 20
 
 
 class UnknownFormat(DnsentinelError):
@@ -29,52 +43,37 @@ class UnknownFormat(DnsentinelError):
 
 
 def detect(head: bytes) -> str | None:
-    """Guess the format from the first bytes (already decompressed); None when unsure."""
-    if head[:4] == b"\x00\x00\x00\x00":
-        return "dnstap"
+    """Guess the format from the first bytes (already decompressed); None when unsure.
+
+    Every format's ``sniff`` says where its first sign is; the earliest sign wins.
+    """
     text = head.decode("utf-8", "replace")
-    lines = [ln for ln in text.splitlines()[:-1] or text.splitlines() if ln.strip()][:20]
-    if not lines:
-        return None
-    if lines[0].startswith(("#separator", "#fields", "#set_separator", "#path")):
-        return "zeek"
-    for line in lines:
-        stripped = line.strip()
-        if stripped.startswith("{"):
-            try:
-                obj = json.loads(stripped)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                if "id.orig_h" in obj or ("uid" in obj and "query" in obj):
-                    return "zeek-json"
-                return "jsonl"
-        if "[INFO] " in line and '" ' in line and " - " in line:
-            return "coredns-log"
-        if "client " in line and " query: " in line:
-            return "bind"
-    if "," in lines[0] and _CSV_NAME.search(lines[0]):
-        return "csv"
-    return None
+    # The last line of a 64 KiB head is probably cut short: left out unless it is the only one.
+    lines = [ln for ln in text.splitlines()[:-1] or text.splitlines() if ln.strip()][:SNIFF_LINES]
+    signs = [(at, order, fmt.name) for order, fmt in enumerate(PARSERS) if (at := fmt.sniff(head, lines)) is not None]
+    return min(signs)[2] if signs else None
+
+
+def get(fmt: str) -> LogFormat:
+    try:
+        return REGISTRY[fmt]
+    except KeyError:
+        raise UnknownFormat(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+def is_binary(fmt: str) -> bool:
+    """True for a format whose parser reads bytes (no ``--follow``, no text decoding)."""
+    return fmt in REGISTRY and REGISTRY[fmt].binary
 
 
 def text_parser(fmt: str, lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str]) -> Parser:
-    if fmt == "zeek":
-        return parse_zeek.parse(lines, stats)
-    if fmt == "zeek-json":
-        return parse_zeek_json.parse(lines, stats)
-    if fmt == "bind":
-        return parse_bind.parse(lines, stats)
-    if fmt == "coredns-log":
-        return parse_coredns.parse(lines, stats)
-    if fmt == "jsonl":
-        return parse_jsonl.parse(lines, stats, mapping)
-    if fmt == "csv":
-        return parse_csv.parse(lines, stats, mapping)
-    raise UnknownFormat(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    entry = get(fmt)
+    if entry.binary:
+        raise UnknownFormat(f"{fmt!r} is a binary format")
+    return entry.parse(lines, stats, mapping) if entry.mapped else entry.parse(lines, stats)
 
 
 def binary_parser(fmt: str, stream: BinaryIO, stats: ParseStats) -> Parser:
-    if fmt == "dnstap":
-        return parse_dnstap.parse(stream, stats)
-    raise UnknownFormat(f"{fmt!r} is not a binary format")
+    if not is_binary(fmt):
+        raise UnknownFormat(f"{fmt!r} is not a binary format")
+    return REGISTRY[fmt].parse(stream, stats)

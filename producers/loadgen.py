@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from dnsentinel.producers.records import Query
+from dnsentinel.verdict_cache.vocabulary import Proto
+
+PROTO: Proto = "udp"
+"""Synthetic queries travel as UDP, like most real ones."""
+
 
 def _data_dir() -> Path:
     """models/data of the installed package, found without importing it (no TensorFlow)."""
@@ -169,6 +174,6 @@ def generate(model: TrafficModel, rate: float, duration_s: float, emit: Callable
             continue
         now_ms = int(time.time() * 1000)
         for name, qtype, client in model.draw(due):
-            emit(Query(now_ms, name, qtype, client, None, "udp", None))
+            emit(Query(now_ms, name, qtype, client, None, PROTO, None))
         sent += due
     return sent

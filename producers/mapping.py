@@ -8,10 +8,11 @@ unmapped fields are looked up under common aliases.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from dnsentinel.errors import DnsentinelError
-from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Query, ts_from_value
+from dnsentinel.producers.records import ParseError, ParseStats, Query, ts_from_value
+from dnsentinel.verdict_cache.events import MIN_TS_MS
 
 FIELDS = ("ts", "name", "qtype", "client", "rcode", "proto", "latency_us")
 
@@ -126,3 +127,17 @@ def json_objects(lines: Iterable[str], stats: ParseStats) -> Iterator[tuple[int,
             yield ParseError(line_no, "not_object")
             continue
         yield line_no, obj
+
+
+def first_json_object(lines: list[str], test: Callable[[dict[str, Any]], bool] = lambda obj: True) -> int | None:
+    """Auto-detection: the index of the first line that is a JSON object passing ``test``."""
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict) and test(obj):
+                return i
+    return None

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import ParseStats, Parser, Query
-from dnsentinel.producers.timeprefix import parse_prefixed
-
-FORMAT = "bind"
+from dnsentinel.producers.records import LogFormat, ParseStats, Parser, Query
+from dnsentinel.producers.timeprefix import first_text_line, parse_prefixed
+from dnsentinel.verdict_cache.vocabulary import Proto
 
 _BODY = re.compile(
     r"client (?:@0x[0-9a-fA-F]+ )?(?P<client>\S+?)#(?P<port>\d+)(?: \([^)]*\))?:"
@@ -26,5 +25,12 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
 
 
 def _query(m: re.Match[str], ts: int) -> Query:
-    proto = "tcp" if "T" in m["flags"] else "udp"
+    proto: Proto = "tcp" if "T" in m["flags"] else "udp"
     return Query(ts, m["name"], m["qtype"], m["client"], None, proto, None)
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    return first_text_line(lines, lambda line: "client " in line and " query: " in line)
+
+
+FORMAT = LogFormat("bind", sniff, parse)

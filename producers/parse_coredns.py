@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import ParseStats, Parser, Query
-from dnsentinel.producers.timeprefix import parse_prefixed
-
-FORMAT = "coredns-log"
+from dnsentinel.producers.records import LogFormat, ParseStats, Parser, Query
+from dnsentinel.producers.timeprefix import first_text_line, parse_prefixed
 
 _BODY = re.compile(
     r"\[INFO\] (?:plugin/log: )?(?P<remote>\[[0-9A-Fa-f:.%\w]+\]|[^\s:]+):(?P<port>\d+) - (?P<id>\d+) "
@@ -33,3 +31,10 @@ def _query(m: re.Match[str], ts: int) -> Query:
     except (ValueError, OverflowError):
         latency = None
     return Query(ts, m["name"], m["qtype"], m["remote"].strip("[]"), m["rcode"], m["proto"], latency)
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    return first_text_line(lines, lambda line: "[INFO] " in line and '" ' in line and " - " in line)
+
+
+FORMAT = LogFormat("coredns-log", sniff, parse)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 from typing import Iterable, Iterator, Mapping
 
 from dnsentinel.producers.mapping import resolve, to_query
-from dnsentinel.producers.records import ParseError, ParseStats, Parser
+from dnsentinel.producers.records import LogFormat, ParseError, ParseStats, Parser
 
-FORMAT = "csv"
+_NAME_COLUMN = re.compile(r"(^|,)\s*\"?(name|query|qname|domain|query_name|fqdn)\"?\s*(,|$)", re.I)
 
 
 def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | None = None) -> Parser:
@@ -59,3 +60,11 @@ class _Counting:
         line = next(self._it)
         self._stats.lines += 1
         return line
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    """A header row with a name-like column; weaker than any other sign (``len(lines)``)."""
+    return len(lines) if lines and "," in lines[0] and _NAME_COLUMN.search(lines[0]) else None
+
+
+FORMAT = LogFormat("csv", sniff, parse, mapped=True)

@@ -11,15 +11,12 @@ from __future__ import annotations
 import ipaddress
 from typing import BinaryIO
 
-import dns.exception
-import dns.message
-import dns.rdataclass
-import dns.rdatatype
-
 from dnsentinel.producers import dnstap_wire as w
-from dnsentinel.producers.records import MIN_TS_MS, Ignored, ParseError, ParseStats, Parser, Query
+from dnsentinel.producers.records import Ignored, LogFormat, ParseError, ParseStats, Parser, Query
+from dnsentinel.verdict_cache.events import MIN_TS_MS
 
-FORMAT = "dnstap"
+FRAME_STREAMS_MAGIC = b"\x00\x00\x00\x00"
+"""A Frame Streams file opens with a zero-length "control frame" escape."""
 
 
 def parse(stream: BinaryIO, stats: ParseStats) -> Parser:
@@ -43,6 +40,11 @@ def parse(stream: BinaryIO, stats: ParseStats) -> Parser:
 
 
 def _decode(payload: bytes, frame_no: int) -> Query | ParseError | Ignored:
+    # dnspython is imported here, not at the top: the CLI reads FORMAT for --format at start-up.
+    import dns.exception
+    import dns.message
+    import dns.rdatatype
+
     top = w.fields(payload)
     if top.get(w.DNSTAP_TYPE, w.DNSTAP_TYPE_MESSAGE) != w.DNSTAP_TYPE_MESSAGE:
         return Ignored(frame_no, "not_a_message")
@@ -81,3 +83,10 @@ def _decode(payload: bytes, frame_no: int) -> Query | ParseError | Ignored:
     proto_num = msg.get(w.M_SOCKET_PROTOCOL)
     proto = w.SOCKET_PROTOCOLS.get(proto_num) if isinstance(proto_num, int) else None
     return Query(ts, name, dns.rdatatype.to_text(q.rdtype), client, None, proto, None)
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    return -1 if head[:4] == FRAME_STREAMS_MAGIC else None
+
+
+FORMAT = LogFormat("dnstap", sniff, parse, binary=True)

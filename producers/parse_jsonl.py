@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from dnsentinel.producers.mapping import json_objects, resolve, to_query
-from dnsentinel.producers.records import ParseError, ParseStats, Parser
-
-FORMAT = "jsonl"
+from dnsentinel.producers.mapping import first_json_object, json_objects, resolve, to_query
+from dnsentinel.producers.records import LogFormat, ParseError, ParseStats, Parser
 
 
 def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | None = None) -> Parser:
@@ -31,3 +29,11 @@ def parse(lines: Iterable[str], stats: ParseStats, mapping: Mapping[str, str] | 
             yield to_query(obj, columns, line_no, None)
         except ParseError as err:
             yield err
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    """The first JSON object (Zeek's JSON, registered before, wins a tie on the same line)."""
+    return first_json_object(lines)
+
+
+FORMAT = LogFormat("jsonl", sniff, parse, mapped=True)

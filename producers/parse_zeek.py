@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from dnsentinel.producers.records import MIN_TS_MS, Ignored, ParseError, ParseStats, Parser, Query, decimal_to_int
+from dnsentinel.producers.records import Ignored, LogFormat, ParseError, ParseStats, Parser, Query, decimal_to_int
+from dnsentinel.verdict_cache.events import MIN_TS_MS
 
-FORMAT = "zeek"
+HEADERS = ("#separator", "#fields", "#set_separator", "#path")
+"""The header lines a Zeek TSV log opens with."""
 
 DEFAULT_FIELDS = (
     "ts uid id.orig_h id.orig_p id.resp_h id.resp_p proto trans_id rtt query qclass qclass_name "
@@ -140,3 +142,11 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
         if item is not None:
             yield item
     z.finish(stats, line_no)
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    """A Zeek TSV log opens with its header."""
+    return 0 if lines and lines[0].startswith(HEADERS) else None
+
+
+FORMAT = LogFormat("zeek", sniff, parse)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from dnsentinel.producers.mapping import json_objects, to_query
-from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Parser
-
-FORMAT = "zeek-json"
+from dnsentinel.producers.mapping import first_json_object, json_objects, to_query
+from dnsentinel.producers.records import Ignored, LogFormat, ParseError, ParseStats, Parser
 
 _COLUMNS = {"ts": "ts", "name": "query", "qtype": "qtype_name", "client": "id.orig_h", "rcode": "rcode_name", "proto": "proto"}
 
@@ -28,3 +26,11 @@ def parse(lines: Iterable[str], stats: ParseStats) -> Parser:
             yield to_query(obj, _COLUMNS, line_no, None)
         except ParseError as err:
             yield err
+
+
+def sniff(head: bytes, lines: list[str]) -> int | None:
+    """The first JSON object with Zeek's connection or query keys."""
+    return first_json_object(lines, lambda obj: "id.orig_h" in obj or ("uid" in obj and "query" in obj))
+
+
+FORMAT = LogFormat("zeek-json", sniff, parse)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterator, NamedTuple, Union
-
-MIN_TS_MS = 946_684_800_000
-"""2000-01-01T00:00:00Z: events before it are invalid (SPEC §2.2 ``bad_ts``)."""
+from typing import Callable, Iterator, NamedTuple, Union
 
 
 class Query(NamedTuple):
-    """One DNS query as a log recorded it (the name is still raw: normalized at encoding)."""
+    """One DNS query as a log recorded it (the name is still raw: normalized at encoding).
+
+    Not the contract's ``QueryEvent``: raw log values (a qtype may be ``28``, a proto ``doh``),
+    no source or origin; :class:`~dnsentinel.producers.encode.EventEncoder` makes the event.
+    """
 
     ts: int
     """Query time, Unix epoch milliseconds, from the log."""
@@ -59,6 +60,31 @@ class ParseStats:
 
 
 Parser = Iterator[Item]
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """What a parser module declares as its ``FORMAT``; :mod:`formats` registers it.
+
+    A new log format is one ``parse_<name>.py`` module with a ``FORMAT = LogFormat(...)`` line
+    and its entry in ``formats.PARSERS``; ``--format`` and auto-detection follow from there.
+    """
+
+    name: str
+    """The ``--format`` value."""
+    sniff: Callable[[bytes, list[str]], int | None]
+    """Given a file's first bytes (decompressed) and its first non-blank lines (at most 20): where
+    the first sign of this format is. The index of the first line only this format writes; -1 for
+    a sign in the bytes before any line (a magic number); ``len(lines)`` for a format told only
+    when no other matches (a CSV header); None when the head shows no sign. Auto-detection picks
+    the earliest sign; a tie goes to the format registered first."""
+    parse: Callable[..., Parser]
+    """``parse(lines, stats)``; ``parse(lines, stats, mapping)`` when ``mapped``;
+    ``parse(stream, stats)`` when ``binary``."""
+    mapped: bool = False
+    """The parser takes the ``--map`` field mapping (generic JSON, CSV)."""
+    binary: bool = False
+    """The parser reads the raw byte stream rather than text lines (dnstap)."""
 
 
 def decimal_to_int(text: str, places: int) -> int:

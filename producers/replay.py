@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from dnsentinel.producers.encode import EventEncoder, NameInfo
-from dnsentinel.producers.formats import SNIFF_BYTES, UnknownFormat, binary_parser, detect, text_parser
+from dnsentinel.producers import parse_zeek
+from dnsentinel.producers.encode import EventEncoder
+from dnsentinel.producers.formats import SNIFF_BYTES, UnknownFormat, binary_parser, detect, is_binary, text_parser
 from dnsentinel.producers.pacing import Pacer
 from dnsentinel.producers.parse_zeek import ZeekTsv
 from dnsentinel.producers.records import Ignored, ParseError, ParseStats, Query
@@ -68,17 +69,11 @@ class ReplaySummary:
 
     @property
     def skipped(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for f in self.files:
-            total.update(f.skipped)
-        return total
+        return sum((f.skipped for f in self.files), Counter())
 
     @property
     def ignored(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for f in self.files:
-            total.update(f.ignored)
-        return total
+        return sum((f.ignored for f in self.files), Counter())
 
 
 Progress = Callable[[Source, ParseStats, int], None]
@@ -106,16 +101,16 @@ def replay_file(path: str, sink: Sink, opts: ReplayOptions, summary: ReplaySumma
         if on_open is not None:
             on_open(src, fmt)
         stats = ParseStats()
-        if fmt == "dnstap":
+        if is_binary(fmt):
             if opts.follow:
-                raise SourceError("--follow is for text logs, not dnstap")
+                raise SourceError(f"--follow is for text logs, not {fmt}")
             items = binary_parser(fmt, src.stream, stats)
         else:
             lines: Iterable[str] = follow_lines(src.stream, stop=stop) if opts.follow else src.text()
             items = text_parser(fmt, lines, stats, opts.mapping)
         tick = (lambda n: progress(src, stats, n)) if progress else None
         encoder = EventEncoder("replay", origin=src.name)
-        if fmt == "zeek" and opts.rate is None and opts.speed is None:
+        if fmt == parse_zeek.FORMAT.name and opts.rate is None and opts.speed is None:
             _pump_zeek(lines, sink, encoder, opts, result, summary, stats, tick, stop)
         else:
             _pump(items, sink, encoder, opts, result, summary, stats, tick, stop)
@@ -196,113 +191,109 @@ class _Handler:
 def _pump_zeek(lines: Iterable[str], sink: Sink, encoder: EventEncoder, opts: ReplayOptions,
                result: FileSummary, summary: ReplaySummary, stats: ParseStats,
                tick: Callable[[int], None] | None, stop: Callable[[], bool]) -> None:
-    """Zeek TSV without pacing: the fused fast path behind the replay benchmark.
-
-    A line whose name, client, qtype and rcode/proto were seen before (most lines of a real
-    log) is split, looked up in the encoder's caches and rendered in one go: no Query object,
-    no generator hop, and librdkafka's ``produce`` called directly. Any other line (headers,
-    first sightings, unset or odd fields, errors) takes the general path through
-    ``ZeekTsv.parse_line`` and ``EventEncoder.encode``, which also fills the caches, so both
-    paths produce byte-identical events.
-    """
-    z = ZeekTsv()
-    raw = getattr(sink, "raw_produce", None)
-    if raw is not None:
-        raw_produce, topic = raw()
-    else:
-        raw_produce, topic = None, ""
-    slow_produce = sink.produce
-    poll = getattr(sink, "poll", None)
-    names_cache, clients, qtypes, tails = encoder.names, encoder.clients, encoder.qtypes, encoder.tails
-    head, max_ts = encoder.head, encoder.max_ts
-    max_s = str(max_ts)  # 13 digits: ASCII digit strings of one length compare like numbers
-    names = summary.names if opts.collect_names else None
-    handle = _Handler(sink, encoder, result, names)
-    produced = fast = unscorable = 0
-    line_no = 0
-
-    def layout() -> tuple:
-        i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = z.layout
-        ok = min(z.layout) >= 0
-        return z.sep, z.unset, z.width, ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode
-
-    sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = layout()
+    """Zeek TSV without pacing: the fused fast path behind the replay benchmark (see :class:`_ZeekPump`)."""
+    pump = _ZeekPump(sink, encoder, _Handler(sink, encoder, result, summary.names if opts.collect_names else None))
     try:
-        for line in lines:
-            line_no += 1
-            if fast_ok and line[:1] != "#":
-                cols = line.split(sep, width)
-                if len(cols) > width:
-                    info = names_cache.get(cols[i_query])
-                    client = clients.get(cols[i_client])
-                    qtype = qtypes.get(cols[i_qtype])
-                    rcode = cols[i_rcode]
-                    proto = cols[i_proto]
-                    tail = tails.get((None if rcode == unset else rcode, None if proto == unset else proto))
-                    # Zeek prints ts and rtt with six decimals: ms and µs are cut from the text.
-                    x = cols[i_ts]
-                    r = cols[i_rtt]
-                    if r == unset:
-                        lat = ""
-                    elif len(r) >= 8 and r[-7] == ".":
-                        us = (r[:-7] + r[-6:]).lstrip("0") or "0"
-                        lat = ',"latency_us":' + us if us.isdecimal() and us.isascii() and len(us) <= 12 else "?"
-                    else:
-                        lat = "?"
-                    if (type(info) is NameInfo and client and qtype and tail is not None and lat != "?"
-                            and len(x) == 17 and x[10] == "." and x[0] != "0"):
-                        tss = x[:10] + x[11:14]
-                        if tss.isdecimal() and tss.isascii() and tss <= max_s:
-                            value = f'{head}{tss},"name":{info.json_name},"qtype":{qtype},"client":{client}{tail}{lat}}}'
-                            if raw_produce is not None:
-                                try:
-                                    raw_produce(topic, value, info.key)
-                                    fast += 1
-                                except BufferError:
-                                    slow_produce(info.key, value)
-                            else:
-                                slow_produce(info.key, value)
-                            produced += 1
-                            scorable = info.scorable
-                            if scorable is None:
-                                unscorable += 1
-                            elif names is not None:
-                                names.add(scorable)
-                            if not line_no & 0x1FFF:
-                                stats.lines = line_no
-                                if poll is not None:
-                                    poll(0)
-                                if tick is not None:
-                                    tick(produced + handle.produced)
-                                if stop():
-                                    break
-                            continue
-            # General path: anything the fast path did not fully recognise.
-            stats.lines = line_no
-            item = z.parse_line(line, line_no)
-            if item is None:
-                if line[:1] == "#":
-                    sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = layout()
-                continue
-            handle(item, line_no)
-            if encoder.max_ts != max_ts:
-                max_ts = encoder.max_ts
-                max_s = str(max_ts)
+        pump.run(lines, stats, tick, stop)
     except SourceError as exc:
         result.skipped["unreadable"] += 1
-        result.examples.append(f"line {line_no + 1}: unreadable ({exc})")
+        result.examples.append(f"line {pump.line_no + 1}: unreadable ({exc})")
     finally:
-        produced += handle.produced
-        stats.lines = line_no
-        z.finish(stats, line_no)
-        if fast and hasattr(sink, "count_sent"):
-            sink.count_sent(fast)  # type: ignore[attr-defined]
-        encoder.unscorable += unscorable
+        produced = pump.produced + pump.handle.produced
+        stats.lines = pump.line_no
+        pump.z.finish(stats, pump.line_no)
+        if pump.fast and hasattr(sink, "count_sent"):
+            sink.count_sent(pump.fast)  # type: ignore[attr-defined]
         result.produced = produced
-        result.lines = line_no
+        result.lines = pump.line_no
         result.unscorable = encoder.unscorable
         if tick is not None:
             tick(produced)
+
+
+class _ZeekPump:
+    """The fused Zeek loop: split a line, let the encoder render it from its caches, produce.
+
+    A line whose name, client, qtype and rcode/proto were seen before (most lines of a real
+    log) is split once and handed as text to :meth:`EventEncoder.encode_seen`: no Query
+    object, no generator hop, and librdkafka's ``produce`` called directly. Any other line
+    (headers, first sightings, unset or odd fields, errors) takes the general path through
+    ``ZeekTsv.parse_line`` and ``EventEncoder.encode``, which also fills the caches, so both
+    paths produce byte-identical events.
+    """
+
+    def __init__(self, sink: Sink, encoder: EventEncoder, handle: _Handler) -> None:
+        self.z = ZeekTsv()
+        raw = getattr(sink, "raw_produce", None)
+        self.raw_produce, self.topic = raw() if raw is not None else (None, "")
+        self.produce = sink.produce
+        self.poll = getattr(sink, "poll", None)
+        self.encode_seen = encoder.encode_seen
+        self.handle = handle
+        self.names = handle.names
+        self.line_no = self.produced = self.fast = 0
+        """Lines read, events produced by the fast path, and those of them given to ``raw_produce``."""
+
+    def layout(self) -> tuple[str, str, int, bool, int, int, int, int, int, int, int]:
+        """The current header's separator, unset marker, split width, fast-path eligibility and columns."""
+        z = self.z
+        return (z.sep, z.unset, z.width, min(z.layout) >= 0, *z.layout)
+
+    def run(self, lines: Iterable[str], stats: ParseStats, tick: Callable[[int], None] | None,
+            stop: Callable[[], bool]) -> None:
+        sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = self.layout()
+        encode_seen, raw_produce, topic, produce = self.encode_seen, self.raw_produce, self.topic, self.produce
+        parse_line, handle, names = self.z.parse_line, self.handle, self.names
+        line_no = produced = fast = 0
+        try:
+            for line in lines:
+                line_no += 1
+                if fast_ok and line[:1] != "#":
+                    cols = line.split(sep, width)
+                    if len(cols) > width:
+                        # Zeek prints ts and rtt with six decimals: ms and µs are cut from the text.
+                        x, r = cols[i_ts], cols[i_rtt]
+                        if len(x) == 17 and x[10] == "." and (r == unset or (len(r) >= 8 and r[-7] == ".")):
+                            rcode, proto = cols[i_rcode], cols[i_proto]
+                            got = encode_seen(x[:10] + x[11:14], cols[i_query], cols[i_qtype], cols[i_client],
+                                              None if rcode == unset else rcode, None if proto == unset else proto,
+                                              None if r == unset else r[:-7] + r[-6:])
+                            if got is not None:
+                                key, value, scorable = got
+                                if raw_produce is None:
+                                    produce(key, value)
+                                else:
+                                    try:
+                                        raw_produce(topic, value, key)
+                                        fast += 1
+                                    except BufferError:
+                                        produce(key, value)
+                                produced += 1
+                                if names is not None and scorable is not None:
+                                    names.add(scorable)
+                                if not line_no & 0x1FFF and self.checkpoint(line_no, produced, stats, tick, stop):
+                                    break
+                                continue
+                # General path: anything the fast path did not fully recognise.
+                stats.lines = line_no
+                item = parse_line(line, line_no)
+                if item is None:
+                    if line[:1] == "#":
+                        sep, unset, width, fast_ok, i_ts, i_client, i_proto, i_rtt, i_query, i_qtype, i_rcode = self.layout()
+                    continue
+                handle(item, line_no)
+        finally:
+            self.line_no, self.produced, self.fast = line_no, produced, fast
+
+    def checkpoint(self, line_no: int, produced: int, stats: ParseStats, tick: Callable[[int], None] | None,
+                   stop: Callable[[], bool]) -> bool:
+        """Every 8,192 lines: publish the line count, serve delivery reports, tick; True to stop."""
+        stats.lines = line_no
+        if self.poll is not None:
+            self.poll(0)
+        if tick is not None:
+            tick(produced + self.handle.produced)
+        return stop()
 
 
 def replay(paths: list[str], sink: Sink, opts: ReplayOptions, progress: Progress | None = None,

@@ -12,7 +12,8 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
-from dnsentinel.producers.records import MIN_TS_MS, ParseError, ParseStats, Parser, Query
+from dnsentinel.producers.records import ParseError, ParseStats, Parser, Query
+from dnsentinel.verdict_cache.events import MIN_TS_MS
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
 
@@ -101,3 +102,12 @@ def parse_prefixed(lines: Iterable[str], stats: ParseStats, marker: str, body: r
             yield ParseError(line_no, "bad_ts")
             continue
         yield build(m, ts)
+
+
+def first_text_line(lines: list[str], test: Callable[[str], bool]) -> int | None:
+    """Auto-detection: the index of the first line passing ``test`` that is not a JSON object
+    (a JSON line quoting a BIND or CoreDNS message is JSON, not that log)."""
+    for i, line in enumerate(lines):
+        if not line.strip().startswith("{") and test(line):
+            return i
+    return None

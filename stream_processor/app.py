@@ -1,37 +1,366 @@
 """The Faust application: the queries topic in, verdicts out.
 
-:func:`create_app` wires a :class:`~dnsentinel.stream_processor.worker.BatchProcessor`
-to Faust: Faust runs the service (lifecycle, web views, timers that poll the
-model registry and flush Elasticsearch, the producer of verdicts and dead
-letters, a task following the Redis changes channel). The queries topic is
-read by :class:`~dnsentinel.stream_processor.consumer.BatchConsumer` (librdkafka,
-whole batches, consumer group ``worker.app_id``) rather than a Faust agent,
-whose per-message machinery cost most of the worker's CPU (consumer.py). A
-batch's offsets are committed only once the sink has written its counts, so
-only offsets whose effects are stored everywhere are committed.
+:func:`create_app` builds a :class:`WorkerApp` (Faust's App without its own consumer and
+sensors) and the :class:`WorkerService` it runs: the worker's collaborators, each named (model
+holder, verdict cache, Elasticsearch client and sink, batch processor, batch consumer), with
+their lifecycle. Faust runs the service: lifecycle, web views, timers that poll the model
+registry and flush Elasticsearch, the producer of verdicts and dead letters. The queries topic
+is read by :class:`~dnsentinel.stream_processor.consumer.BatchConsumer` (librdkafka, whole
+batches, consumer group ``worker.app_id``) rather than a Faust agent, whose per-message
+machinery cost most of the worker's CPU (consumer.py). A batch's offsets are committed only
+once the sink has written its counts, so only offsets whose effects are stored everywhere are
+committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from typing import Any, Callable
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable, cast
 
 import faust
 from faust.app.base import BootStrategy
+from faust.web import Request, Response, View
 
 from dnsentinel.settings import Settings, get_settings
-from dnsentinel.stream_processor.es_schema import ensure_templates_async
+from dnsentinel.verdict_cache.es_schema import ensure_templates_async
+from dnsentinel.stream_processor.activity import Fields
 from dnsentinel.stream_processor.consumer import BatchConsumer, consumer_config
 from dnsentinel.stream_processor.es_sink import EsSink
 from dnsentinel.stream_processor.metrics import Metrics
-from dnsentinel.stream_processor.scorer import ModelHolder
+from dnsentinel.stream_processor.ports import Token, VerdictStore
+from dnsentinel.stream_processor.scorer import ModelHolder, ModelLoader
+from dnsentinel.stream_processor.triage import Record
 from dnsentinel.stream_processor.worker import BatchProcessor, Topics
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
+
+    from dnsentinel.stream_processor.detections.service import AlertCache, DetectionService
+    from faust.types.auth import CredentialsT
+
+    from dnsentinel.models.detector import Scorer
 
 log = logging.getLogger(__name__)
 
+MAX_SCORE_NAMES = 10_000
+"""The most names one ``POST /score`` may ask about."""
 
-def _broker_credentials(s: Settings) -> Any:
+
+class _Boot(BootStrategy):
+    enable_kafka_consumer = False  # the queries topic has its own batch consumer
+    enable_sensors = False  # Faust's Monitor only watched the per-event stream we no longer use
+
+
+class WorkerApp(faust.App):
+    """Faust's App as the worker uses it, holding the :class:`WorkerService` it runs."""
+
+    BootStrategy = _Boot
+    worker_service: WorkerService | None = None
+
+    async def on_stop(self) -> None:
+        """Drain the worker first, while the producer still delivers what its last batch publishes."""
+        if self.worker_service is not None:
+            try:
+                await self.worker_service.stop()
+            except Exception:
+                log.exception("the worker did not stop cleanly; unacked events are replayed")
+        await super().on_stop()
+
+
+def _registry_model(version: str | None) -> Scorer:
+    from dnsentinel.models import device, load
+
+    return load(version, placement=device.for_worker(device.configure()))
+
+
+def _registry_version() -> str | None:
+    from dnsentinel.models.registry import current_version
+
+    return current_version()
+
+
+def create_app(settings: Settings | None = None, *, model_loader: ModelLoader = _registry_model,
+               current_version: Callable[[], str | None] | None = _registry_version,
+               cache: VerdictStore | None = None, es: AsyncElasticsearch | None = None,
+               metrics: Metrics | None = None, serve_metrics: bool = True) -> WorkerApp:
+    """Build the worker app; the keyword arguments let tests swap in their own collaborators."""
+    s = settings or get_settings()
+    metrics = metrics or Metrics()
+    app = _faust_app(s)
+    models = ModelHolder(model_loader, current_version, metrics)
+    service = app.worker_service = WorkerService(app=app, settings=s, models=models, metrics=metrics, cache=cache,
+                                                 es=es, serve_metrics=serve_metrics)
+    w = s.worker
+    app.task(service.start)
+    app.timer(interval=max(0.1, w.es_flush_interval_s / 2))(service.flush_tick)
+    app.timer(interval=w.model_poll_s)(service.reload_tick)
+    app.page("/health")(HealthView)
+    app.page("/metrics")(MetricsView)
+    app.page("/score")(ScoreView)
+    return app
+
+
+@dataclass(eq=False, kw_only=True)
+class WorkerService:
+    """One worker's collaborators and their lifecycle: started by a Faust task, stopped by the app.
+
+    ``cache`` and ``es`` are made from the settings at start unless given; the rest of the
+    running parts (sink, batch processor, consumer, their tasks) exist once :meth:`start` made them.
+    """
+
+    app: faust.App
+    settings: Settings
+    models: ModelHolder
+    metrics: Metrics
+    cache: VerdictStore | None = None
+    es: AsyncElasticsearch | None = None
+    serve_metrics: bool = True
+    sink: EsSink | None = field(default=None, init=False)
+    proc: BatchProcessor | None = field(default=None, init=False)
+    consumer: BatchConsumer | None = field(default=None, init=False)
+    detections: DetectionService | None = field(default=None, init=False)
+    signals_consumer: BatchConsumer | None = field(default=None, init=False)
+    _signals: asyncio.Future[None] | None = field(default=None, init=False)
+    _consuming: asyncio.Future[None] | None = field(default=None, init=False)
+    _sink_running: asyncio.Future[None] | None = field(default=None, init=False)
+    _templates_pending: bool = field(default=False, init=False)
+    gc: GcPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gc = GcPolicy(self.settings.worker.gc_full_collect_s)
+
+    async def start(self) -> None:
+        """The parts that need the loop: model, Redis, ES templates and sink, topics, metrics endpoint,
+        consumer; then follow the Redis changes channel for as long as the worker runs."""
+        s, w = self.settings, self.settings.worker
+        await self.models.start()
+        self.gc.start()
+        self.metrics.watch_gc()
+        cache = self.cache = self.cache if self.cache is not None else _default_cache(s)
+        es = self.es = self.es if self.es is not None else _default_es(s)
+        await self._install_templates(es)
+        sink = self.sink = EsSink.from_settings(es, self.metrics, w)
+        self._sink_running = asyncio.ensure_future(sink.run())
+        await self._declare_topics()
+        k = s.kafka
+        detections = self._detections(cache, sink)
+        proc = self.proc = BatchProcessor(
+            cache=cache, scorer=self.models, publish=self.publish, sink=sink, metrics=self.metrics,
+            topics=Topics(k.queries_topic, k.verdicts_topic, k.dlq_topic), es_prefix=s.elasticsearch.index_prefix,
+            settings=w, ack=self.ack, detections=detections)
+        if self.serve_metrics:
+            try:
+                self.metrics.serve(w.metrics_port, w.metrics_host)
+            except OSError as exc:
+                log.warning("metrics port %s:%d unavailable (%s); /metrics is still served by the web view",
+                            w.metrics_host, w.metrics_port, exc)
+        consumer = self.consumer = self._consumer(w.app_id, k.queries_topic)
+        self._consuming = asyncio.ensure_future(consumer.run(proc.handle))
+        self._consuming.add_done_callback(self._crashed)
+        if detections is not None:
+            self._start_signals(detections)
+        await _follow_changes(s, proc)
+
+    def _detections(self, cache: VerdictStore, sink: EsSink) -> DetectionService | None:
+        """The behaviour detections (detections/service.py), unless ``detections.enabled`` is off."""
+        s = self.settings
+        if not s.detections.enabled:
+            return None
+        from dnsentinel.stream_processor.detections.service import DetectionService
+
+        models = self.models
+        self.detections = DetectionService(
+            settings=s.detections, publish=self.publish, cache=cast("AlertCache", cache), metrics=self.metrics,
+            es_prefix=s.elasticsearch.index_prefix, verdicts_topic=s.kafka.verdicts_topic, sink=sink,
+            popular=lambda d: models.model is not None and models.model.prior.vouches_for(d),
+            observer=s.worker.app_id)
+        return self.detections
+
+    def _start_signals(self, detections: DetectionService) -> None:
+        """Stage 2 of the detections: ``dns.signals`` (keyed by client) in its own consumer group."""
+        s, w = self.settings, self.settings.worker
+        consumer = self.signals_consumer = self._consumer(f"{w.app_id}-signals", s.detections.signals_topic)
+
+        async def handle(records: list[Record], token: Token) -> None:
+            await detections.on_signals(records, token)
+            if token:
+                consumer.ack([token])
+
+        self._signals = asyncio.ensure_future(consumer.run(handle))
+        self._signals.add_done_callback(self._crashed)
+
+    def _consumer(self, group: str, topic: str) -> BatchConsumer:
+        """A batch consumer of ``topic`` in ``group`` whose lag per partition goes to the metrics."""
+        s, w, m = self.settings, self.settings.worker, self.metrics
+        return BatchConsumer(consumer_config(s.kafka.confluent_config(), group), topic, w.batch_max, w.batch_within_s,
+                             on_lag=lambda lags: m.set_lag(topic, lags),
+                             on_revoked=lambda partitions: m.forget_lag(topic, partitions))
+
+    async def _declare_topics(self) -> None:
+        k = self.settings.kafka
+        d = self.settings.detections
+        for name, partitions, options in ((k.queries_topic, k.queries_partitions, {}),
+                                          (k.verdicts_topic, k.verdicts_partitions, {"compacting": True}),
+                                          (k.dlq_topic, k.dlq_partitions, {"retention": 14 * 86400}),
+                                          (d.signals_topic, k.queries_partitions, {"retention": 86400}),
+                                          (d.alerts_topic, 1, {"retention": 30 * 86400})):
+            topic = self.app.topic(name, partitions=partitions, key_type=bytes, value_type=bytes, **options)
+            await topic.maybe_declare()
+
+    async def _install_templates(self, es: AsyncElasticsearch) -> None:
+        """Index templates; while Elasticsearch is down verdicts still flow, and the flush timer retries."""
+        try:
+            await ensure_templates_async(es, prefix=self.settings.elasticsearch.index_prefix)
+        except Exception as exc:
+            if not self._templates_pending:
+                log.warning("cannot install elasticsearch templates now (%s); the sink retries its writes", exc)
+            self._templates_pending = True
+        else:
+            self._templates_pending = False
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[object]:
+        """The :class:`~dnsentinel.stream_processor.ports.Publisher` of verdicts and dead letters."""
+        return cast(Awaitable[object], await self.app.producer.send(topic, key, value, None, None, None))
+
+    def ack(self, tokens: list[Token]) -> None:
+        if self.consumer is not None:
+            self.consumer.ack(tokens)
+
+    def _crashed(self, task: asyncio.Future[None]) -> None:
+        """A batch that cannot be finished (Kafka publish failed for good, the model raised) stops the
+        worker loudly: its offsets are not committed, the next start replays it."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.critical("batch processing failed; stopping the worker", exc_info=exc)
+            asyncio.ensure_future(self.app.crash(exc))
+
+    async def flush_tick(self) -> None:
+        if self.proc is not None and self.proc.flush_due():
+            self.proc.flush()
+        self.gc.tick()
+        if self._templates_pending and self.es is not None:
+            await self._install_templates(self.es)
+
+    async def reload_tick(self) -> None:
+        if self.models.model is not None:
+            await self.models.maybe_reload()
+
+    def health(self) -> Fields:
+        sink = self.sink
+        return {
+            "ok": self.models.model is not None and self.proc is not None,
+            "model": self.models.version,
+            "es_backlog": sink.pending_actions if sink else None,
+            "es_dropped": sink.dropped_actions if sink else None,
+        }
+
+    async def score(self, body: object) -> tuple[Fields, int]:
+        """``{"domains": [...]}`` -> (the offline decision per name: score, label, reason; HTTP status)."""
+        domains = body.get("domains") if isinstance(body, dict) else None
+        if not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)
+                and len(domains) <= MAX_SCORE_NAMES):
+            return {"error": f"body must be {{\"domains\": [up to {MAX_SCORE_NAMES} strings]}}"}, 400
+        if self.models.model is None:
+            return {"error": "no model loaded yet"}, 503
+        scored = await self.models.score(domains)
+        return {"model": scored.version, "results": [
+            {"name": n, "score": round(sc, 4), "label": lb, "reason": why, "model": scored.version}
+            for n, sc, lb, why in zip(domains, scored.scores, scored.labels, scored.reasons)
+        ]}, 200
+
+    async def stop(self) -> None:
+        """A clean stop: the consume loop ends after its batch, the last counts reach Elasticsearch."""
+        consumer, proc, sink = self.consumer, self.proc, self.sink
+        if self.signals_consumer is not None:
+            self.signals_consumer.stop()
+            if self._signals is not None:
+                try:
+                    await asyncio.wait_for(self._signals, 30.0)
+                except Exception as exc:
+                    log.warning("signals loop did not stop cleanly (%r)", exc)
+            await asyncio.get_running_loop().run_in_executor(None, self.signals_consumer.close)
+        if consumer is not None:
+            consumer.stop()
+            if self._consuming is not None:
+                try:
+                    await asyncio.wait_for(self._consuming, 30.0)
+                except Exception as exc:  # a batch stuck on Redis: its events are replayed
+                    log.warning("consumer loop did not stop cleanly (%r)", exc)
+        if proc is not None:
+            try:
+                await asyncio.wait_for(proc.drain(), 30.0)  # the completion lane's last batches
+            except Exception as exc:  # not completed, so not acked: replayed by the next owner
+                log.warning("completion lane did not drain cleanly (%r)", exc)
+            proc.flush()
+        if sink is not None:
+            await sink.stop(timeout=10.0)
+        if consumer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, consumer.close)
+        self.models.close()
+
+
+def _service(view: View) -> WorkerService:
+    service = cast(WorkerApp, view.app).worker_service
+    assert service is not None, "create_app sets it"
+    return service
+
+
+class HealthView(View):
+    """``GET /health``: ``{"ok", "model", "es_backlog", "es_dropped"}``."""
+
+    async def get(self, request: Request) -> Response:
+        return self.json(_service(self).health())
+
+
+class MetricsView(View):
+    """``GET /metrics``: Prometheus text (also on ``worker.metrics_port``)."""
+
+    async def get(self, request: Request) -> Response:
+        from prometheus_client import generate_latest
+
+        return self.bytes(generate_latest(_service(self).metrics.registry), content_type="text/plain; version=0.0.4")
+
+
+class ScoreView(View):
+    """``POST {"domains": [...]}``: the offline decision per name (no cache, no writes): score, label, reason."""
+
+    async def post(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        result, status = await _service(self).score(body)
+        return self.json(result, status=status)
+
+
+def _faust_app(s: Settings) -> WorkerApp:
+    w = s.worker
+    datadir = s.stack.state_dir / "faust" / w.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return WorkerApp(
+        w.app_id,
+        broker=[f"kafka://{h.strip()}" for h in s.kafka.bootstrap_servers.split(",")],
+        broker_credentials=_broker_credentials(s),
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        web_enabled=True,
+        web_port=w.web_port,
+        web_bind="127.0.0.1",
+        topic_partitions=s.kafka.queries_partitions,
+        topic_allow_declare=True,
+        producer_linger_ms=5,
+        producer_acks=-1,
+        datadir=str(datadir),
+    )
+
+
+def _broker_credentials(s: Settings) -> CredentialsT | None:
     k = s.kafka
     if k.security_protocol == "PLAINTEXT":
         return None
@@ -50,239 +379,59 @@ def _broker_credentials(s: Settings) -> Any:
     )
 
 
-def _default_loader(version: str | None) -> Any:
-    from dnsentinel.models import load
-
-    return load(version) if version else load()
-
-
-def _default_current_version() -> str | None:
-    from dnsentinel.models.registry import current_version
-
-    return current_version()
-
-
-def _default_cache(s: Settings) -> Any:
+def _default_cache(s: Settings) -> VerdictStore:
     from dnsentinel.verdict_cache.cache import VerdictCache
 
     return VerdictCache.from_settings(s)
 
 
-def create_app(settings: Settings | None = None, *, model_loader: Callable[[str | None], Any] | None = None,
-               current_version: Callable[[], str | None] | None = _default_current_version,
-               cache: Any = None, es: Any = None, metrics: Metrics | None = None,
-               serve_metrics: bool = True) -> faust.App:
-    """Build the worker app; the keyword arguments let tests swap in their own collaborators."""
-    s = settings or get_settings()
-    w = s.worker
-    metrics = metrics or Metrics()
-    datadir = s.stack.state_dir / "faust" / w.app_id
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    class _Boot(BootStrategy):
-        enable_kafka_consumer = False  # the queries topic has its own batch consumer
-        enable_sensors = False  # Faust's Monitor only watched the per-event stream we no longer use
+def _default_es(s: Settings) -> AsyncElasticsearch:
+    from elasticsearch import AsyncElasticsearch
+    from elasticsearch.serializer import OrjsonSerializer
 
-    class _App(faust.App):
-        BootStrategy = _Boot
-
-    app = _App(
-        w.app_id,
-        broker=[f"kafka://{h.strip()}" for h in s.kafka.bootstrap_servers.split(",")],
-        broker_credentials=_broker_credentials(s),
-        key_serializer="raw",
-        value_serializer="raw",
-        store="memory://",
-        web_enabled=True,
-        web_port=w.web_port,
-        web_bind="127.0.0.1",
-        topic_partitions=s.kafka.queries_partitions,
-        topic_allow_declare=True,
-        producer_linger_ms=5,
-        producer_acks=-1,
-        datadir=str(datadir),
-    )
-    queries_topic = app.topic(s.kafka.queries_topic, partitions=s.kafka.queries_partitions,
-                              key_type=bytes, value_type=bytes)
-    verdicts_topic = app.topic(s.kafka.verdicts_topic, partitions=s.kafka.verdicts_partitions, compacting=True,
-                               key_type=bytes, value_type=bytes)
-    dlq_topic = app.topic(s.kafka.dlq_topic, partitions=s.kafka.dlq_partitions,
-                          retention=14 * 86400, key_type=bytes, value_type=bytes)
-
-    holder = ModelHolder(model_loader or _default_loader, current_version, metrics)
-    state: dict[str, Any] = {}
-
-    async def publish(topic: str, key: bytes | None, value: bytes) -> Any:
-        return await app.producer.send(topic, key, value, None, None, None)
-
-    def ack(tokens: list[Any]) -> None:
-        consumer: BatchConsumer | None = state.get("consumer")
-        if consumer is not None:
-            consumer.ack(tokens)
-
-    @app.task
-    async def _start() -> None:
-        """Collaborators that need the loop: model, Redis, ES templates, metrics endpoint."""
-        await holder.start()
-        _tune_gc()
-        c = cache if cache is not None else _default_cache(s)
-        sink = None
-        es_client = es
-        if es_client is None:
-            from elasticsearch import AsyncElasticsearch
-            from elasticsearch.serializer import OrjsonSerializer
-
-            # orjson: bulk bodies of thousands of documents per flush; the stdlib encoder was a top cost.
-            es_client = AsyncElasticsearch(**s.elasticsearch.client_kwargs(), serializer=OrjsonSerializer())
-        try:
-            await ensure_templates_async(es_client, prefix=s.elasticsearch.index_prefix)
-        except Exception as exc:  # ES down at start: verdicts still flow, the sink retries
-            log.warning("cannot install elasticsearch templates now (%s); the sink retries its writes", exc)
-            state["templates_pending"] = es_client
-        sink = EsSink(es_client, metrics, chunk_size=w.es_bulk_chunk, max_retries=w.es_max_retries,
-                      max_pending_actions=w.es_max_pending_actions, max_pending_events=w.es_max_pending_events)
-        state["sink_task"] = asyncio.ensure_future(sink.run())
-        await queries_topic.maybe_declare()
-        await verdicts_topic.maybe_declare()
-        await dlq_topic.maybe_declare()
-        proc = BatchProcessor(
-            cache=c, holder=holder, publish=publish, sink=sink, metrics=metrics,
-            topics=Topics(s.kafka.queries_topic, s.kafka.verdicts_topic, s.kafka.dlq_topic),
-            es_prefix=s.elasticsearch.index_prefix, batch_max=w.batch_max, lru_size=w.lru_size,
-            max_new_per_domain_per_min=w.max_new_names_per_domain_per_min,
-            activity_window_s=w.activity_window_s, index_raw_events=w.index_raw_events,
-            flush_interval_s=w.es_flush_interval_s, ack=ack,
-        )
-        state["sink"] = sink
-        state["proc"] = proc
-        if serve_metrics:
-            try:
-                metrics.serve(w.metrics_port)
-            except OSError as exc:
-                log.warning("metrics port %d unavailable (%s); /metrics is still served by the web view",
-                            w.metrics_port, exc)
-        consumer = BatchConsumer(consumer_config(s.kafka.confluent_config(), w.app_id), s.kafka.queries_topic,
-                                 w.batch_max, w.batch_within_s)
-        state["consumer"] = consumer
-
-        async def handle(records: list[Any], token: Any) -> None:
-            if records:
-                await proc.process(records, token)
-            if proc.flush_due():
-                proc.flush()
-
-        task = state["consume_task"] = asyncio.ensure_future(consumer.run(handle))
-
-        def _crashed(t: asyncio.Future) -> None:
-            # A batch that cannot be finished (Kafka publish failed for good, the model raised) stops
-            # the worker loudly: its offsets are not committed, the next start replays it.
-            if not t.cancelled() and t.exception() is not None:
-                log.critical("batch processing failed; stopping the worker", exc_info=t.exception())
-                asyncio.ensure_future(app.crash(t.exception()))
-
-        task.add_done_callback(_crashed)
-        await _follow_changes(s, proc)
-
-    @app.timer(interval=max(0.1, w.es_flush_interval_s / 2))
-    async def _flush() -> None:
-        proc = state.get("proc")
-        if proc is not None and proc.flush_due():
-            proc.flush()
-        pending = state.pop("templates_pending", None)
-        if pending is not None:
-            try:
-                await ensure_templates_async(pending, prefix=s.elasticsearch.index_prefix)
-            except Exception:
-                state["templates_pending"] = pending
-
-    @app.timer(interval=w.model_poll_s)
-    async def _reload_model() -> None:
-        if holder.model is not None:
-            await holder.maybe_reload()
-
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        sink: EsSink | None = state.get("sink")
-        return web.json({
-            "ok": holder.model is not None and "proc" in state,
-            "model": holder.version,
-            "es_backlog": sink.pending_actions if sink else None,
-            "es_dropped": sink.dropped_actions if sink else None,
-        })
-
-    @app.page("/metrics")
-    async def metrics_view(web: Any, request: Any) -> Any:
-        from prometheus_client import generate_latest
-
-        return web.bytes(generate_latest(metrics.registry), content_type="text/plain; version=0.0.4")
-
-    from faust import web as faust_web
-
-    @app.page("/score")
-    class ScoreView(faust_web.View):
-        """``POST {"domains": [...]}``: the offline decision per name (no cache, no writes): score, label, reason."""
-
-        async def post(self, request: Any) -> Any:
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            domains = body.get("domains") if isinstance(body, dict) else None
-            if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains) or len(domains) > 10_000:
-                return self.json({"error": "body must be {\"domains\": [up to 10000 strings]}"}, status=400)
-            if holder.model is None:
-                return self.json({"error": "no model loaded yet"}, status=503)
-            scored = await holder.score(domains)
-            return self.json({"model": scored.version, "results": [
-                {"name": n, "score": round(sc, 4), "label": lb, "reason": why, "model": scored.version}
-                for n, sc, lb, why in zip(domains, scored.scores, scored.labels, scored.reasons)
-            ]})
-
-    @app.service
-    class _Shutdown(faust.Service):  # drains the ES queue on a clean stop
-        async def on_stop(self) -> None:
-            proc = state.get("proc")
-            sink = state.get("sink")
-            consumer: BatchConsumer | None = state.get("consumer")
-            task = state.get("consume_task")
-            if consumer is not None:
-                consumer.stop()
-                if task is not None:
-                    try:
-                        await asyncio.wait_for(task, 30.0)
-                    except Exception as exc:  # a batch stuck on Redis: its events are replayed
-                        log.warning("consumer loop did not stop cleanly (%r)", exc)
-            if proc is not None:
-                proc.flush()
-            if sink is not None:
-                await sink.stop(timeout=10.0)
-            if consumer is not None:
-                await asyncio.get_running_loop().run_in_executor(None, consumer.close)
-            holder.close()
-
-    app.dnsentinel_state = state  # type: ignore[attr-defined]
-    app.dnsentinel_metrics = metrics  # type: ignore[attr-defined]
-    return app
+    # orjson: bulk bodies of thousands of documents per flush; the stdlib encoder was a top cost.
+    return AsyncElasticsearch(**s.elasticsearch.client_kwargs(), serializer=OrjsonSerializer())
 
 
-def _tune_gc() -> None:
-    """Keep Python's cyclic GC off the hot path.
+class GcPolicy:
+    """Keep Python's cyclic GC off the verdict path.
 
     The worker allocates a few small objects per event and keeps millions alive (TensorFlow's
-    modules, the LRU, the document store); with the default thresholds young collections ran every
-    700 allocations and older ones rescanned all of that, a fifth of the pipeline's CPU. The
-    startup objects are frozen (never scanned again) and collections run less often; the
-    per-event objects hold no cycles, so memory does not grow for it.
-    """
-    import gc
-    import sys
+    modules, the LRU, the document store). With the default thresholds young collections ran every
+    700 allocations and older ones rescanned all of that, a fifth of the pipeline's CPU; with
+    thresholds of 50,000/20/100 alone, young collections still paused 10-180 ms and older ones up to
+    0.4 s at 5,000 events/s, each holding up every batch behind it (the verdict p99).
 
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    # The loop thread gives up the GIL at every socket wait; with the ES document builder, the
-    # consume thread and TensorFlow's Python side busy, each re-acquisition could wait a full
-    # switch interval (5 ms), many times per batch. 1 ms bounds that wait.
-    sys.setswitchinterval(0.001)
+    So: the start-up objects are frozen (never scanned again), and every flush tick (a few times a
+    second) freezes what survived since the last one, so a collection only ever scans the objects
+    of the last fraction of a second. Per-event objects hold no reference cycles and are freed by
+    reference counting, frozen or not; only cyclic garbage that was frozen before it died waits for
+    the full collection every ``worker.gc_full_collect_s`` (one pause of about a second an hour).
+    """
+
+    def __init__(self, full_every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.full_every_s = full_every_s
+        self._clock = clock
+        self._last_full = clock()
+
+    def start(self) -> None:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+        # The loop thread gives up the GIL at every socket wait; with the ES document builder, the
+        # consume thread and TensorFlow's Python side busy, each re-acquisition could wait a full
+        # switch interval (5 ms), many times per batch. 1 ms bounds that wait.
+        sys.setswitchinterval(0.001)
+
+    def tick(self) -> None:
+        now = self._clock()
+        if now - self._last_full >= self.full_every_s:
+            self._last_full = now
+            t0 = time.perf_counter()
+            gc.unfreeze()
+            found = gc.collect()
+            log.info("full garbage collection: %d unreachable objects in %.2f s", found, time.perf_counter() - t0)
+        gc.freeze()
 
 
 async def _follow_changes(s: Settings, proc: BatchProcessor) -> None:

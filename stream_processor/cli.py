@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from elasticsearch import Elasticsearch
 
         from dnsentinel.settings import get_settings
-        from dnsentinel.stream_processor.es_schema import DATED, apply_retention, expired_indices, index_name
+        from dnsentinel.verdict_cache.es_schema import DATED, apply_retention, expired_indices, index_name
 
         s = get_settings().elasticsearch
         keep = days if days is not None else s.retention_days

@@ -18,20 +18,34 @@ partitions this worker no longer owns are skipped.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
-from dnsentinel.stream_processor.pipeline import Record
+from dnsentinel.stream_processor.ports import Token
+from dnsentinel.stream_processor.triage import Record
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 log = logging.getLogger(__name__)
 
+KafkaConfig = dict[str, object]
+"""librdkafka settings (strings, numbers, booleans, callbacks)."""
+Handler = Callable[[list[Record], Token], Awaitable[object]]
+"""``await process(records, token)``: one batch (empty when the poll found nothing) and its ack token."""
+
 LINGER_S = 0.005
 """After the first record of a batch, how long to wait for records arriving right behind it."""
+STATS_INTERVAL_MS = 5000
+"""How often librdkafka reports its statistics (the consumer lag per partition comes from them)."""
+Lags = dict[int, tuple[int, int]]
+"""Per partition: (messages behind the high watermark from the committed offset, from the consumed one)."""
 
 
-def consumer_config(base: dict[str, str], group_id: str) -> dict[str, Any]:
+def consumer_config(base: dict[str, str], group_id: str) -> KafkaConfig:
     """librdkafka consumer settings: manual commits, low fetch wait (latency), big prefetch (throughput)."""
     return {
         **base,
@@ -49,11 +63,30 @@ def consumer_config(base: dict[str, str], group_id: str) -> dict[str, Any]:
     }
 
 
+def lags(stats_json: str, topic: str, owned: set[int]) -> Lags:
+    """Consumer lag per owned partition from a librdkafka statistics report (STATISTICS.md).
+
+    ``consumer_lag`` is the high watermark minus the committed offset (what
+    ``kafka-consumer-groups --describe`` shows; -1 until the first commit); the second number is
+    the high watermark minus the next offset handed to the worker (what it has not even seen).
+    """
+    parts = json.loads(stats_json).get("topics", {}).get(topic, {}).get("partitions", {})
+    out: Lags = {}
+    for key, p in parts.items():
+        partition = int(key)
+        if partition not in owned:  # -1 is librdkafka's internal "unassigned" partition
+            continue
+        hi, app = int(p.get("hi_offset", -1)), int(p.get("app_offset", -1))
+        out[partition] = (int(p.get("consumer_lag", -1)), hi - app if hi >= 0 and app >= 0 else -1)
+    return out
+
+
 class BatchConsumer:
     """``run(process)`` feeds ``await process(records, token)`` until :meth:`stop`; :meth:`ack` commits."""
 
-    def __init__(self, config: dict[str, Any], topic: str, batch_max: int, within_s: float,
-                 on_error: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float,
+                 on_error: Callable[[str], object] | None = None, on_lag: Callable[[Lags], object] | None = None,
+                 on_revoked: Callable[[list[int]], object] | None = None) -> None:
         from confluent_kafka import Consumer
 
         self.topic = topic
@@ -62,26 +95,40 @@ class BatchConsumer:
         self._assigned: set[int] = set()
         self._lock = threading.Lock()
         self._on_error = on_error
+        self._on_lag = on_lag
+        self._on_revoked = on_revoked
+        if on_lag is not None:  # served from consume(), in the consume thread
+            config = {**config, "statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self._stats}
         self._consumer = Consumer({**config, "error_cb": self._error})
         self._consumer.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-consume")
         self._stopping = False
         self.closed = False
 
-    def _error(self, err: Any) -> None:
+    def _error(self, err: KafkaError) -> None:
         log.warning("kafka consumer: %s", err)
         if self._on_error is not None:
             self._on_error(str(err))
 
-    def _assign(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with self._lock:
             self._assigned.update(tp.partition for tp in partitions)
         log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
 
-    def _revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with self._lock:
             self._assigned.difference_update(tp.partition for tp in partitions)
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
+        if self._on_revoked is not None:
+            self._on_revoked([tp.partition for tp in partitions])
+
+    def _stats(self, stats_json: str) -> None:
+        """librdkafka's statistics: hand on the lag of the partitions this consumer owns."""
+        assert self._on_lag is not None
+        try:
+            self._on_lag(lags(stats_json, self.topic, self._assigned))
+        except Exception as exc:  # a malformed report must not stop consumption
+            log.warning("cannot read the kafka consumer statistics (%s)", exc)
 
     def _poll(self) -> list[Record]:
         """One batch (blocking, in the consume thread), sized by the backlog rather than by a timer.
@@ -107,7 +154,7 @@ class BatchConsumer:
             out.append(Record(m.key(), m.value() or b"", m.topic(), m.partition(), m.offset()))
         return out
 
-    async def run(self, process: Callable[[list[Record], Any], Awaitable[Any]]) -> None:
+    async def run(self, process: Handler) -> None:
         """Fetch a batch (in the thread: librdkafka may block), process it, repeat.
 
         Not overlapped on purpose: a fetch running during processing would take the records of
@@ -128,7 +175,7 @@ class BatchConsumer:
                     token[r.partition] = r.offset
             await process(records, token)
 
-    def ack(self, tokens: list[Any]) -> None:
+    def ack(self, tokens: list[Token]) -> None:
         """Commit ``offset + 1`` per partition over ``tokens`` (batches whose effects are all stored)."""
         if self.closed:
             return

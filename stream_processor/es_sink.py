@@ -5,12 +5,13 @@ aggregated since the last flush, plus a callback that acks the Kafka events
 those actions came from. A background task writes chunks in order with
 ``async_bulk``; only after a chunk is written (or, beyond the bound, dropped
 and counted) are its events acked, so a crash replays whatever Elasticsearch
-has not seen. Counters are applied by an upsert script that remembers the
-highest offset counted per source partition, so a replay never counts twice.
+has not seen. Documents are written whole, versioned (``version_type=external``)
+by the highest source offset they count, so a replayed event is never counted
+twice and a stale writer is rejected (:func:`apply_counts`, :class:`DocStore`).
 
 Bound: at most ``max_pending_actions`` actions and ``max_pending_events``
 held events wait in memory. Beyond either, the oldest chunk is dropped: its
-actions are counted in ``dnsentinel_es_dropped_actions_total`` (and logged),
+actions are counted in ``dnsentinel_worker_es_dropped_actions_total`` (and logged),
 its events are acked. Redis and the verdicts topic are written before the
 sink is involved, so Elasticsearch being slow or down never loses a verdict.
 """
@@ -21,15 +22,32 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from dnsentinel.stream_processor.es_schema import index_name
-from dnsentinel.stream_processor.pipeline import Counted
+from dnsentinel.settings import WorkerSettings
+from dnsentinel.verdict_cache.es_schema import Family, doc_id, index_name
+from dnsentinel.verdict_cache.events import QueryEvent
+from dnsentinel.stream_processor.activity import INVALID_KIND, ActivityKey, Counted, Fields
+from dnsentinel.stream_processor.metrics import Metrics
+from dnsentinel.stream_processor.triage import Parsed
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch
 
 log = logging.getLogger(__name__)
 
-FAMILY_COUNTS = {
+DocRef = tuple[Family, str, str, Counted]
+"""(family, index, id, counted events) of one document a flush counts into."""
+DocKey = tuple[str, str]
+"""(index, id)."""
+Stored = tuple[Fields | None, int]
+"""A document's source (None: not in Elasticsearch) and the highest source offset it counts (-1: none)."""
+
+_EVENT_FIELDS = tuple(f.name for f in fields(QueryEvent) if f.name != "v")
+"""The fields of a raw event document (``worker.index_raw_events``), as the event has them."""
+
+FAMILY_COUNTS: dict[Family, tuple[str, str | None, bool, bool]] = {
     # family: (count field, blocked field, keeps first/last seen, keeps qtypes)
     "activity": ("count", "blocked", False, True),
     "verdicts": ("query_count", None, True, False),
@@ -38,10 +56,10 @@ FAMILY_COUNTS = {
 
 
 def activity_id(name: str, client: str, minute: int) -> str:
-    return f"{name}|{client}|{minute}"
+    return doc_id(f"{name}|{client}|{minute}")
 
 
-def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Counted) -> tuple[dict[str, Any], int] | None:
+def apply_counts(family: Family, source: Fields | None, version: int, c: Counted) -> tuple[Fields, int] | None:
     """The document after adding ``c``'s events whose offset is above ``version``; None if none are.
 
     ``version`` is the highest source offset already counted in the document
@@ -79,9 +97,10 @@ def apply_counts(family: str, source: dict[str, Any] | None, version: int, c: Co
     return src, hi
 
 
-def aggregate_docs(prefix: str, activity: dict, verdicts: dict, vetting: dict) -> list[tuple[str, str, str, Counted]]:
-    """(family, index, id, counted) for one drained :class:`~dnsentinel.stream_processor.pipeline.Aggregator`."""
-    out = []
+def aggregate_docs(prefix: str, activity: dict[ActivityKey, Counted], verdicts: dict[str, Counted],
+                   vetting: dict[str, Counted]) -> list[DocRef]:
+    """The documents of one drained :class:`~dnsentinel.stream_processor.activity.Aggregator`."""
+    out: list[DocRef] = []
     days: dict[int, str] = {}  # index name per minute: formatting a date per document was a visible cost
     for (name, client, minute), c in activity.items():
         idx = days.get(minute)
@@ -89,9 +108,23 @@ def aggregate_docs(prefix: str, activity: dict, verdicts: dict, vetting: dict) -
             idx = days[minute] = index_name("activity", minute, prefix=prefix)
         out.append(("activity", idx, activity_id(name, client, minute), c))
     v_index = index_name("verdicts", prefix=prefix)
-    out.extend(("verdicts", v_index, name, c) for name, c in verdicts.items())
+    out.extend(("verdicts", v_index, doc_id(name), c) for name, c in verdicts.items())
     q_index = index_name("vetting", prefix=prefix)
-    out.extend(("vetting", q_index, name, c) for name, c in vetting.items())
+    out.extend(("vetting", q_index, doc_id(name), c) for name, c in vetting.items())
+    return out
+
+
+def raw_event_actions(parsed: Iterable[Parsed], prefix: str) -> list[Fields]:
+    """Bulk actions indexing each event as it came (``worker.index_raw_events``), id ``topic|partition|offset``."""
+    out: list[Fields] = []
+    for p in parsed:
+        ev, rec = p.event, p.record
+        doc = {k: getattr(ev, k) for k in _EVENT_FIELDS}
+        doc["kind"] = p.name.kind if p.name is not None else INVALID_KIND
+        doc["registrable"] = p.name.registrable if p.name is not None else None
+        doc["invalid_reason"] = p.unscorable if p.name is None else None
+        out.append({"_op_type": "index", "_index": index_name("events", ev.ts, prefix=prefix),
+                    "_id": f"{rec.topic}|{rec.partition}|{rec.offset}", "_source": doc})
     return out
 
 
@@ -107,30 +140,30 @@ class DocStore:
 
     def __init__(self, size: int = 500_000) -> None:
         self.size = size
-        self.docs: OrderedDict[tuple[str, str], tuple[dict[str, Any] | None, int]] = OrderedDict()
+        self.docs: OrderedDict[DocKey, Stored] = OrderedDict()
 
-    def missing(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    def missing(self, keys: Iterable[DocKey]) -> list[DocKey]:
         return [k for k in dict.fromkeys(keys) if k not in self.docs]
 
-    def get(self, key: tuple[str, str]) -> tuple[dict[str, Any] | None, int]:
+    def get(self, key: DocKey) -> Stored:
         return self.docs.get(key, (None, -1))
 
-    def put(self, key: tuple[str, str], source: dict[str, Any] | None, version: int) -> None:
+    def put(self, key: DocKey, source: Fields | None, version: int) -> None:
         self.docs[key] = (source, version)
         self.docs.move_to_end(key)
         while len(self.docs) > self.size:
             self.docs.popitem(last=False)
 
-    def forget(self, key: tuple[str, str]) -> None:
+    def forget(self, key: DocKey) -> None:
         self.docs.pop(key, None)
 
 
 @dataclass(slots=True)
 class Chunk:
-    docs: list[tuple[str, str, str, Counted]]
-    actions: list[dict[str, Any]]
+    docs: list[DocRef]
+    actions: list[Fields]
     events: int
-    on_done: Callable[[], Any] | None
+    on_done: Callable[[], object] | None
 
     @property
     def size(self) -> int:
@@ -140,8 +173,8 @@ class Chunk:
 class EsSink:
     """Ordered, bounded, retrying bulk writer (see the module docstring for the bound)."""
 
-    def __init__(self, es: Any, metrics: Any = None, *, chunk_size: int = 2000, max_retries: int = 3,
-                 max_pending_actions: int = 200_000, max_pending_events: int = 2_000_000,
+    def __init__(self, es: AsyncElasticsearch, metrics: Metrics | None = None, *, chunk_size: int = 2000,
+                 max_retries: int = 3, max_pending_actions: int = 200_000, max_pending_events: int = 2_000_000,
                  backoff_s: float = 0.5, max_backoff_s: float = 10.0, store_size: int = 500_000) -> None:
         self.es = es
         self.metrics = metrics
@@ -156,16 +189,19 @@ class EsSink:
         self.pending_actions = 0
         self.pending_events = 0
         self.dropped_actions = 0
-        self.item_errors = 0
-        self.conflicts = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
         self._give_up = False
 
-    def submit(self, docs: list[tuple[str, str, str, Counted]], actions: list[dict[str, Any]] | None = None,
-               events: int = 0, on_done: Callable[[], Any] | None = None) -> None:
+    @classmethod
+    def from_settings(cls, es: AsyncElasticsearch, metrics: Metrics, w: WorkerSettings) -> EsSink:
+        return cls(es, metrics, chunk_size=w.es_bulk_chunk, max_retries=w.es_max_retries,
+                   max_pending_actions=w.es_max_pending_actions, max_pending_events=w.es_max_pending_events)
+
+    def submit(self, docs: list[DocRef], actions: list[Fields] | None = None, events: int = 0,
+               on_done: Callable[[], object] | None = None) -> None:
         """Queue a chunk; never blocks (beyond the bound the oldest chunk is dropped, counted)."""
         chunk = Chunk(docs, actions or [], events, on_done)
         self._chunks.append(chunk)
@@ -175,14 +211,18 @@ class EsSink:
         while len(self._chunks) > 1 and (self.pending_actions > self.max_pending_actions
                                          or self.pending_events > self.max_pending_events):
             old = self._chunks.popleft()
-            self._release(old)
-            self.dropped_actions += old.size
-            if self.metrics:
-                self.metrics.es_dropped.inc(old.size)
+            self._drop(old)
             log.warning("elasticsearch backlog over its bound: dropped %d actions (%d events), %d dropped so far",
                         old.size, old.events, self.dropped_actions)
         self._gauge()
         self._wakeup.set()
+
+    def _drop(self, chunk: Chunk) -> None:
+        """Give up on a chunk: counted in ``es_dropped_actions``, its events acked (their verdicts are in Redis)."""
+        self._release(chunk)
+        self.dropped_actions += chunk.size
+        if self.metrics:
+            self.metrics.es_dropped.inc(chunk.size)
 
     def _release(self, chunk: Chunk) -> None:
         self.pending_actions -= chunk.size
@@ -213,6 +253,13 @@ class EsSink:
             except Exception as exc:  # connection refused, timeouts: keep the chunk, retry later
                 if self.metrics:
                     self.metrics.es_errors.labels(kind=type(exc).__name__).inc()
+                if getattr(exc, "status_code", None) == 400 and self._chunks and self._chunks[0] is chunk:
+                    # The request itself is refused (e.g. an invalid action): it would be refused
+                    # forever and hold up every chunk behind it. Drop it, counted and logged.
+                    log.error("elasticsearch refused a bulk request of %d actions (%s); dropped",
+                              chunk.size, str(exc)[:300])
+                    self._drop(self._chunks.popleft())
+                    continue
                 log.warning("elasticsearch write failed (%s: %s); %d actions waiting, retry in %.1fs",
                             type(exc).__name__, exc, self.pending_actions, backoff)
                 if self._stopping and self._give_up:
@@ -226,7 +273,7 @@ class EsSink:
                 self._release(chunk)
             self._gauge()
 
-    async def _load(self, keys: list[tuple[str, str]]) -> None:
+    async def _load(self, keys: list[DocKey]) -> None:
         """Read documents touched for the first time (their counts and counted-offset version)."""
         for i in range(0, len(keys), 5000):
             part = keys[i:i + 5000]
@@ -239,9 +286,10 @@ class EsSink:
                 else:
                     self.store.put((idx, doc_id), None, -1)
 
-    def _actions(self, chunk: Chunk) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[dict, int]]]:
-        actions: list[dict[str, Any]] = []
-        new: dict[tuple[str, str], tuple[dict, int]] = {}
+    def _actions(self, chunk: Chunk) -> tuple[list[Fields], dict[DocKey, tuple[Fields, int]]]:
+        """The bulk actions of a chunk and the documents they write (to remember once written)."""
+        actions: list[Fields] = []
+        new: dict[DocKey, tuple[Fields, int]] = {}
         for family, idx, doc_id, c in chunk.docs:
             key = (idx, doc_id)
             src, version = new.get(key) or self.store.get(key)
@@ -282,29 +330,31 @@ class EsSink:
         )
         if self.metrics:
             self.metrics.es_latency.observe(time.perf_counter() - t0)
-        failed: set[tuple[str, str]] = set()
+        self._settle(new, errors if isinstance(errors, list) else [], len(actions))
+
+    def _settle(self, new: dict[DocKey, tuple[Fields, int]], errors: list[dict[str, Fields]], n_actions: int) -> None:
+        """Remember the documents written; forget (re-read next time) and count the ones rejected."""
+        failed: set[DocKey] = set()
         conflicts = 0
-        for err in errors or ():
+        for err in errors:
             item = next(iter(err.values()))
             failed.add((item.get("_index"), item.get("_id")))
             if item.get("status") == 409:
                 conflicts += 1  # a newer writer got there first: its document already counts these events
         for key, (doc, version) in new.items():
             if key in failed:
-                self.store.forget(key)  # re-read next time
+                self.store.forget(key)
             else:
                 self.store.put(key, doc, version)
-        self.conflicts += conflicts
         rejected = len(failed) - conflicts
         if conflicts and self.metrics:
             self.metrics.es_errors.labels(kind="version_conflict").inc(conflicts)
         if rejected > 0:
             # Mapping errors or exhausted 429 retries would fail again on replay: count, log, move on.
-            self.item_errors += rejected
             if self.metrics:
                 self.metrics.es_errors.labels(kind="item").inc(rejected)
             first = next(e for e in errors if next(iter(e.values())).get("status") != 409)
-            log.error("elasticsearch rejected %d of %d actions; first: %s", rejected, len(actions), first)
+            log.error("elasticsearch rejected %d of %d actions; first: %s", rejected, n_actions, first)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if ``timeout`` passed first."""

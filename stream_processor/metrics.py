@@ -1,4 +1,4 @@
-"""Prometheus metrics of one worker (served on ``worker.metrics_port``).
+"""Prometheus metrics of one worker (served on ``worker.metrics_host``:``worker.metrics_port``).
 
 Each :class:`Metrics` owns its registry so tests and several in-process
 workers never collide on the global default registry.
@@ -6,9 +6,14 @@ workers never collide on the global default registry.
 
 from __future__ import annotations
 
+import gc
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1, 2.5, 5, 10, 30)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1,
+                    2.5, 5, 10, 30)
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000)
 
 
@@ -47,7 +52,57 @@ class Metrics:
         self.model_version = Gauge(p + "model_info", "Model in use (value 1)", ["version"], registry=r)
         self.model_reloads = Counter(p + "model_reloads", "Hot model swaps", registry=r)
         self.lru_size = Gauge(p + "lru_names", "Names in the in-worker cache", registry=r)
+        self.signals = Counter(p + "detection_signals", "Queries forwarded to the per-client detections", registry=r)
+        self.alerts = Counter(p + "alerts", "Behaviour alerts raised (or updated), by kind", ["kind"], registry=r)
+        self.alert_latency = Histogram(p + "alert_latency_seconds",
+                                       "From an alert's last evidence event to the alert (event-time windows)",
+                                       buckets=(1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 900, 3600), registry=r)
+        self.promoted = Counter(p + "alert_promoted_names",
+                                "Uncertain names a DGA-host alert made malicious", registry=r)
+        self.newly_observed = Counter(p + "newly_observed_domains",
+                                      "Registrable domains this deployment saw for the first time", registry=r)
+        self.late_events = Gauge(p + "detection_late_events",
+                                 "Events that arrived for an already closed window, by stage", ["stage"], registry=r)
+        self.stage = Histogram(p + "stage_seconds",
+                               "Time per batch in each step: transit (its oldest scorable event's time to triage done), "
+                               "triage, lookup, score (model and Redis write), redis_write, complete (the "
+                               "completion lane's own work), flush", ["stage"], buckets=_STAGE_BUCKETS, registry=r)
+        self.gc_pause = Histogram(p + "gc_pause_seconds", "Cyclic garbage collections, by generation",
+                                  ["generation"], buckets=_STAGE_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(p + "consumer_lag",
+                                  "Messages behind the partition's high watermark: of the committed offset (as "
+                                  "kafka-consumer-groups shows it) and of the last consumed one",
+                                  ["topic", "partition", "of"], registry=r)
 
-    def serve(self, port: int) -> None:
-        """Expose ``/metrics`` on ``port`` (a daemon thread, stopped with the process)."""
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` on ``host:port`` (a daemon thread, stopped with the process)."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+    def set_lag(self, topic: str, lags: dict[int, tuple[int, int]]) -> None:
+        """Per partition (behind the committed offset, behind the consumed one); -1: not known yet."""
+        for partition, (committed, consumed) in lags.items():
+            for of, lag in (("committed", committed), ("consumed", consumed)):
+                if lag >= 0:
+                    self.consumer_lag.labels(topic=topic, partition=str(partition), of=of).set(lag)
+
+    def forget_lag(self, topic: str, partitions: list[int]) -> None:
+        """Partitions this worker no longer owns: their lag is another worker's to report."""
+        for partition in partitions:
+            for of in ("committed", "consumed"):
+                try:
+                    self.consumer_lag.remove(topic, str(partition), of)
+                except KeyError:
+                    pass
+
+    def watch_gc(self) -> None:
+        """Time every cyclic collection (``gc.callbacks``): a long one holds up every batch behind it."""
+        started: dict[str, float] = {}
+        pause = self.gc_pause
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started["t"] = time.perf_counter()
+            elif "t" in started:
+                pause.labels(generation=str(info.get("generation", -1))).observe(time.perf_counter() - started.pop("t"))
+
+        gc.callbacks.append(on_gc)

@@ -14,30 +14,37 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
-from dnsentinel.models.detector import Detector
+from dnsentinel.models.detector import Detector, Scorer
 from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
+from dnsentinel.stream_processor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+ModelLoader = Callable[[str | None], Scorer | Detector]
+"""Loads a model version (None: the registry's current one), e.g. :func:`dnsentinel.models.load`."""
+Family = tuple[str | None, float | None]
+"""A family guess and its probability ((None, None) for benign names)."""
 
+
+@dataclass(slots=True)
 class Scored:
     """Decisions (and optional family guesses) of one detector call, plus the version that made them."""
 
-    __slots__ = ("names", "scores", "labels", "reasons", "families", "version")
-
-    def __init__(self, names: Sequence[str], scores: Sequence[float], labels: list[str], reasons: list[str],
-                 families: list[tuple[str | None, float | None]], version: str) -> None:
-        self.names, self.scores, self.labels, self.reasons = names, scores, labels, reasons
-        self.families, self.version = families, version
+    scores: Sequence[float]
+    labels: Sequence[str]
+    reasons: Sequence[str]
+    families: list[Family]
+    version: str
 
 
 def _score_sync(detector: Detector, names: Sequence[str]) -> Scored:
     """The offline decision (prior, calibrated model, thresholds) for names triage found scorable."""
     decided = detector.decide(names)
     scores = decided.scores.tolist()
-    families: list[tuple[str | None, float | None]] = [(None, None)] * len(names)
+    families: list[Family] = [(None, None)] * len(names)
     bad = [i for i, label in enumerate(decided.labels) if label in FLAGGED_LABELS]
     if bad:
         try:
@@ -46,14 +53,14 @@ def _score_sync(detector: Detector, names: Sequence[str]) -> Scored:
                 families[i] = (fam, None if p is None else float(p))
         except Exception:  # a family guess is optional: never lose the verdict over it
             log.exception("family prediction failed; verdicts go out without a family")
-    return Scored(names, scores, decided.labels, decided.reasons, families, detector.version)
+    return Scored(scores, decided.labels, decided.reasons, families, detector.version)
 
 
 class ModelHolder:
     """Holds the current model; :meth:`score` and :meth:`maybe_reload` are safe to interleave."""
 
-    def __init__(self, loader: Callable[[str | None], Any], current_version: Callable[[], str | None] | None = None,
-                 metrics: Any = None) -> None:
+    def __init__(self, loader: ModelLoader, current_version: Callable[[], str | None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self._loader = loader
         self._current_version = current_version
         self.metrics = metrics
@@ -68,13 +75,14 @@ class ModelHolder:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._swap(await loop.run_in_executor(self._load, self._load_detector, None))
+        self.use(await loop.run_in_executor(self._load, self._load_detector, None))
 
     def _load_detector(self, version: str | None) -> Detector:
         """The model of ``version`` with its prior and thresholds (in the loader thread: reading takes a while)."""
         return Detector.of(self._loader(version))
 
-    def _swap(self, model: Any) -> None:
+    def use(self, model: Scorer | Detector) -> None:
+        """Score with ``model`` from the next call on (start-up, hot reload; tests hand theirs in)."""
         old = self.version
         self.model = model = Detector.of(model)  # a Detector already (loaded in the loader thread)
         if self.metrics:
@@ -104,7 +112,7 @@ class ModelHolder:
             return False
         finally:
             self._reloading = False
-        self._swap(model)
+        self.use(model)
         return True
 
     async def score(self, names: Sequence[str]) -> Scored:

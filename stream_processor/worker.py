@@ -1,22 +1,30 @@
 """One batch of query events, start to finish: the worker's pipeline without Faust.
 
-The Faust agent (app.py) only turns its events into :class:`Record` objects
-and calls :meth:`BatchProcessor.process`; everything else lives here with its
-collaborators injected (verdict cache, model holder, Kafka publisher,
-Elasticsearch sink), so unit tests drive it with fakes and integration tests
-with the real services.
+The batch consumer (consumer.py) hands whole batches of :class:`Record` to
+:meth:`BatchProcessor.handle`; everything else lives here with its collaborators
+injected (ports.py: verdict cache, model holder, Kafka publisher, Elasticsearch
+sink), so unit tests drive it with fakes and integration tests with the real services.
 
-Order inside a batch, and why:
-1. invalid events are dead-lettered (counted by reason), unscorable names counted;
+A batch goes through two lanes. The **verdict lane** (:meth:`BatchProcessor.decide`) does only
+what a new name's verdict needs, and the consume loop fetches the next batch as soon as it is done:
+1. triage: parse, normalize, dedup (triage.py);
 2. the batch's distinct scorable names are looked up in the LRU, then in Redis
    (one pipelined ``decide_many``): fresh verdicts and vetted decisions are
    never re-scored;
-3. unseen names pass the per-domain flood limit, then ONE model call scores them;
-4. verdicts go to Redis first (what the DNS path reads), then the verdicts topic,
-   then the Elasticsearch queue; activity is aggregated for the next flush.
-The Kafka offsets of a batch are committed only after its verdicts are in
-Redis and on the verdicts topic and its counts are in Elasticsearch (or
-dropped and counted), which makes a crash lose nothing.
+3. unseen names pass the per-domain flood limit (limits.py), then ONE model call scores them;
+4. the verdicts go to Redis (what the DNS path reads).
+The **completion lane** (:meth:`BatchProcessor.complete`, one task, batches in order) does the rest:
+dead letters (counted by reason), the verdicts topic, activity aggregated for the next
+Elasticsearch flush (activity.py), the behaviour detections (detections/: per-domain windows in
+place, signals for the per-client ones published keyed by client), raw event documents.
+Before the lanes, a batch's new names waited for the previous batch's Kafka deliveries, its
+aggregation and detections (and for whatever else held the loop): p50 ~50 ms, p99 0.4-1.8 s at
+5,000 events/s (docs/BENCHMARKS.md).
+
+The Kafka offsets of a batch are committed only after its verdicts are in Redis and on the
+verdicts topic and its counts are in Elasticsearch (or dropped and counted), which makes a crash
+lose nothing: the completion lane hands ack tokens to the flush in batch order, and a batch whose
+completion failed is never acked (the worker stops; the next owner replays it).
 """
 
 from __future__ import annotations
@@ -25,29 +33,27 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Sequence, TypeVar
 
-from dnsentinel.stream_processor.es_schema import index_name
-from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs
-from dnsentinel.stream_processor.metrics import Metrics
-from dnsentinel.stream_processor.pipeline import (
-    LRU,
-    Aggregator,
-    FloodLimiter,
-    NameNormalizer,
-    Record,
-    known_value,
-    triage,
-)
-from dnsentinel.stream_processor.scorer import ModelHolder
+from dnsentinel.settings import WorkerSettings
 from dnsentinel.verdict_cache.events import VerdictEvent, dead_letter
 from dnsentinel.verdict_cache.keys import Verdict
+from dnsentinel.verdict_cache.names import Name
+from dnsentinel.stream_processor.activity import Aggregator, Fields
+from dnsentinel.stream_processor.es_sink import aggregate_docs, raw_event_actions
+from dnsentinel.stream_processor.limits import LRU, FloodLimiter
+from dnsentinel.stream_processor.metrics import Metrics
+from dnsentinel.stream_processor.ports import Ack, BatchScorer, CountsSink, DetectionHook, Publisher, Token, VerdictStore
+from dnsentinel.stream_processor.triage import NameNormalizer, Record, Triage, known_value, triage
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
-"""``await publish(topic, key, value)`` enqueues a message and returns its delivery future."""
+T = TypeVar("T")
+R = TypeVar("R")
+
+LANE_DEPTH = 8
+"""Batches decided but not yet completed; beyond this the verdict lane waits (bounded memory)."""
 
 
 @dataclass(slots=True)
@@ -57,74 +63,190 @@ class Topics:
     dlq: str
 
 
+@dataclass(slots=True, eq=False)
+class Decided:
+    """A batch after the verdict lane: what the completion lane still has to do with it."""
+
+    tri: Triage
+    token: Token
+    known: dict[str, str]
+    verdicts: list[Verdict]
+    scored_at: float
+    size: int
+
+
+@dataclass(eq=False, kw_only=True)
 class BatchProcessor:
     """The pipeline of one worker (see the module docstring)."""
 
-    def __init__(self, *, cache: Any, holder: ModelHolder, publish: Publish, sink: EsSink | None,
-                 metrics: Metrics, topics: Topics, es_prefix: str, batch_max: int = 2048,
-                 lru_size: int = 200_000, max_new_per_domain_per_min: int = 300,
-                 activity_window_s: int = 60, index_raw_events: bool = False,
-                 flush_interval_s: float = 1.0, ack: Callable[[list[Any]], Any] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.cache = cache
-        self.holder = holder
-        self.publish = publish
-        self.sink = sink
-        self.metrics = metrics
-        self.topics = topics
-        self.es_prefix = es_prefix
-        self.batch_max = batch_max
-        self.lru = LRU(lru_size)
-        self.flood = FloodLimiter(max_new_per_domain_per_min)
+    cache: VerdictStore
+    scorer: BatchScorer
+    publish: Publisher
+    sink: CountsSink | None
+    metrics: Metrics
+    topics: Topics
+    es_prefix: str
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+    """The knobs it reads: batch_max, lru_size, max_new_names_per_domain_per_min, activity_window_s,
+    index_raw_events, es_flush_interval_s."""
+    ack: Ack | None = None
+    detections: DetectionHook | None = None
+    """Behaviour detections fed with every batch (None: off)."""
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        w = self.settings
+        self.lru = LRU(w.lru_size)
+        self.flood = FloodLimiter(w.max_new_names_per_domain_per_min)
         self.normalizer = NameNormalizer()
-        self.agg = Aggregator(activity_window_s)
-        self.index_raw_events = index_raw_events
-        self.flush_interval_s = flush_interval_s
-        self.ack = ack
-        self.clock = clock
+        self.agg = Aggregator(w.activity_window_s)
         self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-redis")
-        self._pending_tokens: list[Any] = []
+        self._pending_tokens: list[Token] = []
         self._pending_events = 0
-        self._pending_actions: list[dict[str, Any]] = []
+        self._pending_actions: list[Fields] = []
         self._last_flush = time.monotonic()
+        self._lane: asyncio.Queue[Decided] | None = None
+        self._lane_task: asyncio.Future[None] | None = None
 
-    async def _redis_call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A blocking verdict-cache call off the loop; retried while Redis is down (nothing is acked meanwhile)."""
-        loop = asyncio.get_running_loop()
-        backoff = 0.2
-        while True:
-            t0 = time.perf_counter()
-            try:
-                result = await loop.run_in_executor(self._redis, fn, *args)
-            except Exception as exc:
-                self.metrics.redis_errors.labels(kind=type(exc).__name__).inc()
-                log.warning("redis %s failed (%s: %s); retrying in %.1fs", getattr(fn, "__name__", fn),
-                            type(exc).__name__, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self.metrics.redis_latency.observe(time.perf_counter() - t0)
-            return result
+    async def handle(self, records: list[Record], token: Token) -> None:
+        """The consume loop's callback: decide a batch (none when the poll was empty) and queue the
+        rest of its work for the completion lane; tick the detections; flush when due.
 
-    async def process(self, records: Sequence[Record], token: Any = None) -> list[Verdict]:
-        """Run one batch; ``token`` is handed to ``ack`` once the batch's ES counts are written."""
+        Raises what made the completion lane fail (the consume loop then stops the worker)."""
+        self._lane_failed()
+        if records:
+            await self._enqueue(await self.decide(records, token))
+        if self.detections is not None:
+            await self.detections.tick()
+        if self.flush_due():
+            self.flush()
+
+    async def process(self, records: Sequence[Record], token: Token = None) -> list[Verdict]:
+        """Run one batch through both lanes; ``token`` is handed to ``ack`` once the batch's ES counts are written."""
+        batch = await self.decide(records, token)
+        await self.complete(batch)
+        return batch.verdicts
+
+    async def decide(self, records: Sequence[Record], token: Token = None) -> Decided:
+        """The verdict lane: triage, lookups, flood limit, one model call, verdicts into Redis."""
         m = self.metrics
+        t0 = time.perf_counter()
         m.batches.inc()
         m.batch_size.observe(len(records))
         m.events_in.inc(len(records))
         tri = triage(records, self.normalizer)
-        deliveries: list[Awaitable[Any]] = []
+        stage = m.stage
+        t1 = time.perf_counter()
+        stage.labels(stage="triage").observe(t1 - t0)
+        if tri.first_ts:
+            stage.labels(stage="transit").observe(max(0.0, self.clock() - min(tri.first_ts.values()) / 1000))
+        known, missing = await self._known(tri.domains)
+        unseen = self._admit(missing, known, tri.domains)
+        t2 = time.perf_counter()
+        stage.labels(stage="lookup").observe(t2 - t1)
+        verdicts: list[Verdict] = []
+        step = self.settings.batch_max
+        for i in range(0, len(unseen), step):
+            verdicts.extend(await self._score(unseen[i:i + step], tri.first_ts))
+        if verdicts:
+            stage.labels(stage="score").observe(time.perf_counter() - t2)
+        return Decided(tri, token, known, verdicts, self.clock(), len(records))
 
+    async def complete(self, batch: Decided) -> None:
+        """The completion lane: dead letters, verdict messages, activity, detections; the ack token
+        becomes pending once every Kafka message of the batch is delivered."""
+        t0 = time.perf_counter()
+        tri, known, verdicts = batch.tri, batch.known, batch.verdicts
+        deliveries = await self._dead_letter(tri)
+        now_ms = int(batch.scored_at * 1000)
+        for v in verdicts:
+            known[v.name] = v.label
+            ev = VerdictEvent(v.name, v.label, v.score, v.model, now_ms, v.family, v.family_p)
+            deliveries.append(await self.publish(self.topics.verdicts, ev.key(), ev.encode()))
+
+        # The lane yields between its steps: a batch fetched meanwhile goes through the verdict
+        # lane first instead of waiting for this one's aggregation and detections.
+        await asyncio.sleep(0)
+        t1 = time.perf_counter()
+        self.agg.add_many(tri.parsed, known)
+        stage = self.metrics.stage
+        t2 = time.perf_counter()
+        stage.labels(stage="aggregate").observe(t2 - t1)
+        if self.detections is not None:
+            await asyncio.sleep(0)
+            t2 = time.perf_counter()
+            signals = self.detections.observe(tri.parsed, known, verdicts)
+            await self.detections.after_batch(tri.parsed, signals, deliveries)
+            stage.labels(stage="detections").observe(time.perf_counter() - t2)
+        for v in verdicts:
+            self.agg.note_verdict(v, now_ms)
+        if self.settings.index_raw_events:
+            self._pending_actions.extend(raw_event_actions(tri.parsed, self.es_prefix))
+        self.metrics.lru_size.set(len(self.lru))
+        stage.labels(stage="complete").observe(time.perf_counter() - t0)
+
+        if deliveries:
+            await asyncio.gather(*deliveries)  # DLQ and verdict messages are on Kafka before any ack
+        self._pending_tokens.append(batch.token)
+        self._pending_events += batch.size
+
+    async def _enqueue(self, batch: Decided) -> None:
+        """Hand a decided batch to the completion lane (started on first use); waits while it is full."""
+        if self._lane is None:
+            self._lane = asyncio.Queue(LANE_DEPTH)
+            self._lane_task = asyncio.ensure_future(self._complete_in_order(self._lane))
+        if not self._lane.full():
+            self._lane.put_nowait(batch)
+            return
+        put = asyncio.ensure_future(self._lane.put(batch))
+        await self._until(put)
+
+    async def _complete_in_order(self, lane: asyncio.Queue[Decided]) -> None:
+        while True:
+            batch = await lane.get()
+            try:
+                await self.complete(batch)
+            finally:
+                lane.task_done()
+
+    async def _until(self, fut: asyncio.Future[object]) -> None:
+        """Await ``fut`` unless the completion lane fails first (then raise its error)."""
+        lane = self._lane_task
+        assert lane is not None
+        await asyncio.wait({fut, lane}, return_when=asyncio.FIRST_COMPLETED)
+        if not fut.done():
+            fut.cancel()
+        self._lane_failed()
+
+    def _lane_failed(self) -> None:
+        lane = self._lane_task
+        if lane is not None and lane.done():
+            exc = None if lane.cancelled() else lane.exception()
+            raise RuntimeError("the completion lane stopped") from exc
+
+    async def drain(self) -> None:
+        """Wait until every decided batch is completed (a clean stop, before the last flush)."""
+        if self._lane is not None:
+            await self._until(asyncio.ensure_future(self._lane.join()))
+
+    async def _dead_letter(self, tri: Triage) -> list[Awaitable[object]]:
+        """Publish the invalid events to the DLQ, count them and the unscorable names; the deliveries."""
+        m = self.metrics
+        deliveries = []
         for rec, reason, detail in tri.invalid:
             m.invalid.labels(reason=reason).inc()
             value = dead_letter(rec.value, reason, detail, rec.topic, rec.partition, rec.offset)
             deliveries.append(await self.publish(self.topics.dlq, rec.key, value))
         for reason, n in tri.unscorable.items():
             m.unscorable.labels(reason=reason).inc(n)
+        return deliveries
 
+    async def _known(self, names: dict[str, Name]) -> tuple[dict[str, str], list[str]]:
+        """(what the LRU or Redis knows per name, the names that were not in the LRU)."""
+        m = self.metrics
         known: dict[str, str] = {}
         missing: list[str] = []
-        for n in tri.domains:
+        for n in names:
             v = self.lru.get(n)
             if v is None:
                 missing.append(n)
@@ -136,46 +258,30 @@ class BatchProcessor:
             decisions = await self._redis_call(self.cache.decide_many, missing)
             hits = 0
             for n in missing:
-                k = known_value(decisions.get(n, "unknown"))
+                k = known_value(decisions.get(n))
                 if k is not None:
                     known[n] = k
                     self.lru.put(n, k)
                     hits += 1
             if hits:
                 m.cache_hits.labels(where="redis").inc(hits)
+        return known, missing
 
+    def _admit(self, missing: list[str], known: dict[str, str], names: dict[str, Name]) -> list[str]:
+        """The unknown names to score now: those within their domain's flood limit (the rest are counted)."""
         unseen = []
         for n in missing:
             if n in known:
                 continue
-            if self.flood.admit(tri.domains[n].registrable):
+            if self.flood.admit(names[n].registrable):
                 unseen.append(n)
             else:
-                m.flood_limited.inc()
+                self.metrics.flood_limited.inc()
+        return unseen
 
-        verdicts: list[Verdict] = []
-        for i in range(0, len(unseen), self.batch_max):
-            verdicts.extend(await self._score(unseen[i:i + self.batch_max], tri.first_ts, deliveries))
-        for v in verdicts:
-            known[v.name] = v.label
-
-        self.agg.add_many(tri.parsed, known)
-        now_ms = int(self.clock() * 1000)
-        for v in verdicts:
-            self.agg.note_verdict(v, now_ms)
-        if self.index_raw_events:
-            self._pending_actions.extend(self._raw_actions(tri))
-        m.lru_size.set(len(self.lru))
-
-        if deliveries:
-            await asyncio.gather(*deliveries)  # DLQ and verdict messages are on Kafka before any ack
-        self._pending_tokens.append(token)
-        self._pending_events += len(records)
-        return verdicts
-
-    async def _score(self, names: list[str], first_ts: dict[str, int],
-                     deliveries: list[Awaitable[Any]]) -> list[Verdict]:
-        scored = await self.holder.score(names)
+    async def _score(self, names: list[str], first_ts: dict[str, int]) -> list[Verdict]:
+        """One model call, then the verdicts into Redis (the DNS path reads them from there)."""
+        scored = await self.scorer.score(names)
         now = self.clock()
         verdicts = [
             Verdict(n, label, round(score, 4), scored.version, int(now), fam, None if fp is None else round(fp, 4),
@@ -183,33 +289,39 @@ class BatchProcessor:
             for n, score, label, reason, (fam, fp) in zip(names, scored.scores, scored.labels, scored.reasons,
                                                           scored.families)
         ]
+        t0 = time.perf_counter()
         await self._redis_call(self.cache.put_verdicts, verdicts)
         done = self.clock()
         m = self.metrics
+        m.stage.labels(stage="redis_write").observe(time.perf_counter() - t0)
         m.scored.inc(len(verdicts))
+        latency = m.verdict_latency
         for v in verdicts:
             self.lru.put(v.name, v.label)
             m.verdicts.labels(label=v.label).inc()
-            m.verdict_latency.observe(max(0.0, done - first_ts[v.name] / 1000))
-            ev = VerdictEvent(v.name, v.label, v.score, v.model, int(now * 1000), v.family, v.family_p)
-            deliveries.append(await self.publish(self.topics.verdicts, ev.key(), ev.encode()))
+            latency.observe(max(0.0, done - first_ts[v.name] / 1000))
         return verdicts
 
-    def _raw_actions(self, tri: Any) -> list[dict[str, Any]]:
-        out = []
-        for p in tri.parsed:
-            ev, rec = p.event, p.record
-            doc = {k: getattr(ev, k) for k in ("ts", "name", "qtype", "client", "source", "server", "origin",
-                                               "action", "decision", "rcode", "latency_us", "proto")}
-            doc["kind"] = p.name.kind if p.name is not None else "invalid"
-            doc["registrable"] = p.name.registrable if p.name is not None else None
-            doc["invalid_reason"] = p.unscorable if p.name is None else None
-            out.append({"_op_type": "index", "_index": index_name("events", ev.ts, prefix=self.es_prefix),
-                        "_id": f"{rec.topic}|{rec.partition}|{rec.offset}", "_source": doc})
-        return out
+    async def _redis_call(self, fn: Callable[[T], R], arg: T) -> R:
+        """A blocking verdict-cache call off the loop; retried while Redis is down (nothing is acked meanwhile)."""
+        loop = asyncio.get_running_loop()
+        backoff = 0.2
+        while True:
+            t0 = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(self._redis, fn, arg)
+            except Exception as exc:
+                self.metrics.redis_errors.labels(kind=type(exc).__name__).inc()
+                log.warning("redis %s failed (%s: %s); retrying in %.1fs", getattr(fn, "__name__", fn),
+                            type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self.metrics.redis_latency.observe(time.perf_counter() - t0)
+            return result
 
     def flush_due(self) -> bool:
-        return time.monotonic() - self._last_flush >= self.flush_interval_s
+        return time.monotonic() - self._last_flush >= self.settings.es_flush_interval_s
 
     def flush(self) -> None:
         """Hand everything aggregated since the last flush to the sink (acks follow its write).
@@ -222,16 +334,19 @@ class BatchProcessor:
         self._last_flush = time.monotonic()
         if not self._pending_tokens and not self._pending_actions:
             return
+        t0 = time.perf_counter()
         activity, verdicts, vetting, _ = self.agg.drain()
         tokens, self._pending_tokens = self._pending_tokens, []
         events, self._pending_events = self._pending_events, 0
         actions, self._pending_actions = self._pending_actions, []
-        on_done = (lambda: self.ack(tokens)) if self.ack is not None else None
+        ack = self.ack
+        on_done = (lambda: ack(tokens)) if ack is not None else None
         if self.sink is None:
             if on_done:
                 on_done()
             return
         self.sink.submit(aggregate_docs(self.es_prefix, activity, verdicts, vetting), actions, events, on_done)
+        self.metrics.stage.labels(stage="flush").observe(time.perf_counter() - t0)
 
     def on_change(self, message: str) -> None:
         """A ``<p>:v1:changes`` message: vetted changes may cover subdomains, so they clear the LRU."""
@@ -242,4 +357,6 @@ class BatchProcessor:
             self.lru.drop(name)
 
     def close(self) -> None:
+        if self._lane_task is not None:
+            self._lane_task.cancel()
         self._redis.shutdown(wait=False, cancel_futures=True)

@@ -152,3 +152,80 @@ def test_cli_prints_one_red_line_for_bad_settings(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "DNSENTINEL_REDIS__URL" in lines[0] and "invalid port" in lines[0]
+
+
+# --- secrets from files (DNSENTINEL_<SETTING>_FILE) ---------------------------------------
+
+
+def test_secrets_come_from_files_named_by_FILE_variables(monkeypatch, tmp_path):
+    (tmp_path / "redis").write_text("s3cret-from-a-file\n")
+    (tmp_path / "es").write_text("api key: with spaces and no newline")
+    monkeypatch.setenv("DNSENTINEL_REDIS__PASSWORD_FILE", str(tmp_path / "redis"))
+    monkeypatch.setenv("DNSENTINEL_ELASTICSEARCH__API_KEY_FILE", str(tmp_path / "es"))
+    monkeypatch.setenv("DNSENTINEL_REDIS__URL", "redis://127.0.0.1:6390/0")
+    s = get_settings()
+    assert s.redis.password.get_secret_value() == "s3cret-from-a-file"  # one trailing newline dropped
+    assert s.elasticsearch.api_key.get_secret_value() == "api key: with spaces and no newline"
+    assert s.redis.url.endswith(":6390/0")  # the plain variables still apply
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s.model_dump())
+
+
+def test_a_FILE_variable_beats_the_toml_file(monkeypatch, tmp_path):
+    (tmp_path / "dnsentinel.toml").write_text('[dashboard]\nsession_secret = "from-toml-from-toml"\n')
+    (tmp_path / "key").write_text("from-file-from-file")
+    monkeypatch.setenv("DNSENTINEL_DASHBOARD__SESSION_SECRET_FILE", str(tmp_path / "key"))
+    assert get_settings().dashboard.session_secret.get_secret_value() == "from-file-from-file"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"DNSENTINEL_REDIS__URL_FILE": "x"}, "DNSENTINEL_REDIS__URL is not a secret setting"),
+        ({"DNSENTINEL_REDIS__PASSWORD_FILE": "/nonexistent/pw"}, "cannot read the secret file (FileNotFoundError"),
+        ({"DNSENTINEL_REDIS__PASSWORD_FILE": "EMPTY"}, "the secret file is empty"),
+        ({"DNSENTINEL_REDIS__PASSWORD_FILE": "EMPTY", "DNSENTINEL_REDIS__PASSWORD": "x"}, "both set; keep one"),
+    ],
+)
+def test_bad_FILE_variables_are_one_line_config_errors(monkeypatch, tmp_path, env, needle):
+    (tmp_path / "EMPTY").write_text("\n")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        get_settings()
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_secret_setting_is_a_SecretStr():
+    from dnsentinel.settings import secret_settings
+
+    assert set(secret_settings(Settings)) == {
+        ("kafka", "sasl_password"), ("redis", "password"), ("elasticsearch", "password"),
+        ("elasticsearch", "api_key"), ("dashboard", "session_secret")}
+
+
+# --- dnsentinel stack status: services open to anyone -----------------------------------------
+
+
+def test_status_warns_about_services_without_auth_beyond_loopback():
+    from dnsentinel.cli import stackctl
+
+    running = ["redis", "kafka", "elasticsearch", "coredns"]
+    assert stackctl.exposure_warnings(Settings(), running) == []  # the local stack: loopback only
+    exposed = Settings(redis={"url": "redis://0.0.0.0:6379/0"}, kafka={"bootstrap_servers": "10.0.0.8:9092"},
+                       elasticsearch={"url": "http://192.0.2.10:9200"}, coredns={"host": "0.0.0.0"})
+    lines = stackctl.exposure_warnings(exposed, running)
+    assert [ln.split()[0] for ln in lines] == ["redis", "kafka", "elasticsearch"]  # DNS has no login to ask for
+    assert "runs without auth on 10.0.0.8 (not loopback)" in lines[1] and "SASL" in lines[1]
+    assert stackctl.exposure_warnings(exposed, ["coredns"]) == []  # only what runs
+    secured = Settings(redis={"url": "redis://0.0.0.0:6379/0", "password": "pw"},
+                       kafka={"bootstrap_servers": "10.0.0.8:9092", "security_protocol": "SASL_SSL"},
+                       elasticsearch={"url": "https://192.0.2.10:9200", "api_key": "k"})
+    assert stackctl.exposure_warnings(secured, running) == []
+
+
+def test_status_masks_a_password_written_into_a_url():
+    from dnsentinel.cli import stackctl
+
+    where = stackctl.addresses(Settings(redis={"url": "redis://:hunter2@cache:6379/0"},
+                                        elasticsearch={"url": "https://elastic:hunter2@es:9200"}))
+    assert where["redis"] == "redis://:***@cache:6379/0" and where["elasticsearch"] == "https://elastic:***@es:9200"

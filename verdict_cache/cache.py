@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dnsentinel.verdict_cache import keys as K
 from dnsentinel.verdict_cache.keys import BadValue, Verdict, format_verdict, parse_verdict
 from dnsentinel.verdict_cache.names import InvalidName, normalize
-from dnsentinel.verdict_cache.policy import VETTED_ACTIONS, candidates, decide
+from dnsentinel.verdict_cache.policy import VETTED_ACTIONS, candidates, effective_decision
 
 if TYPE_CHECKING:
     import redis
@@ -153,10 +153,6 @@ class VerdictCache:
             pipe.execute()
         return n
 
-    def delete_verdicts(self, names: Iterable[str]) -> int:
-        keys = [self.verdict_key(n) for n in names]
-        return int(self.client.delete(*keys)) if keys else 0
-
     def iter_verdicts(self, label: str | None = None, batch: int = 1000) -> Iterator[Verdict]:
         """Every stored verdict (SCAN, so Redis stays responsive), optionally of one label."""
         prefix = self.verdict_key("")
@@ -201,13 +197,35 @@ class VerdictCache:
         for name, cands in zip(names, per_name):
             vetted = {c: actions[c] for c in cands if c in actions}
             v = verdicts.get(name)
-            out[name] = decide(name, vetted, v.label if v else None)
+            out[name] = effective_decision(name, vetted, v.label if v else None)
         return out
 
-    def decide(self, name: str) -> str:
+    def effective_decision(self, name: str) -> str:
         return self.decide_many([name])[name]
 
     # -- vetted lists ---------------------------------------------------------------------------
+
+    def first_sightings(self, values: dict[str, str], ttl_s: int) -> set[str]:
+        """Record each registrable domain's first sighting (``SET NX EX``, pipelined); the ones that were new.
+
+        ``values`` maps a domain to ``<event ms>|<client>|<name>``; an existing key is left as it is,
+        so the deployment's first sighting stands whichever worker asks later.
+        """
+        domains = list(values)
+        if not domains:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        for d in domains:
+            pipe.set(K.seen_domain_key(self.prefix, d), values[d], nx=True, ex=ttl_s)
+        return {d for d, ok in zip(domains, pipe.execute()) if ok}
+
+    def first_sighting(self, domain: str) -> tuple[int, str, str] | None:
+        """(event ms, client, name) of a domain's first sighting, or None (never seen, or forgotten)."""
+        raw = self.client.get(K.seen_domain_key(self.prefix, domain))
+        if raw is None:
+            return None
+        ts, client, name = (raw.decode() if isinstance(raw, bytes) else raw).split("|", 2)
+        return int(ts), client, name
 
     def set_vetted(self, name: str, action: str, by: str, note: str | None = None) -> VettedRecord | None:
         """Record an analyst's decision; returns the record it replaced (None if new).

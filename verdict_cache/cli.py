@@ -164,7 +164,7 @@ def show_cmd(
         records = cache.get_vetted(candidates(n.name))
         verdict = cache.get_verdicts([n.name]).get(n.name)
         console.print(f"[bold]{n.name}[/] ({n.kind}, registrable {n.registrable or '-'}): "
-                      f"decision [bold]{cache.decide(n.name)}[/]")
+                      f"decision [bold]{cache.effective_decision(n.name)}[/]")
         if verdict:
             console.print(f"model verdict: {verdict.label} {verdict.score:.4f} by {verdict.model} at {when(verdict.ts)}")
         if action:

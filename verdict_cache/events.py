@@ -14,10 +14,13 @@ import json
 import socket
 import time
 from dataclasses import dataclass, fields
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Optional
 
 from annotated_types import Ge, Le
 from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+
+from dnsentinel.verdict_cache import vocabulary
+from dnsentinel.verdict_cache.vocabulary import REASONS, Action, Decision, Proto, Source
 
 __all__ = [
     "ACTIONS",
@@ -41,11 +44,12 @@ MAX_DLQ_PAYLOAD_BYTES = 65536
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 DAY_MS = 86_400_000
 
-SOURCES = frozenset({"live", "replay", "loadgen"})
-ACTIONS = frozenset({"pass", "nxdomain", "nodata", "refused", "null", "sinkhole", "honeypot"})
-DECISIONS = frozenset({"allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown"})
-PROTOS = frozenset({"udp", "tcp"})
-LABELS = frozenset({"malicious", "uncertain", "benign"})
+# Set views of the vocabulary for the ordered checks (the words themselves live in vocabulary.py).
+SOURCES = frozenset(vocabulary.SOURCES)
+ACTIONS = frozenset(vocabulary.ACTIONS)
+DECISIONS = frozenset(vocabulary.DECISIONS)
+PROTOS = frozenset(vocabulary.PROTOS)
+LABELS = frozenset(vocabulary.VERDICT_LABELS)
 
 
 class InvalidEvent(ValueError):
@@ -151,14 +155,14 @@ class _Wire:
     name: Annotated[str, Field(min_length=1)]
     qtype: Annotated[str, Field(min_length=1, max_length=16)]
     client: str
-    source: Literal["live", "replay", "loadgen"]
+    source: Source
     server: Optional[str] = None  # noqa: UP045 - pydantic reads these annotations
     origin: Optional[str] = None  # noqa: UP045
-    action: Optional[Literal["pass", "nxdomain", "nodata", "refused", "null", "sinkhole", "honeypot"]] = None  # noqa: UP045
-    decision: Optional[Literal["allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown"]] = None  # noqa: UP045
+    action: Optional[Action] = None  # noqa: UP045
+    decision: Optional[Decision] = None  # noqa: UP045
     rcode: Optional[str] = None  # noqa: UP045
     latency_us: Optional[Annotated[int, Strict(), Ge(0)]] = None  # noqa: UP045
-    proto: Optional[Literal["udp", "tcp"]] = None  # noqa: UP045
+    proto: Optional[Proto] = None  # noqa: UP045
 
 
 _wire = TypeAdapter(_Wire)
@@ -301,6 +305,8 @@ class VerdictEvent:
     """Epoch milliseconds when the verdict was made."""
     family: str | None = None
     family_p: float | None = None
+    reason: str | None = None
+    """Which layer decided (vocabulary.REASONS); optional, ``alert`` when a behaviour alert did."""
 
     def encode(self) -> bytes:
         """Compact JSON value; the score is rounded to 4 decimals like the Redis value."""
@@ -318,6 +324,8 @@ class VerdictEvent:
             obj["family"] = self.family
         if self.family_p is not None:
             obj["family_p"] = round(float(self.family_p), 4)
+        if self.reason is not None:
+            obj["reason"] = self.reason
         return _encoder.encode(obj).encode("utf-8")
 
     def key(self) -> bytes:
@@ -348,5 +356,8 @@ class VerdictEvent:
             raise InvalidEvent("bad_type:family", "'family' must be a string")
         if family_p is not None and type(family_p) not in (int, float):
             raise InvalidEvent("bad_type:family_p", "'family_p' must be a number")
+        reason = obj.get("reason")
+        if reason is not None and reason not in REASONS:
+            raise _bad_value("reason", f"reason {str(reason)[:20]!r} is not one of {', '.join(REASONS)}")
         return cls(obj["name"], obj["label"], float(obj["score"]), obj["model"], obj["ts"], family,
-                   None if family_p is None else float(family_p))
+                   None if family_p is None else float(family_p), reason)

@@ -14,6 +14,8 @@ __all__ = [
     "LABEL_CODES",
     "Verdict",
     "changes_channel",
+    "dashboard_key",
+    "seen_domain_key",
     "format_verdict",
     "parse_verdict",
     "verdict_key",
@@ -23,6 +25,7 @@ __all__ = [
 
 KEY_VERSION = "v1"
 LABEL_CODES = {"malicious": "m", "uncertain": "u", "benign": "b"}
+"""One letter per verdict label (vocabulary.VERDICT_LABELS) in the compact value; tests check they match."""
 _LABELS = {code: label for label, code in LABEL_CODES.items()}
 _SCORE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SECONDS = re.compile(r"[0-9]{1,12}")
@@ -72,6 +75,22 @@ def vetted_log_key(prefix: str) -> str:
 def changes_channel(prefix: str) -> str:
     """The pub/sub channel announcing ``vetted <name>`` and ``verdict <name>``."""
     return f"{prefix}:{KEY_VERSION}:changes"
+
+
+def seen_domain_key(prefix: str, registrable: str) -> str:
+    """``<p>:v1:seen:<registrable>``: when and by whom this deployment first saw a domain (newly observed)."""
+    return f"{prefix}:{KEY_VERSION}:seen:{registrable}"
+
+
+def dashboard_key(prefix: str, *parts: str) -> str:
+    """``<p>:v1:dashboard:<part>:…``: the dashboard's accounts, sessions and login counters.
+
+    Every dashboard instance and the ``dnsentinel users`` command share them (no restart
+    needed after a change); the parts are the dashboard's own (``users``, ``session:<id>``, …).
+    """
+    if not parts or any(not p or ":" in p for p in parts[:-1]):
+        raise ValueError(f"dashboard key parts {parts!r}: give at least one, and no ':' before the last")
+    return ":".join((prefix, KEY_VERSION, "dashboard", *parts))
 
 
 def format_verdict(v: Verdict) -> str:

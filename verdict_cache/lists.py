@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING
 
 from dnsentinel.verdict_cache.cache import check_vetted, vetted_entry
 from dnsentinel.verdict_cache.names import InvalidName
-from dnsentinel.verdict_cache.policy import decide
+from dnsentinel.verdict_cache.policy import effective_decision
+from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, RpzAction
 
 if TYPE_CHECKING:
     from dnsentinel.verdict_cache.cache import VerdictCache, VettedRecord
@@ -278,7 +279,7 @@ def export_rpz(
     zone: str,
     ttl: int,
     nameserver: str,
-    block_action: Literal["nxdomain", "sinkhole"],
+    block_action: RpzAction,
     sinkhole: tuple[str, str],
     honeypot: tuple[str, str],
     serial: int | None = None,
@@ -287,7 +288,7 @@ def export_rpz(
 
     ``vetted`` maps entries to actions; ``malicious`` are names with a
     malicious model verdict (exact names only). Every owner name's policy is
-    computed with :func:`decide`, so RPZ's own "most specific trigger wins"
+    computed with :func:`~dnsentinel.verdict_cache.policy.effective_decision`, so RPZ's own "most specific trigger wins"
     never contradicts ours (an allow wildcard above a block drops the block).
     Blocks become ``CNAME .`` (NXDOMAIN) or sinkhole A/AAAA, honeypots A/AAAA
     local data, allows ``CNAME rpz-passthru.``.
@@ -315,9 +316,9 @@ def export_rpz(
     out.write(f"@ NS {nameserver}\n")
     for owner in sorted(owners, key=lambda o: o.split(".")[::-1]):
         if owner.startswith("*."):
-            decision = decide(f"{_CHILD}.{owner[2:]}", vetted, None)
+            decision = effective_decision(f"{_CHILD}.{owner[2:]}", vetted, None)
         else:
-            decision = decide(owner, vetted, owners[owner])
+            decision = effective_decision(owner, vetted, owners[owner])
         rdata = _rpz_rdata(decision, block_action, sinkhole, honeypot)
         if not rdata:
             continue
@@ -339,7 +340,7 @@ def export_rpz(
 def _rpz_rdata(decision: str, block_action: str, sinkhole: tuple[str, str], honeypot: tuple[str, str]) -> list[str]:
     if decision == "allow":
         return ["CNAME rpz-passthru."]
-    if decision in ("block", "malicious"):
+    if decision in BLOCKING_DECISIONS and decision != "honeypot":
         if block_action == "sinkhole":
             return [f"A {sinkhole[0]}", f"AAAA {sinkhole[1]}"]
         return ["CNAME ."]

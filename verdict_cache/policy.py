@@ -6,10 +6,9 @@ share one precedence rule, and so it is testable without Redis.
 
 from __future__ import annotations
 
-__all__ = ["DECISIONS", "VETTED_ACTIONS", "candidates", "decide", "is_wildcard_entry"]
+__all__ = ["DECISIONS", "VETTED_ACTIONS", "candidates", "effective_decision", "is_wildcard_entry"]
 
-VETTED_ACTIONS = ("allow", "block", "honeypot")
-DECISIONS = ("allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown")
+from dnsentinel.verdict_cache.vocabulary import DECISIONS, VETTED_ACTIONS
 
 
 def is_wildcard_entry(entry: str) -> bool:
@@ -32,7 +31,7 @@ def candidates(name: str) -> list[str]:
     return out
 
 
-def decide(name: str, vetted: dict[str, str], verdict_label: str | None) -> str:
+def effective_decision(name: str, vetted: dict[str, str], verdict_label: str | None) -> str:
     """The decision for a normalized name.
 
     ``vetted`` maps candidate entries to their action (missing entries absent);

@@ -2,17 +2,6 @@ package contract
 
 import "strings"
 
-// Decisions (SPEC §1.4).
-const (
-	DecisionAllow     = "allow"
-	DecisionBlock     = "block"
-	DecisionHoneypot  = "honeypot"
-	DecisionMalicious = "malicious"
-	DecisionUncertain = "uncertain"
-	DecisionBenign    = "benign"
-	DecisionUnknown   = "unknown"
-)
-
 // Candidates lists the vetted entries that may cover a normalized name, most specific first:
 // the name, its wildcard, then each ancestor and its wildcard (SPEC §1.3).
 func Candidates(name string) []string {

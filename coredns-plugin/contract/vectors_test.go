@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -64,6 +65,7 @@ type vectors struct {
 		Name   string `json:"name"`
 		Key    string `json:"key"`
 	} `json:"keys"`
+	Vocabulary map[string][]string `json:"vocabulary"`
 }
 
 func loadVectors(t *testing.T) vectors {
@@ -223,6 +225,58 @@ func TestVectorKeys(t *testing.T) {
 		}
 		if got != c.Key {
 			t.Errorf("%s key(%q, %q) = %q; want %q", c.Kind, c.Prefix, c.Name, got, c.Key)
+		}
+	}
+}
+
+// TestVectorVocabulary checks every word list of vocabulary.go against verdict_cache/vocabulary.py
+// (through vectors.json): same words, same order. The lists the plugin has no use for (labels
+// with unscored, flagged labels, scoring reasons, RPZ actions, ...) are not mirrored; the test
+// logs them.
+func TestVectorVocabulary(t *testing.T) {
+	mirrored := map[string][]string{
+		"verdict_labels":     VerdictLabels[:],
+		"vetted_actions":     VettedActions[:],
+		"decisions":          Decisions[:],
+		"blocking_decisions": BlockingDecisions[:],
+		"metric_decisions":   MetricDecisions[:],
+		"actions":            Actions[:],
+		"blocking_actions":   BlockingActions[:],
+		"sources":            Sources[:],
+		"protos":             Protos[:],
+	}
+	voc := loadVectors(t).Vocabulary
+	for name, goWords := range mirrored {
+		words, ok := voc[name]
+		if !ok {
+			t.Errorf("vectors.json has no vocabulary list %s (vocabulary.go mirrors it)", name)
+		} else if !slices.Equal(goWords, words) {
+			t.Errorf("vocabulary %s: Go has %q; vocabulary.py has %q", name, goWords, words)
+		}
+	}
+	for name, words := range voc {
+		if _, ok := mirrored[name]; !ok {
+			t.Logf("not used by the plugin: %s %q", name, words)
+		}
+	}
+}
+
+// TestVocabularyInCode: the code that decides by these words agrees with the lists.
+func TestVocabularyInCode(t *testing.T) {
+	for _, d := range MetricDecisions {
+		if Blocking(d) != slices.Contains(BlockingDecisions[:], d) {
+			t.Errorf("Blocking(%q) = %v; BlockingDecisions is %q", d, Blocking(d), BlockingDecisions)
+		}
+	}
+	for _, label := range VerdictLabels { // every verdict label has a compact code
+		v := Verdict{Label: label, Score: 0.5, Model: "m", Time: 1}
+		if got, err := ParseVerdict(v.Format()); err != nil || got != v {
+			t.Errorf("verdict label %q does not round-trip: %q -> %+v, %v", label, v.Format(), got, err)
+		}
+	}
+	for _, a := range VettedActions { // a vetted action decides as itself
+		if got := Decide([]string{"a.example"}, []string{a}, ""); got != a {
+			t.Errorf("Decide with vetted %q = %q", a, got)
 		}
 	}
 }

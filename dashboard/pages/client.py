@@ -6,10 +6,11 @@ import ipaddress
 
 import streamlit as st
 
-from dnsentinel.dashboard import data, ui
+from dnsentinel.dashboard import alerts, data, guard, ui
 from dnsentinel.dashboard.store import BLOCKED_DECISIONS
+from dnsentinel.verdict_cache.es_schema import index_name
 
-ui.require_login()
+guard.page_actor()
 st.title("Client investigation")
 raw = st.text_input("Client address", key="cl_addr", placeholder="192.0.2.10",
                     value=st.query_params.get("client", ""))
@@ -36,6 +37,19 @@ cols[0].metric("Queries", f"{int(timeline['queries'].sum()) if not timeline.empt
 cols[1].metric("Distinct names", f"{result.total:,}")
 cols[2].metric("Malicious names", f"{int(rows['decision'].isin(BLOCKED_DECISIONS).sum()) if not rows.empty else 0:,}")
 cols[3].metric("Uncertain names", f"{int((rows['decision'] == 'uncertain').sum()) if not rows.empty else 0:,}")
+try:
+    store = data.store()
+    host_alerts = alerts.list_alerts(store.es, index_name("alerts", prefix=store.prefix), 50,
+                                     since_ms=int(rng.start.timestamp() * 1000),
+                                     until_ms=int(rng.end.timestamp() * 1000), client=client)
+except Exception as exc:
+    ui.service_error(f"alerts of {client}", exc)
+    host_alerts = []
+if host_alerts:
+    st.subheader(f"Alerts ({len(host_alerts)})")
+    for a in host_alerts:
+        st.warning(f"**{a.severity} {a.kind}** ({a.status}): {a.summary}")
+    ui.page_link("alerts", "🚨 All alerts")
 st.subheader(f"Queries per {granularity}")
 ui.timeline_chart(timeline, height=250)
 st.subheader("Names queried (malicious and uncertain first)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dnsentinel.dashboard import data, ui
+from dnsentinel.dashboard import data, guard, ui
 
-ui.require_login()
+guard.page_actor()
 st.title("Domain investigation")
 c1, c2 = st.columns([4, 1])
 raw = c1.text_input("Domain name", key="dom_name", placeholder="example.com",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dnsentinel.dashboard import data, model_reports, training, ui
+from dnsentinel.dashboard import actions, data, guard, model_reports, training, ui
+from dnsentinel.dashboard.access import Forbidden, allows
 
-analyst = ui.require_login()
+actor = guard.page_actor()
 registry_dir = ui.settings().model.registry_dir
+caps = ui.settings().dashboard.training_caps
 st.title("Models")
 
 
@@ -38,29 +40,39 @@ def show_report(version: str) -> None:
 
 
 # -- start training --------------------------------------------------------------
-with st.expander("Start training", expanded=False):
+def training_form() -> None:
+    """The run's settings, bounded by the role's cap (``training.start`` checks it again)."""
+    cap = caps.get(actor.role)
+    most_epochs, most_samples = (cap.max_epochs, cap.max_sample_size) if cap else (500, 50_000_000)
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
-        name = c1.text_input("Model name", value=f"{analyst}-{pd.Timestamp.utcnow():%Y%m%d-%H%M%S}", key="tr_name")
+        name = c1.text_input("Model name", value=f"{actor.name}-{pd.Timestamp.utcnow():%Y%m%d-%H%M%S}", key="tr_name")
         arch = c2.selectbox("Architecture", ["charcnn", "mlbridge-cnn"], key="tr_arch")
-        epochs = c3.number_input("Epochs", 1, 500, 5, key="tr_epochs")
+        epochs = c3.number_input("Epochs", 1, most_epochs, min(5, most_epochs), key="tr_epochs")
         batch = c1.number_input("Batch size", 8, 65536, 512, key="tr_batch")
-        sample = c2.number_input("Sample size", 100, 50_000_000, 200_000, step=1000, key="tr_sample")
+        sample = c2.number_input("Sample size", 100, most_samples, min(200_000, most_samples), step=1000, key="tr_sample")
         vetted = c3.checkbox("Include vetted decisions", value=True, key="tr_vetted")
         evaluation = c3.checkbox("Hold out 9 DGA families (an evaluation run, not a model to ship)", value=False,
                                  key="tr_holdout")
         go = st.form_submit_button("Start training")
+    if cap:
+        st.caption(f"Your role's cap: {cap.max_epochs} epochs, {cap.max_sample_size:,} samples, "
+                   f"{cap.max_concurrent_jobs} job(s) at a time.")
     if go:
         try:
             request = training.JobRequest(name.strip(), arch, int(epochs), int(batch), int(sample), vetted, evaluation)
-            job = training.start(registry_dir, request, analyst)
-            data.store().write_audit([{"who": analyst, "name": f"model:{job.name}", "before": "none",
-                                       "after": "training", "note": " ".join(job.argv[3:])}])
+            job = actions.start_training(actor, data.store(), registry_dir, request, caps)
             st.success(f"Training {job.name} started (pid {job.pid}).")
-        except ValueError as exc:
+        except (Forbidden, ValueError) as exc:
             st.error(str(exc))
         except Exception as exc:
             ui.service_error("the training job", exc)
+
+
+with st.expander("Start training", expanded=False):
+    if not allows(actor.role, "train"):  # the form stays: a start is refused (and audited) by actions
+        st.info(guard.refusal(actor, "train"))
+    training_form()
 
 # -- jobs ------------------------------------------------------------------------------
 jobs = training.jobs(registry_dir)
@@ -125,26 +137,25 @@ with right:
     show_report(b)
 
 c1, c2 = st.columns(2)
+if not allows(actor.role, "promote"):  # the buttons stay: actions refuses (and audits) a click
+    st.info(guard.refusal(actor, "promote") + " Rolling back too.")
 force = c1.checkbox("Promote even if it decides worse on the quality gate", key="promote_force")
 if c1.button(f"Promote {a}", disabled=a == current, key="promote"):
     gate = data.gate()
     try:
-        gate.promote(a, force=force)
-        note = "promote (forced past the quality gate)" if force else "promote"
-        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none", "after": a, "note": note}])
+        actions.promote(actor, data.store(), gate, a, current, force)
         st.success(f"{a} is now the current model.")
         st.rerun()
-    except gate.GateRefused as exc:
+    except (gate.GateRefused, Forbidden) as exc:
         st.error(str(exc))
     except Exception as exc:
         ui.service_error("the promotion", exc)
 if c2.button("Roll back to the previous model", key="rollback"):
     try:
-        restored = reg.rollback()
-        after = model_reports.version_of(restored) if restored else reg.current_version()
-        data.store().write_audit([{"who": analyst, "name": "model:current", "before": current or "none",
-                                   "after": str(after), "note": "rollback"}])
+        after = actions.rollback(actor, data.store(), reg, current)
         st.success(f"Rolled back to {after}.")
         st.rerun()
+    except Forbidden as exc:
+        st.error(str(exc))
     except Exception as exc:
         ui.service_error("the rollback", exc)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dnsentinel.dashboard import data, ui
+from dnsentinel.dashboard import data, guard, ui
 from dnsentinel.dashboard.store import ALLOWED_DECISIONS, BLOCKED_DECISIONS
 
-ui.require_login()
+guard.page_actor()
 st.title("Overview")
 rng, granularity, preset = ui.time_range_picker("ov")
 refresh = st.sidebar.selectbox("Auto-refresh", ["off", "10 s", "30 s", "60 s"], index=2, key="ov_refresh")

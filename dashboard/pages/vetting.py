@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dnsentinel.dashboard import data, ui, vetting
+from dnsentinel.dashboard import actions, data, guard, ui, vetting
+from dnsentinel.dashboard.access import Forbidden, allows
 from dnsentinel.dashboard.store import VETTING_SORTS
 
 PAGE_SIZE = 50
@@ -17,10 +18,12 @@ def _finish(msgs: list[tuple[str, str]]) -> None:
     data.clear()
     st.rerun()
 
-analyst = ui.require_login()
+actor = guard.page_actor()
 st.title("Vetting")
 st.caption("Uncertain names (scored between the model's allow and block thresholds). "
            "A decision reaches the DNS path within a second and is written to the audit index.")
+if not allows(actor.role, "vet"):  # the controls stay: a click is refused (and audited) by actions.vet
+    st.info(guard.refusal(actor, "vet"))
 
 for kind, text in st.session_state.pop("vet_msgs", []):
     getattr(st, kind)(text)
@@ -53,21 +56,23 @@ if typed.strip():
 with st.form("vet_form", clear_on_submit=True):
     action = st.radio("Decision", vetting.ACTIONS, horizontal=True, key="vet_action")
     note = st.text_input("Note (optional)", max_chars=vetting.MAX_NOTE, key="vet_note")
-    submitted = st.form_submit_button(f"Apply to {len(selected)} selected", disabled=False)
+    submitted = st.form_submit_button(f"Apply to {len(selected)} selected", key="vet_apply")
 
 if submitted:
     if not selected:
         st.warning("Select at least one name first.")
     else:
         try:
-            done = vetting.apply(data.verdict_cache(), data.store(), selected, action, analyst, note)
+            done = actions.vet(actor, data.verdict_cache(), data.store(), selected, action, note)
+        except Forbidden as exc:
+            st.error(f"Refused: {exc}")
         except Exception as exc:
             ui.service_error("the decision", exc)
         else:
             st.session_state["vet_last"] = done
             msgs = [("error", f"{name}: not vetted ({reason})") for name, reason in done.failed.items()]
             if done.before:
-                msgs.append(("success", f"{action} applied to {len(done.before)} name(s) by {analyst}."))
+                msgs.append(("success", f"{action} applied to {len(done.before)} name(s) by {actor.name}."))
             _finish(msgs)
 
 last = st.session_state.get("vet_last")
@@ -76,7 +81,9 @@ if last is not None and last.before:
             + ("…" if len(last.before) > 10 else ""))
     if st.button("Undo last action", key="vet_undo"):
         try:
-            failed = vetting.undo(data.verdict_cache(), data.store(), last, analyst)
+            failed = actions.undo_vet(actor, data.verdict_cache(), data.store(), last)
+        except Forbidden as exc:
+            st.error(f"Refused: {exc}")
         except Exception as exc:
             ui.service_error("the undo", exc)
         else:

@@ -6,21 +6,34 @@ from pathlib import Path
 
 import pytest
 
-from dnsentinel.dashboard import auth, data
+from dnsentinel.dashboard import auth, data, guard
+from dnsentinel.dashboard.sessions import Session
+from dnsentinel.settings import get_settings
 
-from dash_fakes import FakeCache, FakeStore
+from dash_fakes import FakeCache, FakeStore, MemoryRedis
 
 APP_DIR = Path(data.__file__).resolve().parent
 
 
 @pytest.fixture
-def fakes(monkeypatch, tmp_path):
+def accounts(monkeypatch, tmp_path):
+    """Users, login limits and sessions over an in-memory Redis; the app listens on loopback."""
+    monkeypatch.setenv("DNSENTINEL_STACK__STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DNSENTINEL_DASHBOARD__USERS", "{}")
+    get_settings.cache_clear()
+    acc = auth.Accounts.from_settings(get_settings(), MemoryRedis())
+    acc.users.rounds = 4  # bcrypt's cheapest cost: tests hash many passwords
+    monkeypatch.setattr(guard, "accounts", lambda: acc)
+    monkeypatch.setattr(guard, "listen_address", lambda: "127.0.0.1")
+    return acc
+
+
+@pytest.fixture
+def fakes(monkeypatch, tmp_path, accounts):
     store, cache = FakeStore(), FakeCache()
     monkeypatch.setattr(data, "store", lambda: store)
     monkeypatch.setattr(data, "verdict_cache", lambda: cache)
     monkeypatch.setenv("DNSENTINEL_MODEL__REGISTRY_DIR", str(tmp_path / "registry"))
-    from dnsentinel.settings import get_settings
-
     get_settings.cache_clear()
     data.clear()
     yield store, cache
@@ -28,11 +41,11 @@ def fakes(monkeypatch, tmp_path):
     get_settings.cache_clear()
 
 
-def logged_in(at, user: str = "alice", ttl_s: int = 3600):
-    """An AppTest whose session is already logged in (as the login form would leave it)."""
+def logged_in(at, user: str = "alice", ttl_s: int = 3600, role: str = "admin"):
+    """An AppTest whose session is already resolved (as ``app.py`` leaves it for the pages)."""
     import time
 
-    at.session_state["dnsentinel_auth"] = auth.Session(user, time.time() + ttl_s)
+    at.session_state[auth.SESSION_KEY] = Session(user, time.time() + ttl_s, role)
     return at
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,6 +21,8 @@ class FakeStore:
         self.audit: list[dict] = []
         self.marked: list[tuple[list[str], str]] = []
         self.queue = ["odd-name.example", "qwzxv.example", "maybe.example"]
+        self.es, self.prefix = AuditES(self.audit), "fake"
+        self.index = {"audit": "fake-audit"}
 
     def timeline(self, rng, granularity, *filters):
         return pd.DataFrame([{"time": _t(i), "category": c, "queries": n}
@@ -113,3 +116,122 @@ class FakeCache:
 
     def decide_many(self, names):
         return {n: self.vetted[n].action if n in self.vetted else "malicious" for n in names}
+
+
+class AuditES:
+    """Answers the audit search with every recorded entry, newest first (filters are ES's job);
+    the alerts index (``*-alerts``) with the alert documents in ``alerts`` (id -> source)."""
+
+    def __init__(self, entries: list[dict]) -> None:
+        self.entries = entries
+        self.alerts: dict[str, dict] = {}
+        self.requests: list[dict] = []
+
+    def search(self, **kw):
+        self.requests.append(kw)
+        if str(kw.get("index", "")).endswith("-alerts"):
+            return {"hits": {"hits": [{"_id": i, "_source": a} for i, a in self.alerts.items()]}}
+        return {"hits": {"hits": [{"_source": e} for e in reversed(self.entries)]}}
+
+    def get(self, index, id):
+        return {"_id": id, "_source": self.alerts[id]}
+
+    def update(self, index, id, doc, **_kw):
+        self.alerts[id].update(doc)
+
+
+class MemoryRedis:
+    """The few Redis commands the dashboard's accounts use, in dicts, with expiry (decoded strings)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+        self.expires: dict[str, float] = {}
+
+    def _live(self, key):
+        if key in self.expires and self.expires[key] <= time.monotonic():
+            self.data.pop(key, None)
+            self.expires.pop(key, None)
+        return self.data.get(key)
+
+    def _expire_in(self, key, seconds):
+        if seconds is not None:
+            self.expires[key] = time.monotonic() + seconds
+
+    def ping(self):
+        return True
+
+    def get(self, key):
+        return self._live(key)
+
+    def set(self, key, value, ex=None, nx=False):
+        if nx and self._live(key) is not None:
+            return None
+        self.data[key] = str(value)
+        self.expires.pop(key, None)
+        self._expire_in(key, ex)
+        return True
+
+    def incr(self, key):
+        self.data[key] = str(int(self._live(key) or 0) + 1)  # keeps its expiry, as Redis does
+        return int(self.data[key])
+
+    def delete(self, *keys):
+        found = [k for k in keys if self._live(k) is not None]
+        for k in keys:
+            self.data.pop(k, None)
+            self.expires.pop(k, None)
+        return len(found)
+
+    def ttl(self, key):
+        if self._live(key) is None:
+            return -2
+        return int(self.expires[key] - time.monotonic()) + 1 if key in self.expires else -1
+
+    def expire(self, key, seconds):
+        self._expire_in(key, seconds)
+
+    def hget(self, key, field):
+        return (self._live(key) or {}).get(field)
+
+    def hgetall(self, key):
+        return dict(self._live(key) or {})
+
+    def hlen(self, key):
+        return len(self._live(key) or {})
+
+    def hset(self, key, field, value):
+        self.data.setdefault(key, {})[field] = value
+
+    def hsetnx(self, key, field, value):
+        if field in (self._live(key) or {}):
+            return False
+        self.hset(key, field, value)
+        return True
+
+    def hdel(self, key, field):
+        return int((self._live(key) or {}).pop(field, None) is not None)
+
+    def sadd(self, key, member):
+        self.data.setdefault(key, set()).add(member)
+
+    def srem(self, key, member):
+        (self._live(key) or set()).discard(member)
+
+    def smembers(self, key):
+        return set(self._live(key) or set())
+
+    def pipeline(self):
+        return _Pipeline(self)
+
+
+class _Pipeline:
+    """Queues calls and runs them on execute (no atomicity needed in one thread)."""
+
+    def __init__(self, redis: MemoryRedis) -> None:
+        self.redis, self.calls = redis, []
+
+    def __getattr__(self, name):
+        return lambda *a, **k: self.calls.append((name, a, k))
+
+    def execute(self):
+        return [getattr(self.redis, name)(*a, **k) for name, a, k in self.calls]

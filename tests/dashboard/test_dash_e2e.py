@@ -4,6 +4,10 @@ The app runs as ``dnsentinel dashboard`` would run it (streamlit run, headless)
 on a free port, with its own index prefix (a generated data set), its own Redis
 key prefix and a temporary model registry, so it never touches the shared live
 data. Screenshots go to test-artifacts/dashboard/.
+
+Tests 1-4 run with no user configured (the demo login, loopback only); test 5 adds a
+viewer, an analyst and an admin to Redis, which ends the demo login at once, and shows
+what each role may and may not do; 6 and 7 cover sessions across reloads and lockouts.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from dnsentinel.dashboard import sample_data
+from dnsentinel.dashboard import auth, sample_data
 from dnsentinel.dashboard.cli import streamlit_argv
+from dnsentinel.dashboard.users import UserStore
 from dnsentinel.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -28,6 +33,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "dashboard"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHAPE = sample_data.Shape(docs=4000, names=400, clients=50, minutes=600)
+PASSWORD = "e2e password of 20c"
 
 
 def _free_port() -> int:
@@ -65,7 +71,7 @@ def app(stack, tmp_path_factory):
             time.sleep(0.5)
     client = redis.Redis.from_url(stack.redis.url, **stack.redis.client_kwargs())
     yield {"url": url, "es": es, "es_prefix": es_prefix, "cache": VerdictCache(client, prefix=redis_prefix),
-           "registry": registry}
+           "registry": registry, "users": UserStore(client, redis_prefix, rounds=4)}
     proc.terminate()
     proc.wait(10)
     sample_data.drop(es, es_prefix)
@@ -74,16 +80,27 @@ def app(stack, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def browser(app):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1500, "height": 1100})
-        pg.set_default_timeout(60_000)
-        yield pg
-        browser.close()
+        chromium = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _new_page(browser, cookies=()):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context.add_cookies(list(cookies))
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return _new_page(browser)
 
 
 def _shot(page, name: str) -> None:
@@ -105,14 +122,29 @@ def _top_malicious(app) -> str:
     return Store(app["es"], app["es_prefix"]).top_names(timerange.last(timedelta(days=1)), BLOCKED_DECISIONS).iloc[0]["name"]
 
 
+def _login(page, user: str, password: str) -> None:
+    page.get_by_label("User", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def _logout(page) -> None:
+    page.get_by_role("button", name="Log out", exact=True).click()
+    page.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+
+
 def test_1_login_and_overview(app, page):
     page.goto(app["url"])
-    page.get_by_label("Analyst", exact=True).fill("analyst")
-    page.get_by_label("Password", exact=True).fill("wrong")
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Unknown analyst or wrong password").wait_for()
-    page.get_by_label("Password", exact=True).fill("dnsentinel")
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("the demo login from the README works").wait_for()
+    shown = page.get_by_test_id("stMain").inner_text()
+    assert auth.DEMO_PASSWORD not in shown.replace("dnsentinel — analyst login", "").replace("dnsentinel users add", "")
+    _login(page, "analyst", "wrong")
+    page.get_by_text("Unknown user or wrong password").wait_for()
+    _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
+    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_text("Logged in as analyst (admin)").wait_for()
+    page.wait_for_timeout(500)  # the cookie is written by the first run after the login
+    page.reload()  # the session survives a reload: no login form
     page.get_by_role("heading", name="Overview").wait_for()
     page.get_by_text("Top 20 malicious names").wait_for()
     page.locator(".vega-embed").first.wait_for()
@@ -183,3 +215,98 @@ def test_4_tiny_training_job_shows_curves(app, page):
     _shot(page, "4-training-curves")
     assert (Path(app["registry"]) / "e2e-tiny" / "history.jsonl").read_text().strip()
     assert json.loads(status.read_text())["arch"] == "mlbridge-cnn"  # the architecture picked in the form
+
+
+def _vet(page, name: str, expect: str) -> None:
+    """Block ``name`` (typed, so it need not be in the queue) on the Vetting page; wait for ``expect``."""
+    page.get_by_text("names awaiting a decision").wait_for()
+    field = page.get_by_label("…or a name that is not in the queue", exact=True)
+    field.fill(name)
+    field.press("Enter")
+    page.get_by_test_id("stRadioGroup").get_by_text("block", exact=True).click()
+    page.get_by_role("button", name="Apply to 1 selected").click()
+    page.get_by_text(expect).wait_for()
+
+
+def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
+    users = app["users"]
+    users.add("vic", PASSWORD, "viewer", "e2e")
+    users.add("ann", PASSWORD, "analyst", "e2e")
+    users.add("ada", PASSWORD, "admin", "e2e")
+    page.reload()  # users exist now: the demo login, and its session, are gone
+    page.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+    assert page.get_by_text("demo login").count() == 0
+    _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
+    page.get_by_text("Unknown user or wrong password").wait_for()
+
+    _login(page, "vic", PASSWORD)  # viewer: reads everything, changes nothing
+    page.get_by_text("Logged in as vic (viewer)").wait_for()
+    assert page.get_by_role("link", name="Audit").count() == 0 and page.get_by_role("link", name="Users").count() == 0
+    _goto(page, "Vetting")
+    page.get_by_text("Vet needs the analyst role; you are viewer.").wait_for()
+    _vet(page, "viewer-tried.example", "Refused: vic (viewer) may not vet")
+    assert "viewer-tried.example" not in app["cache"].list_vetted()
+    _shot(page, "5-viewer-refused-vetting")
+    _logout(page)
+
+    _login(page, "ann", PASSWORD)  # analyst: vets, but neither trains nor manages
+    _goto(page, "Vetting")
+    _vet(page, "analyst-did.example", "block applied to 1 name(s) by ann")
+    assert app["cache"].list_vetted()["analyst-did.example"].by == "ann"
+    _goto(page, "Models")
+    page.locator("summary", has_text="Start training").click()
+    page.get_by_text("Train needs the admin role; you are analyst.").wait_for()
+    page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training").click()
+    page.get_by_text("ann (analyst) may not train: that needs the admin role").wait_for()
+    _shot(page, "5-analyst-refused-training")
+    _goto(page, "Vetting")
+    page.get_by_text("names awaiting a decision").wait_for()
+    users.set_role("ann", "viewer", "e2e")  # demoted while the page is open: the server refuses the click
+    _vet(page, "demoted-tried.example", "Refused: ann (viewer) may not vet")
+    assert "demoted-tried.example" not in app["cache"].list_vetted()
+    _shot(page, "5-analyst-demoted-refused")
+    _logout(page)
+
+    _login(page, "ada", PASSWORD)  # admin: the audit trail and the users
+    _goto(page, "Users")
+    page.get_by_text("Bootstrap admins from the settings").wait_for()
+    _goto(page, "Audit")
+    page.get_by_text("entries, newest first").wait_for()
+    _shot(page, "5-admin-audit")
+    from dnsentinel.dashboard import audit
+
+    trail = audit.search(app["es"], app["es_prefix"])
+    assert {("vic", "denied"), ("ann", "vet"), ("ann", "denied"), ("analyst", "login_failed"), ("ada", "login")} <= {
+        (e["who"], e["action"]) for e in trail}
+    assert all(e["address"] == "127.0.0.1" for e in trail if e["action"] != "user_add")
+
+
+def test_6_a_session_survives_reloads_and_a_logout_ends_it_everywhere(app, page, browser):
+    page.reload()
+    page.get_by_text("Logged in as ada (admin)").wait_for()
+    other = _new_page(browser, page.context.cookies())  # another window with the same session
+    other.goto(app["url"])
+    other.get_by_text("Logged in as ada (admin)").wait_for()
+    _logout(page)
+    other.reload()
+    other.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+    other.context.close()
+
+
+def test_7_repeated_failures_lock_a_user_out(app, page):
+    from dnsentinel.dashboard import audit
+
+    def failures() -> int:
+        return len(audit.search(app["es"], app["es_prefix"], who="ada", actions=("login_failed",)))
+
+    for attempt in range(1, 6):
+        _login(page, "ada", "not the password")
+        deadline = time.time() + 30
+        while failures() < attempt:  # one audited failure per attempt: the next one waits for it
+            assert time.time() < deadline, f"attempt {attempt} was not audited"
+            time.sleep(0.2)
+    page.get_by_text("Too many failed logins").wait_for()
+    _login(page, "ada", PASSWORD)  # even the right password, while locked
+    page.get_by_text("Too many failed logins").wait_for()
+    assert page.get_by_text("Logged in as").count() == 0
+    _shot(page, "7-lockout")

@@ -104,3 +104,13 @@ def test_overview_in_one_request_matches_the_parts(es_data):
     assert ov["benign"].equals(s.top_names(rng, ALLOWED_DECISIONS))
     assert ov["infected"].equals(s.top_clients(rng, BLOCKED_DECISIONS))
     assert ov["timeline"].equals(s.timeline(rng, "minute"))
+
+
+def test_search_text_is_literal_in_elasticsearch(es_data):
+    es, prefix = es_data
+    s = Store(es, prefix)
+    rng = timerange.last(timedelta(hours=3))
+    everything = s.names_table(rng, ALLOWED_DECISIONS, page_size=10).total
+    assert everything > 0 and s.names_table(rng, ALLOWED_DECISIONS, search="cdn", page_size=10).total > 0
+    for typed in ("*", "?", "c*n", "\\", "cdn\\", '"', "["):  # no name holds these: nothing, and no error
+        assert s.names_table(rng, ALLOWED_DECISIONS, search=typed, page_size=10).total == 0, typed

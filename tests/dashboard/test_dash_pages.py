@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from conftest import APP_DIR, logged_in, page
+from dnsentinel.dashboard import auth
+from dnsentinel.settings import get_settings
 from streamlit.testing.v1 import AppTest
 
 
@@ -26,11 +28,12 @@ def test_demo_login_and_wrong_password(fakes):
     at.text_input[0].set_value("analyst")
     at.text_input[1].set_value("wrong")
     at.button[0].click().run()
-    assert any("wrong password" in e for e in _texts(at.error))
+    assert _texts(at.error) == ["Unknown user or wrong password."]
+    at.text_input[0].set_value("analyst")
     at.text_input[1].set_value("dnsentinel")
     at.button[0].click().run()
     assert not at.exception
-    assert "Logged in as **analyst**" in _texts(at.sidebar.markdown)
+    assert "Logged in as **analyst** (admin)" in _texts(at.sidebar.markdown)  # the demo login has every right
     assert _texts(at.title) == ["Overview"]
 
 
@@ -98,6 +101,51 @@ def test_client_page_orders_malicious_first(fakes):
     assert {m.label: m.value for m in at.metric}["Malicious names"] == "1"
     at.text_input(key="cl_addr").set_value("10.0.0.999").run()
     assert any("not an IPv4 or IPv6" in e for e in _texts(at.error))
+
+
+def _an_alert(store, kind="dga_host", client="10.0.0.7"):
+    from dnsentinel.verdict_cache.alerts import Alert
+
+    alert = Alert("a1", kind, "high", f"{client} resolved names under 20 suspicious domains", 1_795_392_000_000,
+                  1_795_392_050_000, 20, ["q8c0x2h1vz3kd.com"], 1_795_392_070_000, client=client,
+                  details={"distinct_domains": 20.0}, promoted=["q8c0x2h1vz3kd.com"])
+    store.es.alerts["a1"] = alert.to_es()
+    return alert
+
+
+def test_alerts_page_lists_and_an_analyst_acknowledges(fakes):
+    store, _ = fakes
+    _an_alert(store)
+    at = logged_in(page("alerts"), user="ann", role="analyst").run()
+    assert not at.exception
+    assert at.dataframe[0].value["kind"].tolist() == ["dga_host"]
+    assert any("Made malicious by this alert" in w for w in _texts(at.warning))
+    at.radio(key="al_new").set_value("acknowledged")
+    at.text_input(key="al_note").set_value("looking")
+    at.button(key="al_save").click().run()
+    assert not at.exception
+    assert store.es.alerts["a1"]["dnsentinel.alert.status"] == "acknowledged"
+    assert [(e["action"], e["who"], e["before"], e["after"]) for e in store.audit] == [
+        ("alert_status", "ann", "open", "acknowledged")]
+
+
+def test_a_viewer_is_refused_an_alert_status_change(fakes):
+    store, _ = fakes
+    _an_alert(store)
+    at = logged_in(page("alerts"), user="vic", role="viewer").run()
+    at.radio(key="al_new").set_value("closed")
+    at.button(key="al_save").click().run()
+    assert any("Refused" in e for e in _texts(at.error))
+    assert store.es.alerts["a1"]["dnsentinel.alert.status"] == "open"
+    assert [e["action"] for e in store.audit] == ["denied"]
+
+
+def test_client_page_shows_the_hosts_alerts(fakes):
+    store, _ = fakes
+    _an_alert(store)
+    at = logged_in(page("client")).run()
+    at.text_input(key="cl_addr").set_value("10.0.0.7").run()
+    assert any("high dga_host" in w for w in _texts(at.warning))
 
 
 def test_vetting_bulk_action_audit_and_undo(fakes):
@@ -174,8 +222,8 @@ def test_models_page_lists_job_curves_and_report(fakes, monkeypatch, tmp_path):
     at.button(key="promote").click().run()
     assert promoted == ["m1"]
     store, _ = fakes
-    assert store.audit[-1] | {"at": 0} == {"who": "bob", "name": "model:current", "before": "m0", "after": "m1",
-                                           "note": "promote", "at": 0}
+    assert store.audit[-1] == {"who": "bob", "role": "admin", "address": "127.0.0.1", "action": "promote",
+                               "name": "model:current", "before": "m0", "after": "m1", "note": "promote", "at": 0}
     audits = len(store.audit)
     at.selectbox(key="cmp_a").set_value("worse").run()
     at.button(key="promote").click().run()
@@ -197,3 +245,144 @@ def test_models_start_training_validates_name(fakes, monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     assert any("model name" in e for e in _texts(at.error))
+
+
+# -- roles on the pages -------------------------------------------------------------------------
+PASSWORD = "correct horse battery"
+
+
+def _app():
+    return AppTest.from_file(str(APP_DIR / "app.py"), default_timeout=30)
+
+
+def _log_in(at, user: str, password: str):
+    at.text_input[0].set_value(user)
+    at.text_input[1].set_value(password)
+    at.button[0].click().run()
+    return at
+
+
+def test_a_viewer_reads_the_queue_and_is_refused_a_decision(fakes):
+    store, cache = fakes
+    at = logged_in(page("vetting"), user="vic", role="viewer").run()
+    assert "Vet needs the analyst role; you are viewer." in _texts(at.info) and len(at.dataframe) == 1
+    at.multiselect[0].set_value(["qwzxv.example"]).run()
+    at.button(key="vet_apply").click().run()
+    assert "Refused: vic (viewer) may not vet: that needs the analyst role" in _texts(at.error)
+    assert cache.vetted == {} and [(e["who"], e["action"], e["name"]) for e in store.audit] == [("vic", "denied", "vet")]
+
+
+def test_an_analyst_is_refused_training_promotion_and_rollback(fakes, monkeypatch):
+    import types
+
+    from dnsentinel.dashboard import data, training
+
+    store, _ = fakes
+    promoted, rolled = [], []
+    monkeypatch.setattr(data, "registry", lambda: types.SimpleNamespace(
+        list_models=lambda: [{"version": "m1"}, {"version": "m0"}], current_version=lambda: "m0",
+        rollback=lambda: rolled.append(1)))
+    monkeypatch.setattr(data, "gate", lambda: types.SimpleNamespace(promote=lambda v, force=False: promoted.append(v),
+                                                                     GateRefused=RuntimeError))
+    at = logged_in(page("models"), user="ann", role="analyst").run()
+    assert {"Train needs the admin role; you are analyst.",
+            "Promote needs the admin role; you are analyst. Rolling back too."} <= set(_texts(at.info))
+    at.selectbox(key="cmp_a").set_value("m1").run()
+    at.button(key="promote").click().run()
+    at.button(key="rollback").click().run()
+    at.button(key="FormSubmitter:train_form-Start training").click().run()
+    assert not at.exception and promoted == [] and rolled == []
+    assert not (get_settings().model.registry_dir / training.JOBS_DIR).exists()
+    assert [(e["who"], e["action"], e["name"]) for e in store.audit] == [
+        ("ann", "denied", "promote"), ("ann", "denied", "rollback"), ("ann", "denied", "train")]
+    assert all("may not" in e for e in _texts(at.error))
+
+
+def test_the_audit_page_is_for_admins(fakes):
+    store, _ = fakes
+    store.audit.append({"at": 1796140800000, "who": "alice", "role": "analyst", "address": "192.0.2.1", "action": "vet",
+                        "name": "x.example", "before": "none", "after": "block", "note": ""})
+    viewer = logged_in(page("audit"), role="analyst").run()
+    assert _texts(viewer.error) == ["Read audit needs the admin role; you are analyst."] and not viewer.title
+    admin = logged_in(page("audit")).run()
+    assert not admin.exception
+    shown = admin.dataframe[0].value
+    assert shown.iloc[0][["who", "action", "name", "after"]].tolist() == ["alice", "vet", "x.example", "block"]
+    admin.text_input(key="au_target").set_value("x*").run()
+    assert store.es.requests[-1]["query"]["bool"]["filter"][-1] == {
+        "wildcard": {"name": {"value": "*x\\**", "case_insensitive": True}}}
+
+
+def test_admins_manage_users_on_the_users_page(fakes, accounts):
+    store, _ = fakes
+    assert _texts(logged_in(page("users"), role="analyst").run().error) == [
+        "Manage users needs the admin role; you are analyst."]
+    at = logged_in(page("users"), user="root").run()
+    at.text_input(key="ua_name").set_value("dave")
+    at.text_input(key="ua_pw").set_value(PASSWORD)
+    at.text_input(key="ua_pw2").set_value(PASSWORD)
+    at.selectbox(key="ua_role").set_value("analyst")
+    at.button[0].click().run()
+    assert not at.exception and accounts.users.get("dave").role == "analyst"
+    at.selectbox(key="uc_role").set_value("viewer")
+    at.button(key="uc_set_role").click().run()
+    assert accounts.users.get("dave").role == "viewer"
+    assert at.button(key="uc_remove").disabled  # until confirmed
+    at.checkbox(key="uc_sure").check().run()
+    at.button(key="uc_remove").click().run()
+    assert accounts.users.get("dave") is None
+    assert [(e["who"], e["action"], e["name"], e["before"], e["after"]) for e in store.audit] == [
+        ("root", "user_add", "user:dave", "none", "analyst"), ("root", "user_role", "user:dave", "analyst", "viewer"),
+        ("root", "user_remove", "user:dave", "viewer", "none")]
+
+
+def test_login_page_shows_no_password_and_no_demo_beyond_loopback(fakes, monkeypatch):
+    from dnsentinel.dashboard import guard
+
+    at = _app().run()
+    shown = " ".join(_texts(at.info) + _texts(at.markdown) + _texts(at.caption))
+    assert "demo login" in shown and auth.DEMO_PASSWORD not in shown.replace("dnsentinel users add", "")
+    monkeypatch.setattr(guard, "listen_address", lambda: "0.0.0.0")
+    at = _log_in(_app().run(), auth.DEMO_USER, auth.DEMO_PASSWORD)
+    assert any("nobody can log in" in e and "dnsentinel users add" in e for e in _texts(at.error))
+    assert "Unknown user or wrong password." in _texts(at.error)
+
+
+def test_repeated_failures_lock_the_login(fakes, accounts):
+    store, _ = fakes
+    accounts.users.add("alice", PASSWORD, "analyst", "t")
+    at = _app().run()
+    for _ in range(get_settings().dashboard.login_max_failures):
+        _log_in(at, "alice", "wrong password!")
+    assert _texts(at.error) == ["Too many failed logins: try again in 15 min."]
+    _log_in(at, "alice", PASSWORD)
+    assert _texts(at.title) == ["dnsentinel — analyst login"]
+    assert [e["action"] for e in store.audit][-2:] == ["login_failed", "lockout"]
+
+
+RESOLVE = """
+import streamlit as st
+from dnsentinel.dashboard import guard
+session = guard.resolve()
+st.markdown(f"{session.user} {session.role}" if session else "nobody")
+"""
+
+
+def test_each_run_reads_the_session_and_role_again(fakes, accounts):
+    """What ``app.py`` does first on every run (AppTest runs a page of pages/ without its entry script)."""
+    accounts.users.add("alice", PASSWORD, "analyst", "t")
+    token, _ = accounts.sessions.open("alice", "127.0.0.1")
+    at = AppTest.from_string(RESOLVE, default_timeout=30)
+    at.session_state["dnsentinel_token"] = token
+    assert _texts(at.run().markdown) == ["alice analyst"]
+    accounts.users.set_role("alice", "viewer", "admin")
+    assert _texts(at.run().markdown) == ["alice viewer"]
+    accounts.sessions.close(token)  # a logout in another tab or instance
+    assert _texts(at.run().markdown) == ["nobody"]
+    at.session_state["dnsentinel_token"] = accounts.sessions.open("alice", "127.0.0.1")[0]
+    accounts.users.remove("alice", "admin")
+    assert _texts(at.run().markdown) == ["nobody"]  # a removed user's session ends
+    at.session_state["dnsentinel_token"] = accounts.sessions.open(auth.DEMO_USER, "127.0.0.1")[0]
+    assert _texts(at.run().markdown) == ["analyst admin"]  # the demo login, while no user exists
+    accounts.users.add("bob", PASSWORD, "viewer", "t")
+    assert _texts(at.run().markdown) == ["nobody"]  # … and not a moment longer

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dash_fakes import FakeCache, FakeStore
 
-from dnsentinel.dashboard import auth, model_reports, store, timerange, training, vetting, whois_lookup
+from dnsentinel.dashboard import model_reports, store, timerange, training, vetting, whois_lookup
 
 
 def test_auto_granularity_and_snapping():
@@ -22,21 +22,6 @@ def test_auto_granularity_and_snapping():
     assert rng == timerange.last(timedelta(hours=1), now=datetime(2026, 11, 22, 10, 0, 7, tzinfo=UTC))
     with pytest.raises(ValueError, match="before it starts"):
         timerange.TimeRange(rng.end, rng.start)
-
-
-def test_login_checks_bcrypt_and_expires():
-    import bcrypt
-
-    users = {"alice": bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()}
-    state: dict = {}
-    assert not auth.login(state, users, "analyst", "dnsentinel", 60)  # demo user gone once users exist
-    assert not auth.login(state, users, "alice", "nope", 60)
-    assert auth.login(state, users, "alice", "s3cret", 60)
-    assert auth.current(state).user == "alice"
-    assert auth.current(state, now=time.time() + 61) is None
-    assert auth.current(state) is None  # the expired session was dropped
-    assert auth.login(state, {}, "analyst", "dnsentinel", 60)
-    assert not auth.check_password({"x": "not-a-hash"}, "x", "y")
 
 
 def test_effective_decision_and_filter():
@@ -179,10 +164,10 @@ def test_cli_runs_streamlit_headless_without_telemetry(monkeypatch):
 
     calls = []
     monkeypatch.setattr(cli.subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
-    result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--address", "0.0.0.0"])
+    result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--address", "127.0.0.1"])
     assert result.exit_code == 0, result.output
     argv, env = calls[0]
     assert argv[1:4] == ["-m", "streamlit", "run"] and argv[4].endswith("dashboard/app.py")
     flags = dict(zip(argv[5::2], argv[6::2]))
     assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
-    assert flags["--server.port"] == "8765" and flags["--server.address"] == "0.0.0.0"
+    assert flags["--server.port"] == "8765" and flags["--server.address"] == "127.0.0.1"

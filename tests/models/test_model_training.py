@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dnsentinel.models import load, registry, training
+from dnsentinel.models import load, registry, serving, training
 
 
 def test_training_writes_a_complete_version_and_promotes_the_first(trained):
@@ -225,13 +225,49 @@ def test_export_savedmodel_scores_like_the_model(trained, tmp_path):
 
     root, _ = trained
     model = load(registry=root)
-    out = registry.export("tiny-charcnn", tmp_path / "saved", registry=root)
+    out = serving.export("tiny-charcnn", tmp_path / "saved", registry=root)
     exported = tf.saved_model.load(str(out))
     x = encoding.encode(["google.com", "xjwqkqzpl.biz"], 64, 5)
     scores = exported.signatures["serving_default"](tf.constant(x))["output_0"].numpy()
     np.testing.assert_allclose(scores, model.predict(["google.com", "xjwqkqzpl.biz"]), atol=1e-5)
-    with pytest.raises(registry.RegistryError, match="tf2onnx"):
-        registry.export("tiny-charcnn", tmp_path / "m.onnx", onnx=True, registry=root)
+
+
+def test_export_onnx_scores_like_the_model(trained, tmp_path):
+    pytest.importorskip("tf2onnx", reason="the optional onnx extra: pip install -e '.[onnx]'")
+    from dnsentinel.models import encoding
+
+    root, _ = trained
+    model = load(registry=root)
+    out = serving.export("tiny-charcnn", tmp_path / "m.onnx", onnx=True, registry=root)
+    assert out == tmp_path / "m.onnx" and out.stat().st_size > 0
+    session = serving.onnx_session(out)
+    names = ["google.com", "xjwqkqzpl.biz", "mail.example.co.uk", "a" * 60 + ".info"]
+    x = encoding.encode(names, 64, 5)
+    scores = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(scores, model.predict(names), atol=1e-5)
+
+
+def test_onnx_backend_and_mixed_precision_keep_the_scores(trained):
+    """The worker's options on the CPU: the same placement settings a GPU run reads."""
+    pytest.importorskip("onnxruntime", reason="the optional onnx extra: pip install -e '.[onnx]'")
+    from dnsentinel.models import device
+    from dnsentinel.settings import ScoringSettings
+
+    root, _ = trained
+    names = ["google.com", "xjwqkqzpl.biz", "mail.example.co.uk", "", "q.xyz"]
+    reference = load(registry=root).predict(names)
+    onnx = load(registry=root, placement=device.placement(ScoringSettings(backend="onnx", batch_size=2), "cpu"))
+    assert onnx.backend == "onnx" and onnx.chunk == 2
+    np.testing.assert_allclose(onnx.predict(names), reference, atol=1e-5)
+    tf_families = load(registry=root).predict_family(names)
+    for (fam, p), (want, want_p) in zip(onnx.predict_family(names), tf_families):
+        assert fam == want and abs(p - want_p) < 1e-5
+    mixed = load(registry=root, placement=device.placement(ScoringSettings(mixed_precision="on"), "cpu"))
+    assert mixed.precision == "mixed_float16" and mixed.precision_gap <= 1e-3
+    np.testing.assert_allclose(mixed.predict(names), reference, atol=1e-3)
+    strict = load(registry=root, placement=device.placement(
+        ScoringSettings(mixed_precision="on", mixed_precision_tolerance=1e-9), "gpu"))
+    assert strict.precision == "mixed_float16"  # "on" forces it; "auto" would have fallen back to float32
 
 
 def test_every_shipped_version_loads_as_it_was_trained():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -185,6 +186,36 @@ class TestDetection:
     ])
     def test_detect(self, head, fmt):
         assert detect(head) == fmt
+
+    @pytest.mark.parametrize("head,fmt", [
+        # the earliest sign wins, whatever the registry order (the last line of a head may be cut: not read)
+        (b"client @0x1 1.2.3.4#5 (a.com): query: a.com IN A + (1.1.1.1)\n{\"ts\":1,\"name\":\"a.com\"}\n(cut)\n", "bind"),
+        (b'{"ts":1,"name":"a.com"}\n{"ts":1.0,"uid":"C1","id.orig_h":"1.2.3.4","query":"a.com"}\n(cut)\n', "jsonl"),
+        # a JSON line quoting a BIND or CoreDNS message is JSON (Docker's json-file logs)
+        (b'{"log":"client 1.2.3.4#5 (a.com): query: a.com IN A +"}\n', "jsonl"),
+        (b'{"log":"[INFO] 1.2.3.4:5 - 1 \\"A IN a.com. udp 1 false 512\\" NOERROR qr 1 0.1s"}\n', "jsonl"),
+        # a broken JSON line is no sign of anything; a CSV header only when nothing else speaks
+        (b"{not json client  query: \nname,ts\n(cut)\n", None),
+        (b"name,ts,client\nclient 1.2.3.4#5 (a.com): query: a.com IN A +\n(cut)\n", "bind"),
+    ])
+    def test_detect_earliest_sign(self, head, fmt):
+        assert detect(head) == fmt
+
+
+def test_registry_is_the_one_list_of_formats():
+    from dnsentinel.producers import formats
+    from dnsentinel.producers.cli import replay_cmd
+
+    modules = sorted(p.stem for p in Path(formats.__file__).parent.glob("parse_*.py"))
+    assert sorted(f.parse.__module__.rsplit(".", 1)[1] for f in formats.PARSERS) == modules  # every parser registered
+    assert formats.FORMATS == ("zeek", "zeek-json", "bind", "coredns-log", "dnstap", "jsonl", "csv")
+    assert [f for f in formats.FORMATS if formats.is_binary(f)] == ["dnstap"]
+    import typing
+
+    choices = typing.get_args(typing.get_type_hints(replay_cmd)["fmt"])
+    assert choices == ("auto", *formats.FORMATS)  # --format offers exactly the registry
+    with pytest.raises(formats.UnknownFormat, match="choose one of zeek, zeek-json"):
+        formats.text_parser("nope", [], ParseStats(), {})
 
 
 @pytest.mark.parametrize("value,ms", [

@@ -1,5 +1,5 @@
-"""Replay into the real Kafka (a unique topic) and read the events back; report against the real
-Elasticsearch (a unique index prefix); --wait-verdicts against the real Redis (a unique prefix)."""
+"""Replay into the real Kafka (a unique topic) and read the events back; --wait-verdicts against
+the real Redis (a unique prefix). The report's test moved to tests/dashboard/test_report_integration.py."""
 
 from __future__ import annotations
 
@@ -108,39 +108,6 @@ def test_unknown_topic_is_a_clear_error(stack):
                          overrides={"allow.auto.create.topics": False})
     with pytest.raises(ServiceUnavailable, match="not available"):
         sink.check_reachable(timeout_s=10)
-
-
-def test_report_against_elasticsearch(stack):
-    from elasticsearch import Elasticsearch
-
-    from dnsentinel.producers.report import report_rows
-    from dnsentinel.stream_processor.es_schema import index_name, template_body, template_name
-
-    # a generous timeout: the shared 2-core machine is sometimes very busy
-    es = Elasticsearch(**{**stack.elasticsearch.client_kwargs(), "request_timeout": 60})
-    prefix = f"test-producers-{uuid.uuid4().hex[:8]}"
-    es.indices.put_index_template(name=template_name("activity", prefix=prefix), **template_body("activity", prefix=prefix))
-    try:
-        day1, day2 = 1763629200000, 1763629200000 + 86_400_000
-        docs = [
-            (day1, "10.0.0.1", "bad.example", 3, 1, "malicious"),
-            (day2, "10.0.0.1", "bad.example", 2, 2, "malicious"),
-            (day1, "10.0.0.2", "maybe.example", 1, 0, "uncertain"),
-            (day1, "10.0.0.3", "fine.example", 7, 0, "benign"),
-        ]
-        for minute, client, name, count, blocked, label in docs:
-            es.index(index=index_name("activity", minute, prefix=prefix), id=f"{name}|{client}|{minute}",
-                     document={"name": name, "client": client, "minute": minute, "count": count,
-                               "blocked": blocked, "label": label}, refresh=True)
-        rows = {(r.client, r.name): r for r in report_rows(es, index_name("activity", prefix=prefix))}
-        assert set(rows) == {("10.0.0.1", "bad.example"), ("10.0.0.2", "maybe.example")}
-        bad = rows[("10.0.0.1", "bad.example")]
-        assert (bad.first_seen, bad.last_seen, bad.count, bad.blocked, bad.label) == (day1, day2, 5, 3, "malicious")
-        only_day2 = list(report_rows(es, index_name("activity", prefix=prefix), since_ms=day2 - 1000))
-        assert [(r.name, r.count) for r in only_day2] == [("bad.example", 2)]
-    finally:
-        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
-        es.options(ignore_status=404).indices.delete_index_template(name=template_name("activity", prefix=prefix))
 
 
 def test_wait_verdicts_against_redis(stack):

@@ -15,7 +15,7 @@ from dnsentinel.producers.pacing import Pacer
 from dnsentinel.producers.records import Query
 from dnsentinel.producers.replay import ReplayOptions, replay
 from dnsentinel.producers.sources import follow_lines, open_source
-from dnsentinel.verdict_cache.events import parse_event
+from dnsentinel.verdict_cache.events import encode_event, parse_event
 from dnsentinel.verdict_cache.names import routing_key
 
 from .helpers import LOGS
@@ -47,6 +47,7 @@ def test_every_event_is_valid_and_keyed_per_spec(path):
         ev = parse_event(value.encode())
         assert ev.source == "replay" and ev.origin == path.name
         assert key == routing_key(ev.name)
+        assert encode_event(ev) == value.encode()  # the contract's layout, byte for byte
 
 
 def test_fast_path_matches_general_path(logs, tmp_path):
@@ -100,6 +101,21 @@ def test_encoder_rejects_what_the_contract_would_dead_letter():
     assert enc.encode(ok._replace(name="x" * 1100)) == "name_too_long"
     assert json.loads(enc.encode(ok._replace(qtype="28")).value)["qtype"] == "AAAA"
     assert "proto" not in json.loads(enc.encode(ok._replace(proto="doh")).value)
+
+
+def test_encode_seen_is_encode_from_the_caches():
+    enc = EventEncoder("replay", "f.log", server="h", now_ms=lambda: 1763629200000)
+    q = Query(1763629200125, "WWW.Example.COM.", "AAAA", "192.0.2.1", "NOERROR", "udp", 1200)
+    fields = ("1763629200125", q.name, q.qtype, q.client, q.rcode, q.proto, "0001200")
+    assert enc.encode_seen(*fields) is None  # nothing seen yet: encode() decides and fills the caches
+    full = enc.encode(q)
+    assert enc.encode_seen(*fields) == tuple(full)
+    assert enc.encode_seen(*fields[:-1], None) == tuple(enc.encode(q._replace(latency_us=None)))
+    assert enc.unscorable == 0
+    for ts in ("0763629200125", "176362920012", "17636292001x5", "1763715600001"):  # zero-led, short, odd, > now+1d
+        assert enc.encode_seen(ts, *fields[1:]) is None
+    assert enc.encode_seen(*fields[:-1], "1" * 13) is None  # over the contract's latency range
+    assert enc.encode_seen(fields[0], "new.example", *fields[2:]) is None
 
 
 def test_invalid_name_bytes_become_escapes():

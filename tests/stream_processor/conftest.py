@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import pytest
 
+from .sandbox import Sandbox
+
 HERE = Path(__file__).resolve().parent
 
 PRIOR_DOMAINS = ("popular-site.org",)
@@ -40,22 +42,11 @@ def services(request: pytest.FixtureRequest) -> Any:
     return s
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WorkerEnv:
+class WorkerEnv(Sandbox):
     """One isolated worker setup: its topics, Redis prefix, ES prefix, model table and process."""
 
     def __init__(self, tmp: Path, scores: dict[str, dict[str, float]], version: str = "table-1") -> None:
-        sfx = uuid.uuid4().hex[:10]
-        self.sfx = sfx
-        self.queries, self.verdicts, self.dlq = f"sptest-{sfx}.q", f"sptest-{sfx}.v", f"sptest-{sfx}.dlq"
-        self.redis_prefix = f"sptest{sfx}"
-        self.es_prefix = f"sptest-{sfx}"
-        self.app_id = f"sptest-{sfx}"
+        super().__init__("sptest")
         self.version_file = tmp / "version"
         self.version_file.write_text(version)
         (tmp / "scores.json").write_text(json.dumps(scores))
@@ -66,39 +57,20 @@ class WorkerEnv:
         (tmp / "model").mkdir()
         prior.Prior(frozenset(PRIOR_DOMAINS), frozenset(), {"sources": ["test"]}).save(tmp / "model")
         self.env = dict(os.environ)
+        self.env.update(self.worker_env(tmp / "state"))
         self.env.update({
-            "DNSENTINEL_KAFKA__QUERIES_TOPIC": self.queries,
-            "DNSENTINEL_KAFKA__VERDICTS_TOPIC": self.verdicts,
-            "DNSENTINEL_KAFKA__DLQ_TOPIC": self.dlq,
-            "DNSENTINEL_REDIS__KEY_PREFIX": self.redis_prefix,
-            "DNSENTINEL_ELASTICSEARCH__INDEX_PREFIX": self.es_prefix,
-            "DNSENTINEL_WORKER__APP_ID": self.app_id,
-            "DNSENTINEL_WORKER__WEB_PORT": str(_free_port()),
-            "DNSENTINEL_WORKER__METRICS_PORT": str(_free_port()),
             "DNSENTINEL_WORKER__MODEL_POLL_S": "0.5",
             "DNSENTINEL_WORKER__ES_FLUSH_INTERVAL_S": "0.5",
-            "DNSENTINEL_STACK__STATE_DIR": str(tmp / "state"),
             "SP_TEST_SCORES": str(tmp / "scores.json"),
             "SP_TEST_VERSION_FILE": str(self.version_file),
             "SP_TEST_MODEL_DIR": str(tmp / "model"),
         })
         self.log = tmp / "worker.log"
         self.proc: subprocess.Popen | None = None
-        from dnsentinel.settings import get_settings
-
-        self.settings = get_settings()
         self.redis = __import__("redis").Redis.from_url(self.settings.redis.url)
         from elasticsearch import Elasticsearch
 
         self.es = Elasticsearch(**self.settings.elasticsearch.client_kwargs())
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        self.admin = AdminClient(self.settings.kafka.confluent_config())
-        futs = self.admin.create_topics([
-            NewTopic(self.queries, 6, 1), NewTopic(self.verdicts, 6, 1, config={"cleanup.policy": "compact"}),
-            NewTopic(self.dlq, 1, 1)])
-        for f in futs.values():
-            f.result(30)
 
     def start(self) -> None:
         out = self.log.open("ab")
@@ -159,19 +131,7 @@ class WorkerEnv:
 
     def cleanup(self) -> None:
         self.stop()
-        keys = list(self.redis.scan_iter(match=f"{self.redis_prefix}:*", count=1000))
-        if keys:
-            self.redis.delete(*keys)
-        from dnsentinel.stream_processor.es_schema import drop_prefix
-
-        drop_prefix(self.es, prefix=self.es_prefix)
-        topics = [t for t in self.admin.list_topics(timeout=10).topics if self.sfx in t]
-        if topics:
-            for f in self.admin.delete_topics(topics).values():
-                try:
-                    f.result(30)
-                except Exception:
-                    pass
+        self.drop()
 
 
 @pytest.fixture

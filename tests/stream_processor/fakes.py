@@ -6,9 +6,10 @@ import asyncio
 import json
 import time
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Awaitable, Iterable, Sequence
 
-from dnsentinel.stream_processor.pipeline import Record
+from dnsentinel.verdict_cache.keys import Verdict
+from dnsentinel.stream_processor.triage import Record
 
 
 class FakeModel:
@@ -29,14 +30,14 @@ class FakeModel:
 
 
 class FakeCache:
-    """decide_many / put_verdicts over dicts, recording writes."""
+    """A :class:`~dnsentinel.stream_processor.ports.VerdictStore` over dicts, recording lookups and writes."""
 
     def __init__(self, vetted: dict[str, str] | None = None) -> None:
         self.vetted = vetted or {}
-        self.verdicts: dict[str, Any] = {}
+        self.verdicts: dict[str, Verdict] = {}
         self.lookups: list[list[str]] = []
 
-    def decide_many(self, names: Sequence[str]) -> dict[str, str]:
+    def decide_many(self, names: Iterable[str]) -> dict[str, str]:
         self.lookups.append(list(names))
         out = {}
         for n in names:
@@ -48,16 +49,18 @@ class FakeCache:
                 out[n] = "unknown"
         return out
 
-    def put_verdicts(self, verdicts: Any) -> None:
+    def put_verdicts(self, verdicts: Iterable[Verdict]) -> None:
         for v in verdicts:
             self.verdicts[v.name] = v
 
 
 class FakePublisher:
+    """A :class:`~dnsentinel.stream_processor.ports.Publisher` whose messages are delivered at once."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    async def __call__(self, topic: str, key: bytes | None, value: bytes) -> Any:
+    async def __call__(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[object]:
         self.sent.append((topic, key, value))
         fut = asyncio.get_running_loop().create_future()
         fut.set_result(None)
@@ -67,7 +70,7 @@ class FakePublisher:
         return [json.loads(v) for t, _, v in self.sent if t == topic]
 
 
-def event(name: str, client: str = "10.0.0.1", ts: int | None = None, **extra: Any) -> bytes:
+def event(name: str, client: str = "10.0.0.1", ts: int | None = None, **extra: object) -> bytes:
     obj = {"v": 1, "ts": ts if ts is not None else int(time.time() * 1000), "name": name, "qtype": "A",
            "client": client, "source": "loadgen", **extra}
     return json.dumps(obj).encode()

@@ -125,6 +125,8 @@ def test_promotion_switches_model_live(worker_env):
     scored = json.load(urllib.request.urlopen(req, timeout=30))
     assert [(r["name"], r["label"], r["model"]) for r in scored["results"]] == [
         (BAD, "malicious", "table-2"), (GOOD, "benign", "table-2")]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+    assert 'dnsentinel_worker_model_info{version="table-2"} 1.0' in text
 
 
 def test_kill_and_restart_loses_and_duplicates_nothing(worker_env):
@@ -151,6 +153,30 @@ def test_kill_and_restart_loses_and_duplicates_nothing(worker_env):
     assert counts[names[0]] == 2 and counts[names[-1]] == 1
 
 
+def _metric(env, name):
+    port = env.env["DNSENTINEL_WORKER__METRICS_PORT"]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+def test_a_clean_stop_writes_the_last_counts_and_commits_them(worker_env):
+    """SIGTERM: the app drains the worker (``WorkerApp.on_stop``) while Faust's producer still runs,
+    so the counts it still holds (flushes are 30 s apart here) reach Elasticsearch before it exits,
+    and their offsets are committed: the next worker does not consume those events again."""
+    env = worker_env(SCORES)
+    env.env["DNSENTINEL_WORKER__ES_FLUSH_INTERVAL_S"] = "30"
+    names = [f"stop{i}.example.com" for i in range(60)]
+    env.produce([ev(n) for n in names])
+    env.start()
+    env.wait_for(lambda: all(_label(env, n) for n in names), what="a verdict for every name")
+    env.stop()
+    assert sum(d["count"] for d in _es_docs(env, "activity").values()) == len(names)
+    env.start()
+    env.produce([ev(GOOD)])
+    env.wait_for(lambda: _label(env, GOOD), what="a verdict from the restarted worker")
+    assert _metric(env, "dnsentinel_worker_events_in_total") == 1
+
+
 def test_templates_and_retention_on_the_real_cluster(services):
     import datetime as dt
     import uuid
@@ -158,7 +184,7 @@ def test_templates_and_retention_on_the_real_cluster(services):
     from elasticsearch import Elasticsearch
 
     from dnsentinel.settings import get_settings
-    from dnsentinel.stream_processor.es_schema import apply_retention, drop_prefix, ensure_templates, index_name
+    from dnsentinel.verdict_cache.es_schema import apply_retention, drop_prefix, ensure_templates, index_name
 
     s = get_settings().elasticsearch
     es = Elasticsearch(**s.client_kwargs())

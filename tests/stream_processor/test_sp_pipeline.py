@@ -1,4 +1,4 @@
-"""Unit tests of the worker's pipeline (validation → dedup → decide) with fakes."""
+"""Unit tests of the worker's pipeline (triage → limits → decide → activity) and service, with fakes."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ import json
 
 import pytest
 
-from dnsentinel.stream_processor import es_schema
-from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs, apply_counts
+from dnsentinel.settings import Settings, WorkerSettings
+from dnsentinel.verdict_cache import es_schema
+from dnsentinel.stream_processor.activity import Aggregator
+from dnsentinel.stream_processor.app import WorkerService
+from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs, apply_counts, raw_event_actions
+from dnsentinel.stream_processor.limits import FloodLimiter
 from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.models.serving import Thresholds
-from dnsentinel.stream_processor.pipeline import Aggregator, FloodLimiter, NameNormalizer, triage
 from dnsentinel.stream_processor.scorer import ModelHolder
+from dnsentinel.stream_processor.triage import NameNormalizer, triage
 from dnsentinel.stream_processor.worker import BatchProcessor, Topics
 
 from .fakes import FakeCache, FakeModel, FakePublisher, event, records
@@ -21,13 +25,19 @@ from .fakes import FakeCache, FakeModel, FakePublisher, event, records
 TOPICS = Topics("q", "verdicts", "dlq")
 
 
-def make_proc(model: FakeModel, cache: FakeCache | None = None, **kw) -> tuple[BatchProcessor, FakePublisher, list]:
-    acked: list = []
+def holding(model: FakeModel) -> ModelHolder:
     holder = ModelHolder(lambda _v: model, None)
-    holder._swap(model)
+    holder.use(model)
+    return holder
+
+
+def make_proc(model: FakeModel, cache: FakeCache | None = None, **knobs) -> tuple[BatchProcessor, FakePublisher, list]:
+    """A batch processor over fakes; ``knobs`` are :class:`WorkerSettings` fields."""
+    acked: list = []
     pub = FakePublisher()
-    proc = BatchProcessor(cache=cache or FakeCache(), holder=holder, publish=pub, sink=None, metrics=Metrics(),
-                          topics=TOPICS, es_prefix="t", ack=acked.extend, **kw)
+    proc = BatchProcessor(cache=cache or FakeCache(), scorer=holding(model), publish=pub, sink=None,
+                          metrics=Metrics(), topics=TOPICS, es_prefix="t", settings=WorkerSettings(**knobs),
+                          ack=acked.extend)
     return proc, pub, acked
 
 
@@ -71,7 +81,7 @@ def test_batch_scores_each_unseen_name_once_and_labels_by_threshold():
     model = FakeModel({"evil.com": 0.99, "good.com": 0.01, "meh.com": 0.5})
     proc, pub, acked = make_proc(model)
     vals = [event(n) for n in ["evil.com", "good.com", "meh.com", "evil.com", "good.com"]] + [b"[]"]
-    verdicts = asyncio.run(proc.process(records(vals), token="batch1"))
+    verdicts = asyncio.run(proc.process(records(vals), token={0: 5}))
     assert model.calls == [["evil.com", "good.com", "meh.com"]]  # one predict call, deduplicated
     assert {v.name: v.label for v in verdicts} == {"evil.com": "malicious", "good.com": "benign", "meh.com": "uncertain"}
     assert all(v.model == "fake-1" for v in verdicts)
@@ -88,7 +98,7 @@ def test_batch_scores_each_unseen_name_once_and_labels_by_threshold():
     # nothing is acked before the flush hands the batch over
     assert acked == []
     proc.flush()
-    assert acked == ["batch1"]
+    assert acked == [{0: 5}]
 
 
 def test_known_and_vetted_names_are_never_rescored():
@@ -108,7 +118,7 @@ def test_known_and_vetted_names_are_never_rescored():
 
 def test_flood_limit_caps_new_names_per_registrable_domain():
     model = FakeModel()
-    proc, _, _ = make_proc(model, max_new_per_domain_per_min=5)
+    proc, _, _ = make_proc(model, max_new_names_per_domain_per_min=5)
     names = [f"r{i}.victim.com" for i in range(20)] + ["other.net"]
     asyncio.run(proc.process(records([event(n) for n in names])))
     assert len(model.calls[0]) == 6 and "other.net" in model.calls[0]
@@ -135,9 +145,7 @@ def test_activity_aggregates_per_name_client_minute_with_offsets():
     ts = 1_795_000_020_000 - 1_795_000_020_000 % 60_000
     vals = [event("x.com", "1.1.1.1", ts), event("x.com", "1.1.1.1", ts + 5000, action="nxdomain"),
             event("x.com", "2.2.2.2", ts), event("x.com", "1.1.1.1", ts + 60_000)]
-    t = triage(records(vals, partition=3, start=10), NameNormalizer())
-    for p in t.parsed:
-        agg.add(p, "malicious")
+    agg.add_many(triage(records(vals, partition=3, start=10), NameNormalizer()).parsed, {"x.com": "malicious"})
     activity, verdicts, vetting, n = agg.drain()
     assert n == 4 and len(activity) == 3
     c = activity[("x.com", "1.1.1.1", ts)]
@@ -154,15 +162,14 @@ def test_activity_aggregates_per_name_client_minute_with_offsets():
 def test_replayed_offsets_are_not_counted_twice():
     agg = Aggregator(60)
     vals = [event("x.com", ts=1_795_000_000_000)] * 4
-    for p in triage(records(vals, partition=1, start=100), NameNormalizer()).parsed:
-        agg.add(p, "benign")
+    agg.add_many(triage(records(vals, partition=1, start=100), NameNormalizer()).parsed, {"x.com": "benign"})
     c = agg.drain()[1]["x.com"]
     doc, version = apply_counts("verdicts", None, -1, c)
     assert doc["query_count"] == 4 and version == 103 and doc["label"] == "benign"
     assert apply_counts("verdicts", doc, version, c) is None  # the same events again: nothing to add
     agg2 = Aggregator(60)  # a replay from offset 102 plus two new events
-    for p in triage(records([event("x.com", ts=1_795_000_000_000)] * 4, partition=1, start=102), NameNormalizer()).parsed:
-        agg2.add(p, "benign")
+    replay = triage(records([event("x.com", ts=1_795_000_000_000)] * 4, partition=1, start=102), NameNormalizer())
+    agg2.add_many(replay.parsed, {"x.com": "benign"})
     doc2, version2 = apply_counts("verdicts", doc, version, agg2.drain()[1]["x.com"])
     assert doc2["query_count"] == 6 and version2 == 105
 
@@ -178,6 +185,15 @@ def test_index_names_and_retention_selection():
         "p-activity-2026.01.01", "p-events-2025.12.01"]
     body = es_schema.template_body("activity", prefix="p")
     assert body["index_patterns"] == ["p-activity-*"] and body["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_raw_event_documents_fit_the_strict_events_mapping():
+    t = triage(records([event("a.example.com", action="pass"), event("bad name!.com")], partition=2), NameNormalizer())
+    actions = raw_event_actions(t.parsed, "t")
+    props = es_schema.template_body("events", prefix="t")["template"]["mappings"]["properties"]
+    assert [a["_id"] for a in actions] == ["q|2|0", "q|2|1"]
+    assert all(set(a["_source"]) <= set(props) for a in actions)
+    assert actions[1]["_source"]["kind"] == "invalid" and actions[1]["_source"]["invalid_reason"] == "bad_char"
 
 
 def test_sink_bound_drops_oldest_counts_it_and_acks():
@@ -278,3 +294,30 @@ def test_a_flush_during_a_batch_keeps_its_activity():
     counted = sum(c.events for chunk in sink.chunks for fam, _, _, c in chunk if fam == "activity")
     assert counted == 5
     assert acked == [{0: 4}]
+
+
+def test_handle_processes_a_batch_and_flushes_when_due():
+    model = FakeModel({"evil.com": 0.99})
+    proc, _, acked = make_proc(model, es_flush_interval_s=0.001)
+
+    async def run() -> None:
+        await proc.handle(records([event("evil.com")]), {0: 0})
+        await asyncio.sleep(0.01)
+        await proc.handle([], None)  # an empty poll still flushes what is due
+
+    asyncio.run(run())
+    assert model.calls == [["evil.com"]] and acked == [{0: 0}]
+
+
+def test_service_score_and_health_without_the_stack():
+    """The web views' logic on the service object, with a fake model and nothing started."""
+    model = FakeModel({"evil.com": 0.99, "good.com": 0.01})
+    service = WorkerService(app=None, settings=Settings(), models=holding(model), metrics=Metrics())
+    assert service.health() == {"ok": False, "model": "fake-1", "es_backlog": None, "es_dropped": None}
+    body, status = asyncio.run(service.score({"domains": ["evil.com", "good.com"]}))
+    assert status == 200 and body["model"] == "fake-1"
+    assert [(r["name"], r["label"]) for r in body["results"]] == [("evil.com", "malicious"), ("good.com", "benign")]
+    for bad in (None, {"domains": "evil.com"}, {"domains": [1]}, {"domains": ["a.com"] * 10_001}):
+        assert asyncio.run(service.score(bad))[1] == 400
+    service.models.model = None
+    assert asyncio.run(service.score({"domains": ["evil.com"]}))[1] == 503

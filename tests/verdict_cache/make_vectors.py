@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))
 
 from vc_murmur2 import partition  # noqa: E402
 
-from dnsentinel.verdict_cache import keys, policy  # noqa: E402
+from dnsentinel.verdict_cache import keys, policy, vocabulary  # noqa: E402
 from dnsentinel.verdict_cache.events import InvalidEvent, parse_event  # noqa: E402
 from dnsentinel.verdict_cache.names import InvalidName, display_name, normalize, routing_key  # noqa: E402
 
@@ -235,7 +235,7 @@ def decision_vectors() -> list[dict]:
             except keys.BadValue:
                 label = None
         out.append({"note": note, "name": name, "vetted": vetted, "verdict": value,
-                    "decision": policy.decide(name, vetted, label)})
+                    "decision": policy.effective_decision(name, vetted, label)})
     return out
 
 
@@ -393,6 +393,7 @@ def build() -> dict:
         "verdict_values": value_vectors(),
         "keys": key_vectors(),
         "events": event_vectors(),
+        "vocabulary": vocabulary.as_dict(),
     }
 
 

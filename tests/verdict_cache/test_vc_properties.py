@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dnsentinel.verdict_cache.events import InvalidEvent, encode_event, parse_event
 from dnsentinel.verdict_cache.names import InvalidName, normalize
-from dnsentinel.verdict_cache.policy import candidates, decide
+from dnsentinel.verdict_cache.policy import candidates, effective_decision
 
 NOW_MS = 1_795_392_000_000
 
@@ -80,7 +80,7 @@ _entries = st.lists(st.sampled_from(["example.com", "*.example.com", "www.exampl
        st.sampled_from([None, "malicious", "benign", "uncertain"]))
 def test_decide_properties(entries: list[str], actions: list[str], name: str, label: str | None) -> None:
     vetted = dict(zip(entries, actions))
-    decision = decide(name, vetted, label)
+    decision = effective_decision(name, vetted, label)
     covering = {e: a for e, a in vetted.items() if e in candidates(name)}
     if not covering:
         assert decision == (label or "unknown")

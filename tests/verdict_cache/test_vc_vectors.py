@@ -75,7 +75,7 @@ def test_decisions(vec: dict) -> None:
             label = None
     cands = set(policy.candidates(vec["name"]))
     vetted = {k: v for k, v in vec["vetted"].items() if k in cands}  # what HMGET would return
-    assert policy.decide(vec["name"], vetted, label) == vec["decision"]
+    assert policy.effective_decision(vec["name"], vetted, label) == vec["decision"]
 
 
 @pytest.mark.parametrize("vec", VECTORS["verdict_values"], ids=lambda v: v["value"] or "<empty>")

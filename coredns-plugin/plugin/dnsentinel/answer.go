@@ -14,22 +14,22 @@ func (h *Handler) blockAnswer(state request.Request, decision, reason string) (*
 	action := h.cfg.Action
 	v4, v6 := h.cfg.SinkholeV4, h.cfg.SinkholeV6
 	if decision == contract.DecisionHoneypot && len(h.cfg.HoneypotV4)+len(h.cfg.HoneypotV6) > 0 {
-		action, v4, v6 = ActionHoneypot, h.cfg.HoneypotV4, h.cfg.HoneypotV6
+		action, v4, v6 = contract.ActionHoneypot, h.cfg.HoneypotV4, h.cfg.HoneypotV6
 	}
 	m := new(dns.Msg)
 	m.SetReply(state.Req)
 	m.RecursionAvailable = true
 	switch action {
-	case ActionNXDomain:
+	case contract.ActionNXDomain:
 		m.Rcode = dns.RcodeNameError
 		m.Ns = []dns.RR{h.soa(state)}
-	case ActionNoData:
+	case contract.ActionNoData:
 		m.Ns = []dns.RR{h.soa(state)}
-	case ActionRefused:
+	case contract.ActionRefused:
 		m.Rcode = dns.RcodeRefused
-	case ActionNull:
+	case contract.ActionNull:
 		h.addresses(m, state, []net.IP{net.IPv4zero.To4()}, []net.IP{net.IPv6zero})
-	case ActionSinkhole, ActionHoneypot:
+	case contract.ActionSinkhole, contract.ActionHoneypot:
 		h.addresses(m, state, v4, v6)
 	}
 	code := dns.ExtendedErrorCodeBlocked // an operator's decision (RFC 8914 §4.16)

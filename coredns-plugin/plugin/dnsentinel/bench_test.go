@@ -18,7 +18,7 @@ import (
 // emitter (normalization, candidates, decision, event, recorder).
 func BenchmarkServeDNSPass(b *testing.B) {
 	em := &nopEmitter{}
-	h := newHandler(Config{Zones: []string{"."}, Action: ActionNXDomain, RedisTimeout: 5e6})
+	h := newHandler(Config{Zones: []string{"."}, Action: contract.ActionNXDomain, RedisTimeout: 5e6})
 	h.store, h.emit = testStore(), em
 	h.Next = test.NextHandler(dns.RcodeSuccess, nil)
 	q := query("www.good.example.com", dns.TypeA, false)
@@ -36,7 +36,7 @@ func BenchmarkServeDNSPass(b *testing.B) {
 // address, and an emitter that encodes the event as the Kafka emitter does (into a reused
 // buffer, so the record allocation is not counted). Compare with BenchmarkServeDNSBaseline.
 func BenchmarkServeDNSCacheHit(b *testing.B) {
-	h := newHandler(Config{Zones: []string{"."}, Action: ActionNXDomain, RedisTimeout: 5e6, ServerID: "bench"})
+	h := newHandler(Config{Zones: []string{"."}, Action: contract.ActionNXDomain, RedisTimeout: 5e6, ServerID: "bench"})
 	cands := parseName("www.good.example.com.").cands
 	verdict := "b|0.0100|charcnn-1|1795392000"
 	pv, _ := contract.ParseVerdict(verdict) // as redisStore.fetch does before caching

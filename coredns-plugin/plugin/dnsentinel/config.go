@@ -7,17 +7,8 @@ import (
 	"time"
 
 	"github.com/coredns/coredns/plugin/pkg/fall"
-)
 
-// Block actions (the `action` option) and the event `action` values (SPEC §2.2).
-const (
-	ActionPass     = "pass"
-	ActionNXDomain = "nxdomain"
-	ActionNoData   = "nodata"
-	ActionRefused  = "refused"
-	ActionNull     = "null"
-	ActionSinkhole = "sinkhole"
-	ActionHoneypot = "honeypot"
+	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 // Config is the parsed `dnsentinel` block; defaults are those of the local stack.
@@ -39,7 +30,7 @@ type Config struct {
 	KafkaBuffer int
 	NoEvents    bool
 
-	Action     string
+	Action     string // a contract.Action* other than pass and honeypot
 	SinkholeV4 []net.IP
 	SinkholeV6 []net.IP
 	HoneypotV4 []net.IP
@@ -65,7 +56,7 @@ func defaultConfig() Config {
 		Brokers:      []string{"127.0.0.1:9092"},
 		Topic:        "dns.queries",
 		KafkaBuffer:  100000,
-		Action:       ActionNXDomain,
+		Action:       contract.ActionNXDomain,
 		BlockedTTL:   60,
 		CacheSize:    100000,
 		CacheTTL:     30 * time.Second,

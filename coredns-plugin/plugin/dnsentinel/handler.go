@@ -179,8 +179,8 @@ func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p
 	qs.sm = sm
 	state := request.Request{W: w, Req: r}
 	ev := &qs.ev
-	*ev = event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: clientIP(w, &state), Source: "live",
-		Server: h.cfg.ServerID, Proto: state.Proto(), Action: ActionPass}
+	*ev = event{V: 1, TS: start.UnixMilli(), QType: state.Type(), Client: clientIP(w, &state),
+		Source: contract.SourceLive, Server: h.cfg.ServerID, Proto: state.Proto(), Action: contract.ActionPass}
 	nerr, key, qname := pn.err, pn.key, pn.qname
 	if nerr != nil {
 		ev.Name = pn.raw
@@ -206,7 +206,7 @@ func (h *Handler) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, p
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeRefused)
 		addEDE(m, state, dns.ExtendedErrorCodeNotReady, "dnsentinel: verdict cache unavailable (fail closed)")
-		ev.Action, ev.Rcode = ActionRefused, dns.RcodeToString[dns.RcodeRefused]
+		ev.Action, ev.Rcode = contract.ActionRefused, dns.RcodeToString[dns.RcodeRefused]
 		ev.LatencyUS = time.Since(start).Microseconds()
 		_ = w.WriteMsg(m)
 		h.finish(sm, key, ev)
@@ -355,9 +355,10 @@ func (h *Handler) neverBlock(state *request.Request) bool {
 	return false
 }
 
+// decisionLabel is the queries_total decision of an event: its decision, or excluded.
 func decisionLabel(d string) string {
 	if d == "" {
-		return "excluded"
+		return contract.Excluded
 	}
 	return d
 }

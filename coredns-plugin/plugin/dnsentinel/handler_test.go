@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,9 +84,9 @@ func testStore() *fakeStore {
 			"allowed.example":    malicious,
 		},
 		vetted: map[string]string{
-			"evil.org":        "block",
-			"trap.net":        "honeypot",
-			"allowed.example": "allow",
+			"evil.org":        contract.DecisionBlock,
+			"trap.net":        contract.DecisionHoneypot,
+			"allowed.example": contract.DecisionAllow,
 		},
 	}
 }
@@ -99,43 +100,46 @@ func query(name string, qtype uint16, edns bool) *dns.Msg {
 	return m
 }
 
+// actionCase is a query of TestServeDNSActions and what the plugin must do with it.
+type actionCase struct {
+	name     string
+	cfg      Config
+	qname    string
+	qtype    uint16
+	rcode    int
+	answer   string // first answer RR's data, "" = no answer
+	soa      bool   // SOA in authority
+	ede      uint16 // 0 = no EDE expected
+	action   string
+	decision string
+	passed   bool // answered by the next plugin
+}
+
 func TestServeDNSActions(t *testing.T) {
 	v4, v6 := []net.IP{net.ParseIP("192.0.2.1").To4()}, []net.IP{net.ParseIP("2001:db8::1")}
 	hp4 := []net.IP{net.ParseIP("192.0.2.53").To4()}
-	tests := []struct {
-		name     string
-		cfg      Config
-		qname    string
-		qtype    uint16
-		rcode    int
-		answer   string // first answer RR's data, "" = no answer
-		soa      bool   // SOA in authority
-		ede      uint16 // 0 = no EDE expected
-		action   string
-		decision string
-		passed   bool // answered by the next plugin
-	}{
-		{"unknown passes", Config{Action: ActionNXDomain}, "new.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "unknown", true},
-		{"benign passes", Config{Action: ActionNXDomain}, "good.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "benign", true},
-		{"uncertain passes", Config{Action: ActionNXDomain}, "maybe.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "uncertain", true},
-		{"bad value reads unknown", Config{Action: ActionNXDomain}, "broken.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "unknown", true},
-		{"allow beats malicious", Config{Action: ActionNXDomain}, "allowed.example", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "allow", true},
-		{"malicious nxdomain", Config{Action: ActionNXDomain}, "bad.example.com", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeFiltered, ActionNXDomain, "malicious", false},
-		{"vetted block subdomain", Config{Action: ActionNXDomain}, "www.evil.org", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeBlocked, ActionNXDomain, "block", false},
-		{"nodata", Config{Action: ActionNoData}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, ActionNoData, "malicious", false},
-		{"refused", Config{Action: ActionRefused}, "bad.example.com", dns.TypeA, dns.RcodeRefused, "", false, dns.ExtendedErrorCodeFiltered, ActionRefused, "malicious", false},
-		{"null A", Config{Action: ActionNull}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "0.0.0.0", false, dns.ExtendedErrorCodeFiltered, ActionNull, "malicious", false},
-		{"null AAAA", Config{Action: ActionNull}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "::", false, dns.ExtendedErrorCodeFiltered, ActionNull, "malicious", false},
-		{"null TXT is nodata", Config{Action: ActionNull}, "bad.example.com", dns.TypeTXT, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, ActionNull, "malicious", false},
-		{"sinkhole A", Config{Action: ActionSinkhole, SinkholeV4: v4, SinkholeV6: v6}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "192.0.2.1", false, dns.ExtendedErrorCodeFiltered, ActionSinkhole, "malicious", false},
-		{"sinkhole AAAA", Config{Action: ActionSinkhole, SinkholeV4: v4, SinkholeV6: v6}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "2001:db8::1", false, dns.ExtendedErrorCodeFiltered, ActionSinkhole, "malicious", false},
-		{"sinkhole v4 only AAAA nodata", Config{Action: ActionSinkhole, SinkholeV4: v4}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, ActionSinkhole, "malicious", false},
-		{"honeypot", Config{Action: ActionNXDomain, HoneypotV4: hp4}, "a.trap.net", dns.TypeA, dns.RcodeSuccess, "192.0.2.53", false, dns.ExtendedErrorCodeBlocked, ActionHoneypot, "honeypot", false},
-		{"honeypot without addresses uses action", Config{Action: ActionNXDomain}, "a.trap.net", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeBlocked, ActionNXDomain, "honeypot", false},
-		{"no_block client", Config{Action: ActionNXDomain, NoBlock: []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")}}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "malicious", true},
-		{"excluded zone", Config{Action: ActionNXDomain, Exclude: []string{"example.com."}}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "", true},
-		{"fallthrough monitor", Config{Action: ActionNXDomain, Fall: fall.Root}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "malicious", true},
-		{"invalid name passes", Config{Action: ActionNXDomain}, "a\\032b.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, ActionPass, "unknown", true},
+	tests := []actionCase{
+		{"unknown passes", Config{Action: contract.ActionNXDomain}, "new.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionUnknown, true},
+		{"benign passes", Config{Action: contract.ActionNXDomain}, "good.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionBenign, true},
+		{"uncertain passes", Config{Action: contract.ActionNXDomain}, "maybe.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionUncertain, true},
+		{"bad value reads unknown", Config{Action: contract.ActionNXDomain}, "broken.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionUnknown, true},
+		{"allow beats malicious", Config{Action: contract.ActionNXDomain}, "allowed.example", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionAllow, true},
+		{"malicious nxdomain", Config{Action: contract.ActionNXDomain}, "bad.example.com", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeFiltered, contract.ActionNXDomain, contract.DecisionMalicious, false},
+		{"vetted block subdomain", Config{Action: contract.ActionNXDomain}, "www.evil.org", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeBlocked, contract.ActionNXDomain, contract.DecisionBlock, false},
+		{"nodata", Config{Action: contract.ActionNoData}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, contract.ActionNoData, contract.DecisionMalicious, false},
+		{"refused", Config{Action: contract.ActionRefused}, "bad.example.com", dns.TypeA, dns.RcodeRefused, "", false, dns.ExtendedErrorCodeFiltered, contract.ActionRefused, contract.DecisionMalicious, false},
+		{"null A", Config{Action: contract.ActionNull}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "0.0.0.0", false, dns.ExtendedErrorCodeFiltered, contract.ActionNull, contract.DecisionMalicious, false},
+		{"null AAAA", Config{Action: contract.ActionNull}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "::", false, dns.ExtendedErrorCodeFiltered, contract.ActionNull, contract.DecisionMalicious, false},
+		{"null TXT is nodata", Config{Action: contract.ActionNull}, "bad.example.com", dns.TypeTXT, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, contract.ActionNull, contract.DecisionMalicious, false},
+		{"sinkhole A", Config{Action: contract.ActionSinkhole, SinkholeV4: v4, SinkholeV6: v6}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "192.0.2.1", false, dns.ExtendedErrorCodeFiltered, contract.ActionSinkhole, contract.DecisionMalicious, false},
+		{"sinkhole AAAA", Config{Action: contract.ActionSinkhole, SinkholeV4: v4, SinkholeV6: v6}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "2001:db8::1", false, dns.ExtendedErrorCodeFiltered, contract.ActionSinkhole, contract.DecisionMalicious, false},
+		{"sinkhole v4 only AAAA nodata", Config{Action: contract.ActionSinkhole, SinkholeV4: v4}, "bad.example.com", dns.TypeAAAA, dns.RcodeSuccess, "", true, dns.ExtendedErrorCodeFiltered, contract.ActionSinkhole, contract.DecisionMalicious, false},
+		{"honeypot", Config{Action: contract.ActionNXDomain, HoneypotV4: hp4}, "a.trap.net", dns.TypeA, dns.RcodeSuccess, "192.0.2.53", false, dns.ExtendedErrorCodeBlocked, contract.ActionHoneypot, contract.DecisionHoneypot, false},
+		{"honeypot without addresses uses action", Config{Action: contract.ActionNXDomain}, "a.trap.net", dns.TypeA, dns.RcodeNameError, "", true, dns.ExtendedErrorCodeBlocked, contract.ActionNXDomain, contract.DecisionHoneypot, false},
+		{"no_block client", Config{Action: contract.ActionNXDomain, NoBlock: []netip.Prefix{netip.MustParsePrefix("10.240.0.0/16")}}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionMalicious, true},
+		{"excluded zone", Config{Action: contract.ActionNXDomain, Exclude: []string{"example.com."}}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, "", true},
+		{"fallthrough monitor", Config{Action: contract.ActionNXDomain, Fall: fall.Root}, "bad.example.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionMalicious, true},
+		{"invalid name passes", Config{Action: contract.ActionNXDomain}, "a\\032b.com", dns.TypeA, dns.RcodeSuccess, "", false, 0, contract.ActionPass, contract.DecisionUnknown, true},
 	}
 	for _, tc := range tests {
 		for _, edns := range []bool{false, true} {
@@ -158,45 +162,65 @@ func TestServeDNSActions(t *testing.T) {
 						t.Fatalf("the plugin answered %v; want it passed on", m)
 					}
 				} else {
-					if m.Rcode != tc.rcode {
-						t.Errorf("rcode %s; want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
-					}
-					got := ""
-					if len(m.Answer) > 0 {
-						switch rr := m.Answer[0].(type) {
-						case *dns.A:
-							got = rr.A.String()
-						case *dns.AAAA:
-							got = rr.AAAA.String()
-						}
-						if m.Answer[0].Header().Ttl != 42 {
-							t.Errorf("answer TTL %d; want 42", m.Answer[0].Header().Ttl)
-						}
-					}
-					if got != tc.answer {
-						t.Errorf("answer %q; want %q", got, tc.answer)
-					}
-					hasSOA := len(m.Ns) == 1 && m.Ns[0].Header().Rrtype == dns.TypeSOA
-					if hasSOA != tc.soa {
-						t.Errorf("SOA in authority = %v; want %v (%v)", hasSOA, tc.soa, m.Ns)
-					}
-					if hasSOA && m.Ns[0].(*dns.SOA).Minttl != 42 {
-						t.Errorf("SOA minimum %d; want 42", m.Ns[0].(*dns.SOA).Minttl)
-					}
-					checkEDE(t, m, edns, tc.ede)
+					checkBlockReply(t, m, edns, tc)
 				}
 				if len(em.events) != 1 {
 					t.Fatalf("%d events; want 1", len(em.events))
 				}
 				ev := em.events[0]
-				if ev.Action != tc.action || ev.Decision != tc.decision || ev.V != 1 || ev.Source != "live" ||
-					ev.Client != "10.240.0.1" || ev.QType != dns.TypeToString[tc.qtype] || ev.Server != "test-1" || ev.Proto != "udp" {
+				if ev.Action != tc.action || ev.Decision != tc.decision || ev.V != 1 || ev.Source != contract.SourceLive ||
+					ev.Client != "10.240.0.1" || ev.QType != dns.TypeToString[tc.qtype] || ev.Server != "test-1" || ev.Proto != contract.ProtoUDP {
 					t.Errorf("event %+v; want action %s decision %q", ev, tc.action, tc.decision)
 				}
 				if !tc.passed && ev.Rcode != dns.RcodeToString[tc.rcode] {
 					t.Errorf("event rcode %s; want %s", ev.Rcode, dns.RcodeToString[tc.rcode])
 				}
+				if blocked := slices.Contains(contract.BlockingActions[:], ev.Action); blocked == tc.passed {
+					t.Errorf("event action %s is blocking = %v, but the query passed = %v", ev.Action, blocked, tc.passed)
+				}
 			})
+		}
+	}
+}
+
+// checkBlockReply checks the plugin's own reply to a blocked query.
+func checkBlockReply(t *testing.T, m *dns.Msg, edns bool, tc actionCase) {
+	t.Helper()
+	if m.Rcode != tc.rcode {
+		t.Errorf("rcode %s; want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
+	}
+	got := ""
+	if len(m.Answer) > 0 {
+		switch rr := m.Answer[0].(type) {
+		case *dns.A:
+			got = rr.A.String()
+		case *dns.AAAA:
+			got = rr.AAAA.String()
+		}
+		if m.Answer[0].Header().Ttl != 42 {
+			t.Errorf("answer TTL %d; want 42", m.Answer[0].Header().Ttl)
+		}
+	}
+	if got != tc.answer {
+		t.Errorf("answer %q; want %q", got, tc.answer)
+	}
+	hasSOA := len(m.Ns) == 1 && m.Ns[0].Header().Rrtype == dns.TypeSOA
+	if hasSOA != tc.soa {
+		t.Errorf("SOA in authority = %v; want %v (%v)", hasSOA, tc.soa, m.Ns)
+	}
+	if hasSOA && m.Ns[0].(*dns.SOA).Minttl != 42 {
+		t.Errorf("SOA minimum %d; want 42", m.Ns[0].(*dns.SOA).Minttl)
+	}
+	checkEDE(t, m, edns, tc.ede)
+}
+
+// TestEventProto: CoreDNS spells the transports as the vocabulary does.
+func TestEventProto(t *testing.T) {
+	for i, tcp := range []bool{false, true} {
+		h, em := testHandler(t, Config{Action: contract.ActionNXDomain}, testStore())
+		_, _ = h.ServeDNS(context.Background(), &test.ResponseWriter{TCP: tcp}, query("new.example.com", dns.TypeA, false))
+		if len(em.events) != 1 || em.events[0].Proto != contract.Protos[i] {
+			t.Errorf("tcp=%v: events %+v; want proto %s", tcp, em.events, contract.Protos[i])
 		}
 	}
 }
@@ -225,7 +249,7 @@ func checkEDE(t *testing.T, m *dns.Msg, edns bool, want uint16) {
 }
 
 func TestServeDNSEventFields(t *testing.T) {
-	h, em := testHandler(t, Config{Action: ActionNXDomain, ServerID: "s"}, testStore())
+	h, em := testHandler(t, Config{Action: contract.ActionNXDomain, ServerID: "s"}, testStore())
 	h.Next = test.NextHandler(dns.RcodeServerFailure, errors.New("upstream down"))
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
 	rc, _ := h.ServeDNS(context.Background(), rec, query("A.B.Example.CO.UK", dns.TypeMX, false))
@@ -279,7 +303,7 @@ func TestRawName(t *testing.T) {
 func TestServeDNSFailOpenAndClosed(t *testing.T) {
 	for _, closed := range []bool{false, true} {
 		st := &fakeStore{err: context.DeadlineExceeded}
-		h, em := testHandler(t, Config{Action: ActionNXDomain, FailClosed: closed}, st)
+		h, em := testHandler(t, Config{Action: contract.ActionNXDomain, FailClosed: closed}, st)
 		rec := dnstest.NewRecorder(&test.ResponseWriter{})
 		rc, err := h.ServeDNS(context.Background(), rec, query("bad.example.com", dns.TypeA, true))
 		if err != nil || rc != dns.RcodeSuccess {
@@ -287,12 +311,12 @@ func TestServeDNSFailOpenAndClosed(t *testing.T) {
 		}
 		ev := em.events[0]
 		if !closed {
-			if rec.Msg != nil || ev.Action != ActionPass || ev.Decision != contract.DecisionUnknown {
+			if rec.Msg != nil || ev.Action != contract.ActionPass || ev.Decision != contract.DecisionUnknown {
 				t.Errorf("fail open: reply %v event %+v; want passed on as unknown", rec.Msg, ev)
 			}
 			continue
 		}
-		if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused || ev.Action != ActionRefused {
+		if rec.Msg == nil || rec.Msg.Rcode != dns.RcodeRefused || ev.Action != contract.ActionRefused {
 			t.Errorf("fail closed: reply %v event %+v; want REFUSED", rec.Msg, ev)
 		}
 		checkEDE(t, rec.Msg, true, dns.ExtendedErrorCodeNotReady)
@@ -300,7 +324,7 @@ func TestServeDNSFailOpenAndClosed(t *testing.T) {
 }
 
 func TestServeDNSOutsideZones(t *testing.T) {
-	h, em := testHandler(t, Config{Action: ActionNXDomain, Zones: []string{"example.org."}}, testStore())
+	h, em := testHandler(t, Config{Action: contract.ActionNXDomain, Zones: []string{"example.org."}}, testStore())
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})
 	_, _ = h.ServeDNS(context.Background(), rec, query("bad.example.com", dns.TypeA, false))
 	if rec.Msg != nil || len(em.events) != 0 {

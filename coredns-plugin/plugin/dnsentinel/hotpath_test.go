@@ -37,7 +37,7 @@ func TestClientIPMatchesRequestIP(t *testing.T) {
 // The name cache is keyed by the raw question name; every spelling of a name must still be
 // decided and reported under its normalized form.
 func TestServeDNSMixedCaseNames(t *testing.T) {
-	h, em := testHandler(t, Config{Action: ActionNXDomain, ServerID: "test-1"}, testStore())
+	h, em := testHandler(t, Config{Action: contract.ActionNXDomain, ServerID: "test-1"}, testStore())
 	for _, q := range []string{"BAD.example.com", "bad.EXAMPLE.com", "bad.example.com"} {
 		w := &test.ResponseWriter{}
 		rec := &rcodeRecorder{ResponseWriter: w}
@@ -63,12 +63,12 @@ func TestServeDNSMixedCaseNames(t *testing.T) {
 
 // Pooled per-query state must not leak from one query into the next.
 func TestServeDNSPooledStateIsFresh(t *testing.T) {
-	h, em := testHandler(t, Config{Action: ActionNXDomain, ServerID: "test-1"}, testStore())
+	h, em := testHandler(t, Config{Action: contract.ActionNXDomain, ServerID: "test-1"}, testStore())
 	_, _ = h.ServeDNS(context.Background(), &test.ResponseWriter{}, query("bad.example.com", dns.TypeA, false))
 	h.Next = test.NextHandler(dns.RcodeServerFailure, errors.New("down")) // writes nothing
 	_, _ = h.ServeDNS(context.Background(), &test.ResponseWriter{}, query("new.example.com", dns.TypeA, false))
 	ev := em.events[1]
-	if ev.Rcode != "SERVFAIL" || ev.Action != ActionPass || ev.Decision != contract.DecisionUnknown {
+	if ev.Rcode != "SERVFAIL" || ev.Action != contract.ActionPass || ev.Decision != contract.DecisionUnknown {
 		t.Errorf("second event %+v", ev)
 	}
 }
@@ -93,13 +93,13 @@ func TestQueryCounterUnindexedLabels(t *testing.T) {
 	if c.get("test-unindexed") != sm {
 		t.Fatal("metrics not cached")
 	}
-	sm.query("odd", ActionPass)
-	sm.query(contract.DecisionBenign, ActionPass)
-	sm.query(contract.DecisionBenign, ActionPass)
-	if got := testutil.ToFloat64(queriesTotal.WithLabelValues("test-unindexed", "odd", ActionPass)); got != 1 {
+	sm.query("odd", contract.ActionPass)
+	sm.query(contract.DecisionBenign, contract.ActionPass)
+	sm.query(contract.DecisionBenign, contract.ActionPass)
+	if got := testutil.ToFloat64(queriesTotal.WithLabelValues("test-unindexed", "odd", contract.ActionPass)); got != 1 {
 		t.Errorf("odd: %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(queriesTotal.WithLabelValues("test-unindexed", contract.DecisionBenign, ActionPass)); got != 2 {
+	if got := testutil.ToFloat64(queriesTotal.WithLabelValues("test-unindexed", contract.DecisionBenign, contract.ActionPass)); got != 2 {
 		t.Errorf("benign: %v, want 2", got)
 	}
 }

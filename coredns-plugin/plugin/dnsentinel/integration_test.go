@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,34 +47,10 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 	redisAddr, brokers := integration(t)
 	suffix := fmt.Sprintf("%08x", rand.Uint32())
 	prefix, topic := "itest-"+suffix, "itest-queries-"+suffix
-
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{redisAddr}, DisableCache: true})
-	if err != nil {
-		t.Fatalf("Redis %s unreachable: %v", redisAddr, err)
-	}
-	defer rc.Close()
 	ctx := context.Background()
-	t.Cleanup(func() {
-		rc.Do(ctx, rc.B().Del().Key(contract.VettedKey(prefix), contract.VerdictKey(prefix, "bad.example.com")).Build())
-	})
-	must := func(r rueidis.RedisResult) {
-		t.Helper()
-		if err := r.Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(rc.Do(ctx, rc.B().Set().Key(contract.VerdictKey(prefix, "bad.example.com")).Value(malicious).Build()))
-
-	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	if _, err := admin.CreateTopic(ctx, 3, 1, nil, topic); err != nil {
-		t.Fatalf("Kafka %v: creating topic %s: %v", brokers, topic, err)
-	}
-	t.Cleanup(func() { _, _ = admin.DeleteTopics(context.Background(), topic) })
+	rc, set := itestRedis(t, redisAddr, prefix)
+	set(contract.VerdictKey(prefix, "bad.example.com"), malicious)
+	itestTopic(t, brokers, topic)
 
 	cfg := defaultConfig()
 	cfg.Zones = []string{"."}
@@ -85,19 +62,14 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = h.stop() }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !h.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("not ready 5 s after start with Redis up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 5*time.Second, h.Ready, "not ready 5 s after start with Redis up")
 
-	ask := func(name string) *dns.Msg {
+	ask := func(name string) *dns.Msg { // the plugin's own answer; nil when passed on
 		rec := dnstest.NewRecorder(&test.ResponseWriter{})
 		_, _ = h.ServeDNS(ctx, rec, query(name, dns.TypeA, true))
 		return rec.Msg
 	}
+	answered := func(name string) bool { return ask(name) != nil }
 	if m := ask("bad.example.com"); m == nil || m.Rcode != dns.RcodeNameError {
 		t.Fatalf("malicious verdict: %v; want NXDOMAIN", m)
 	}
@@ -108,55 +80,90 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 		t.Errorf("second lookup: %+v, %v; want a local cache hit", res, err)
 	}
 	// a vetted allow written elsewhere takes effect within 1 s (server-assisted invalidation)
-	must(rc.Do(ctx, rc.B().Hset().Key(contract.VettedKey(prefix)).FieldValue().
-		FieldValue("bad.example.com", `{"action":"allow","by":"itest","at":1}`).Build()))
-	start := time.Now()
-	for m := ask("bad.example.com"); m != nil; m = ask("bad.example.com") {
-		if time.Since(start) > time.Second {
-			t.Fatal("vetted allow not in effect after 1 s")
+	vet := func(entry, action string) {
+		record := `{"action":"` + action + `","by":"itest","at":1}`
+		if err := rc.Do(ctx, rc.B().Hset().Key(contract.VettedKey(prefix)).FieldValue().FieldValue(entry, record).Build()).Error(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	vet("bad.example.com", contract.DecisionAllow)
+	eventually(t, time.Second, func() bool { return !answered("bad.example.com") }, "vetted allow not in effect after 1 s")
 	// and a vetted block likewise
-	must(rc.Do(ctx, rc.B().Hset().Key(contract.VettedKey(prefix)).FieldValue().
-		FieldValue("example.org", `{"action":"block","by":"itest","at":1}`).Build()))
-	start = time.Now()
-	for m := ask("www.example.org"); m == nil; m = ask("www.example.org") {
-		if time.Since(start) > time.Second {
-			t.Fatal("vetted block not in effect after 1 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	vet("example.org", contract.DecisionBlock)
+	eventually(t, time.Second, func() bool { return answered("www.example.org") }, "vetted block not in effect after 1 s")
 
 	// a new model verdict for a name already answered (and cached as unknown) too
 	if m := ask("late.example.net"); m != nil {
 		t.Fatalf("unknown name answered by the plugin: %v", m)
 	}
-	t.Cleanup(func() { rc.Do(ctx, rc.B().Del().Key(contract.VerdictKey(prefix, "late.example.net")).Build()) })
-	must(rc.Do(ctx, rc.B().Set().Key(contract.VerdictKey(prefix, "late.example.net")).Value(malicious).Build()))
-	start = time.Now()
-	for m := ask("late.example.net"); m == nil; m = ask("late.example.net") {
-		if time.Since(start) > time.Second {
-			t.Fatal("new malicious verdict not in effect after 1 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	set(contract.VerdictKey(prefix, "late.example.net"), malicious)
+	eventually(t, time.Second, func() bool { return answered("late.example.net") }, "new malicious verdict not in effect after 1 s")
 
 	// the events arrive in Kafka with the SPEC fields
 	h.emit.(*kafkaEmitter).cl.Flush(ctx)
+	seen := itestEvents(t, brokers, topic, "bad.example.com", "www.example.org")
+	if ev := seen["www.example.org"]; ev["action"] != contract.ActionNXDomain || ev["decision"] != contract.DecisionBlock ||
+		ev["rcode"] != "NXDOMAIN" || ev["server"] != "itest" || ev["source"] != contract.SourceLive || ev["v"] != float64(1) {
+		t.Errorf("event %v", ev)
+	}
+}
+
+// itestRedis connects to the real Redis; set writes a key there, deleted with the prefix's
+// vetted hash when the test ends.
+func itestRedis(t *testing.T, addr, prefix string) (rc rueidis.Client, set func(key, value string)) {
+	t.Helper()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		t.Fatalf("Redis %s unreachable: %v", addr, err)
+	}
+	keys := []string{contract.VettedKey(prefix)}
+	t.Cleanup(func() {
+		rc.Do(context.Background(), rc.B().Del().Key(keys...).Build())
+		rc.Close()
+	})
+	return rc, func(key, value string) {
+		t.Helper()
+		keys = append(keys, key)
+		if err := rc.Do(context.Background(), rc.B().Set().Key(key).Value(value).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// itestTopic creates a Kafka topic of 3 partitions for the test and deletes it afterwards.
+func itestTopic(t *testing.T, brokers []string, topic string) {
+	t.Helper()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kadm.NewClient(adm)
+	t.Cleanup(func() {
+		_, _ = admin.DeleteTopics(context.Background(), topic)
+		adm.Close()
+	})
+	if _, err := admin.CreateTopic(context.Background(), 3, 1, nil, topic); err != nil {
+		t.Fatalf("Kafka %v: creating topic %s: %v", brokers, topic, err)
+	}
+}
+
+// itestEvents reads the topic from the start until there is an event for each of names (10 s
+// at most), and returns the last event of each name seen; every key must be a routing key.
+func itestEvents(t *testing.T, brokers []string, topic string, names ...string) map[string]map[string]any {
+	t.Helper()
 	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cons.Close()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	seen := map[string]map[string]any{}
-	for seen["bad.example.com"] == nil || seen["www.example.org"] == nil {
+	for slices.ContainsFunc(names, func(n string) bool { return seen[n] == nil }) {
 		fs := cons.PollFetches(pctx)
 		if pctx.Err() != nil {
-			t.Fatalf("events seen %v; want bad.example.com and www.example.org", seen)
+			t.Fatalf("events seen %v; want %v", seen, names)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			var ev map[string]any
@@ -170,9 +177,18 @@ func TestIntegrationRedisAndKafka(t *testing.T) {
 			}
 		})
 	}
-	if ev := seen["www.example.org"]; ev["action"] != "nxdomain" || ev["decision"] != "block" ||
-		ev["rcode"] != "NXDOMAIN" || ev["server"] != "itest" || ev["source"] != "live" || ev["v"] != float64(1) {
-		t.Errorf("event %v", ev)
+	return seen
+}
+
+// eventually polls cond every 10 ms and fails the test with msg if it is not true within limit.
+func eventually(t *testing.T, limit time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatal(msg)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

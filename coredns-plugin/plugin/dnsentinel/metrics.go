@@ -8,45 +8,45 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 const subsystem = "dnsentinel"
 
 var (
-	queriesTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "queries_total",
-		Help: "Queries seen by dnsentinel, by decision (SPEC §1.4) and action taken.",
-	}, []string{"server", "decision", "action"})
-	cacheLookups = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "cache_lookups_total",
-		Help: "Verdict lookups by where they were answered: local (client-side cache hit) or redis (miss, one round trip).",
-	}, []string{"server", "result"})
-	redisErrors = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "redis_errors_total",
-		Help: "Failed verdict lookups by reason: timeout, error, unavailable (never connected yet), bad_value.",
-	}, []string{"server", "reason"})
+	queriesTotal = counterVec("queries_total",
+		"Queries seen by dnsentinel, by decision (SPEC §1.4) and action taken.", "decision", "action")
+	cacheLookups = counterVec("cache_lookups_total",
+		"Verdict lookups by where they were answered: local (client-side cache hit) or redis (miss, one round trip).", "result")
+	redisErrors = counterVec("redis_errors_total",
+		"Failed verdict lookups by reason: timeout, error, unavailable (never connected yet), bad_value.", "reason")
 	lookupDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "lookup_duration_seconds",
 		Help:    "Time to decide a query (local cache or Redis), by where it was answered.",
 		Buckets: []float64{0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025},
 	}, []string{"server", "result"})
-	eventsProduced = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_produced_total",
-		Help: "Query events acknowledged by Kafka.",
-	}, []string{"server"})
-	eventsDropped = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_dropped_total",
-		Help: "Query events dropped, by reason: buffer_full, kafka_error, too_large, closed.",
-	}, []string{"server", "reason"})
-	eventsBuffered = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_buffered",
-		Help: "Query events waiting in the producer buffer.",
-	}, []string{"server"})
-	eventsBufferLimit = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: plugin.Namespace, Subsystem: subsystem, Name: "events_buffer_limit",
-		Help: "The size of the producer buffer (kafka_buffer): buffered/limit is the fill ratio.",
-	}, []string{"server"})
+	eventsProduced = counterVec("events_produced_total", "Query events acknowledged by Kafka.")
+	eventsDropped  = counterVec("events_dropped_total",
+		"Query events dropped, by reason: buffer_full, kafka_error, too_large, closed.", "reason")
+	eventsBuffered    = gaugeVec("events_buffered", "Query events waiting in the producer buffer.")
+	eventsBufferLimit = gaugeVec("events_buffer_limit",
+		"The size of the producer buffer (kafka_buffer): buffered/limit is the fill ratio.")
 )
+
+// counterVec and gaugeVec register a coredns_dnsentinel_<name> metric labelled by server and
+// then by labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, append([]string{"server"}, labels...))
+}
+
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, append([]string{"server"}, labels...))
+}
 
 // serverMetrics holds the label-resolved metrics of one CoreDNS server block, so the hot
 // path does not hash label values for every query (WithLabelValues was 4% of CPU).
@@ -60,9 +60,10 @@ type serverMetrics struct {
 	queries [len(decisionLabels)][len(actionLabels)]atomic.Pointer[prometheus.Counter]
 }
 
+// The decision and action labels of queries_total, in the vocabulary's order (contract).
 var (
-	decisionLabels = [...]string{"allow", "block", "honeypot", "malicious", "uncertain", "benign", "unknown", "excluded"}
-	actionLabels   = [...]string{ActionPass, ActionNXDomain, ActionNoData, ActionRefused, ActionNull, ActionSinkhole, ActionHoneypot}
+	decisionLabels = contract.MetricDecisions
+	actionLabels   = contract.Actions
 )
 
 // metricsCache maps a server label to its serverMetrics. Nearly always one server uses a

@@ -8,16 +8,18 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 func TestMetricsCounted(t *testing.T) {
-	h, _ := testHandler(t, Config{Action: ActionNXDomain}, testStore())
+	h, _ := testHandler(t, Config{Action: contract.ActionNXDomain}, testStore())
 	tests := []struct {
 		qname, decision, action string
 	}{
-		{"bad.example.com", "malicious", ActionNXDomain},
-		{"www.evil.org", "block", ActionNXDomain},
-		{"new.example.com", "unknown", ActionPass},
+		{"bad.example.com", contract.DecisionMalicious, contract.ActionNXDomain},
+		{"www.evil.org", contract.DecisionBlock, contract.ActionNXDomain},
+		{"new.example.com", contract.DecisionUnknown, contract.ActionPass},
 	}
 	for _, tc := range tests {
 		before := testutil.ToFloat64(queriesTotal.WithLabelValues("", tc.decision, tc.action))

@@ -13,6 +13,8 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	pkgtls "github.com/coredns/coredns/plugin/pkg/tls"
+
+	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 const pluginName = "dnsentinel"
@@ -52,7 +54,7 @@ func parse(c *caddy.Controller) (Config, error) {
 	if cfg.ServerID == "" {
 		cfg.ServerID, _ = os.Hostname()
 	}
-	if cfg.Action == ActionSinkhole && len(cfg.SinkholeV4)+len(cfg.SinkholeV6) == 0 {
+	if cfg.Action == contract.ActionSinkhole && len(cfg.SinkholeV4)+len(cfg.SinkholeV6) == 0 {
 		return cfg, c.Err("action sinkhole needs at least one IP address")
 	}
 	return cfg, nil
@@ -61,172 +63,192 @@ func parse(c *caddy.Controller) (Config, error) {
 func parseOption(c *caddy.Controller, cfg *Config) error {
 	opt := c.Val()
 	args := c.RemainingArgs()
-	one := func() (string, error) {
-		if len(args) != 1 {
-			return "", c.Errf("%s takes exactly one argument, got %d", opt, len(args))
-		}
-		return args[0], nil
-	}
-	var err error
-	var v string
-	switch opt {
-	case "redis":
-		if v, err = one(); err == nil {
-			cfg.RedisAddr, err = hostPort(c, opt, v)
-		}
-	case "redis_username":
-		cfg.RedisUser, err = one()
-	case "redis_password":
-		cfg.RedisPassword, err = one()
-	case "redis_db":
-		if v, err = one(); err == nil {
-			cfg.RedisDB, err = intIn(c, opt, v, 0, 15)
-		}
-	case "redis_tls":
-		cfg.RedisTLS, err = tlsConfig(c, opt, args)
-	case "redis_prefix":
-		if v, err = one(); err == nil {
-			if v == "" || strings.ContainsAny(v, " \t") {
-				return c.Errf("redis_prefix %q must be non-empty without spaces", v)
-			}
-			cfg.RedisPrefix = v
-		}
-	case "redis_timeout":
-		if v, err = one(); err == nil {
-			cfg.RedisTimeout, err = duration(c, opt, v, 100*time.Microsecond, 10*time.Second)
-		}
-	case "kafka":
-		if len(args) == 0 {
-			return c.Errf("kafka needs at least one broker host:port")
-		}
-		cfg.Brokers = nil
-		for _, a := range args {
-			hp, err := hostPort(c, opt, a)
-			if err != nil {
-				return err
-			}
-			cfg.Brokers = append(cfg.Brokers, hp)
-		}
-	case "kafka_sasl":
-		if len(args) != 3 {
-			return c.Errf("kafka_sasl takes MECHANISM USER PASSWORD, got %d arguments", len(args))
-		}
-		switch strings.ToLower(args[0]) {
-		case "plain", "scram-sha-256", "scram-sha-512":
-		default:
-			return c.Errf("kafka_sasl mechanism %q is not plain, scram-sha-256 or scram-sha-512", args[0])
-		}
-		cfg.KafkaSASL = []string{strings.ToLower(args[0]), args[1], args[2]}
-	case "kafka_tls":
-		cfg.KafkaTLS, err = tlsConfig(c, opt, args)
-	case "topic":
-		if v, err = one(); err == nil {
-			cfg.Topic = v
-		}
-	case "kafka_buffer":
-		if v, err = one(); err == nil {
-			cfg.KafkaBuffer, err = intIn(c, opt, v, 1, 100_000_000)
-		}
-	case "no_events":
-		if len(args) != 0 {
-			return c.Errf("no_events takes no arguments")
-		}
-		cfg.NoEvents = true
-	case "action":
-		err = parseAction(c, cfg, args)
-	case "honeypot":
-		if len(args) == 0 {
-			return c.Errf("honeypot needs at least one IP address")
-		}
-		cfg.HoneypotV4, cfg.HoneypotV6, err = ips(c, opt, args)
-	case "blocked_ttl":
-		if v, err = one(); err == nil {
-			var n int
-			n, err = intIn(c, opt, v, 0, 86400)
-			cfg.BlockedTTL = uint32(n)
-		}
-	case "cache_size":
-		if v, err = one(); err == nil {
-			cfg.CacheSize, err = intIn(c, opt, v, 1, 100_000_000)
-		}
-	case "cache_ttl":
-		if v, err = one(); err == nil {
-			cfg.CacheTTL, err = duration(c, opt, v, time.Millisecond, 24*time.Hour)
-		}
-	case "no_block":
-		if len(args) == 0 {
-			return c.Errf("no_block needs at least one CIDR")
-		}
-		for _, a := range args {
-			p, perr := netip.ParsePrefix(a)
-			if perr != nil {
-				addr, aerr := netip.ParseAddr(a)
-				if aerr != nil {
-					return c.Errf("no_block %q is not a CIDR or IP address", a)
-				}
-				p = netip.PrefixFrom(addr, addr.BitLen())
-			}
-			cfg.NoBlock = append(cfg.NoBlock, p.Masked())
-		}
-	case "exclude":
-		if len(args) == 0 {
-			return c.Errf("exclude needs at least one zone")
-		}
-		cfg.Exclude = append(cfg.Exclude, plugin.OriginsFromArgsOrServerBlock(args, nil)...)
-	case "fail":
-		if v, err = one(); err == nil {
-			switch v {
-			case "open":
-				cfg.FailClosed = false
-			case "closed":
-				cfg.FailClosed = true
-			default:
-				return c.Errf("fail %q is not open or closed", v)
-			}
-		}
-	case "ready":
-		if v, err = one(); err == nil {
-			switch v {
-			case "redis":
-				cfg.ReadyAlways = false
-			case "always":
-				cfg.ReadyAlways = true
-			default:
-				return c.Errf("ready %q is not redis or always", v)
-			}
-		}
-	case "server_id":
-		cfg.ServerID, err = one()
-	case "fallthrough":
-		cfg.Fall.SetZonesFromArgs(args)
-	default:
+	parseArgs, ok := options[opt]
+	if !ok {
 		return c.Errf("unknown option %q", opt)
 	}
-	return err
+	return parseArgs(c, cfg, opt, args)
 }
 
-func parseAction(c *caddy.Controller, cfg *Config, args []string) error {
+// optionParser reads the arguments of one option into cfg; opt is the option's name.
+type optionParser func(c *caddy.Controller, cfg *Config, opt string, args []string) error
+
+// options is the syntax of the block (README.md, Syntax), one parser per option.
+var options = map[string]optionParser{
+	"redis":          oneArg(func(cfg *Config) *string { return &cfg.RedisAddr }, hostPort),
+	"redis_username": oneArg(func(cfg *Config) *string { return &cfg.RedisUser }, anyText),
+	"redis_password": oneArg(func(cfg *Config) *string { return &cfg.RedisPassword }, anyText),
+	"redis_db":       oneArg(func(cfg *Config) *int { return &cfg.RedisDB }, intIn(0, 15)),
+	"redis_tls":      tlsOption(func(cfg *Config) **tls.Config { return &cfg.RedisTLS }),
+	"redis_prefix":   oneArg(func(cfg *Config) *string { return &cfg.RedisPrefix }, keyPrefix),
+	"redis_timeout":  oneArg(func(cfg *Config) *time.Duration { return &cfg.RedisTimeout }, durationIn(100*time.Microsecond, 10*time.Second)),
+	"kafka":          parseKafka,
+	"kafka_sasl":     parseKafkaSASL,
+	"kafka_tls":      tlsOption(func(cfg *Config) **tls.Config { return &cfg.KafkaTLS }),
+	"topic":          oneArg(func(cfg *Config) *string { return &cfg.Topic }, anyText),
+	"kafka_buffer":   oneArg(func(cfg *Config) *int { return &cfg.KafkaBuffer }, intIn(1, 100_000_000)),
+	"no_events":      parseNoEvents,
+	"action":         parseAction,
+	"honeypot":       parseHoneypot,
+	"blocked_ttl":    oneArg(func(cfg *Config) *uint32 { return &cfg.BlockedTTL }, ttl),
+	"cache_size":     oneArg(func(cfg *Config) *int { return &cfg.CacheSize }, intIn(1, 100_000_000)),
+	"cache_ttl":      oneArg(func(cfg *Config) *time.Duration { return &cfg.CacheTTL }, durationIn(time.Millisecond, 24*time.Hour)),
+	"no_block":       parseNoBlock,
+	"exclude":        parseExclude,
+	"fail":           oneArg(func(cfg *Config) *bool { return &cfg.FailClosed }, either("open", "closed")),
+	"ready":          oneArg(func(cfg *Config) *bool { return &cfg.ReadyAlways }, either("redis", "always")),
+	"server_id":      oneArg(func(cfg *Config) *string { return &cfg.ServerID }, anyText),
+	"fallthrough": func(_ *caddy.Controller, cfg *Config, _ string, args []string) error {
+		cfg.Fall.SetZonesFromArgs(args)
+		return nil
+	},
+}
+
+// valueParser checks and converts the one argument v of option opt.
+type valueParser[T any] func(c *caddy.Controller, opt, v string) (T, error)
+
+// oneArg is the parser of an option with exactly one argument, stored in *field(cfg).
+func oneArg[T any](field func(*Config) *T, value valueParser[T]) optionParser {
+	return func(c *caddy.Controller, cfg *Config, opt string, args []string) error {
+		if len(args) != 1 {
+			return c.Errf("%s takes exactly one argument, got %d", opt, len(args))
+		}
+		v, err := value(c, opt, args[0])
+		if err != nil {
+			return err
+		}
+		*field(cfg) = v
+		return nil
+	}
+}
+
+func anyText(_ *caddy.Controller, _, v string) (string, error) { return v, nil }
+
+func keyPrefix(c *caddy.Controller, opt, v string) (string, error) {
+	if v == "" || strings.ContainsAny(v, " \t") {
+		return "", c.Errf("%s %q must be non-empty without spaces", opt, v)
+	}
+	return v, nil
+}
+
+func ttl(c *caddy.Controller, opt, v string) (uint32, error) {
+	n, err := intIn(0, 86400)(c, opt, v)
+	return uint32(n), err
+}
+
+// either reads a two-way switch: no is false, yes is true.
+func either(no, yes string) valueParser[bool] {
+	return func(c *caddy.Controller, opt, v string) (bool, error) {
+		if v != no && v != yes {
+			return false, c.Errf("%s %q is not %s or %s", opt, v, no, yes)
+		}
+		return v == yes, nil
+	}
+}
+
+func tlsOption(field func(*Config) **tls.Config) optionParser {
+	return func(c *caddy.Controller, cfg *Config, opt string, args []string) (err error) {
+		*field(cfg), err = tlsConfig(c, opt, args)
+		return err
+	}
+}
+
+func parseKafka(c *caddy.Controller, cfg *Config, opt string, args []string) error {
 	if len(args) == 0 {
-		return c.Errf("action needs one of nxdomain, nodata, refused, null, sinkhole IP...")
+		return c.Errf("kafka needs at least one broker host:port")
+	}
+	cfg.Brokers = nil
+	for _, a := range args {
+		hp, err := hostPort(c, opt, a)
+		if err != nil {
+			return err
+		}
+		cfg.Brokers = append(cfg.Brokers, hp)
+	}
+	return nil
+}
+
+func parseKafkaSASL(c *caddy.Controller, cfg *Config, _ string, args []string) error {
+	if len(args) != 3 {
+		return c.Errf("kafka_sasl takes MECHANISM USER PASSWORD, got %d arguments", len(args))
+	}
+	switch strings.ToLower(args[0]) {
+	case "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		return c.Errf("kafka_sasl mechanism %q is not plain, scram-sha-256 or scram-sha-512", args[0])
+	}
+	cfg.KafkaSASL = []string{strings.ToLower(args[0]), args[1], args[2]}
+	return nil
+}
+
+func parseNoEvents(c *caddy.Controller, cfg *Config, _ string, args []string) error {
+	if len(args) != 0 {
+		return c.Errf("no_events takes no arguments")
+	}
+	cfg.NoEvents = true
+	return nil
+}
+
+// blockActions are the values of the action option, in the order its errors list them.
+var blockActions = []string{contract.ActionNXDomain, contract.ActionNoData, contract.ActionRefused, contract.ActionNull, contract.ActionSinkhole}
+
+func parseAction(c *caddy.Controller, cfg *Config, _ string, args []string) error {
+	if len(args) == 0 {
+		return c.Errf("action needs one of %s IP...", strings.Join(blockActions, ", "))
 	}
 	switch a := args[0]; a {
-	case ActionNXDomain, ActionNoData, ActionRefused, ActionNull:
+	case contract.ActionNXDomain, contract.ActionNoData, contract.ActionRefused, contract.ActionNull:
 		if len(args) != 1 {
 			return c.Errf("action %s takes no addresses", a)
 		}
 		cfg.Action = a
-	case ActionSinkhole:
+	case contract.ActionSinkhole:
 		if len(args) < 2 {
-			return c.Errf("action sinkhole needs at least one IP address")
+			return c.Errf("action %s needs at least one IP address", a)
 		}
-		v4, v6, err := ips(c, "action sinkhole", args[1:])
+		v4, v6, err := ips(c, "action "+a, args[1:])
 		if err != nil {
 			return err
 		}
 		cfg.Action, cfg.SinkholeV4, cfg.SinkholeV6 = a, v4, v6
 	default:
-		return c.Errf("action %q is not nxdomain, nodata, refused, null or sinkhole", a)
+		last := len(blockActions) - 1
+		return c.Errf("action %q is not %s or %s", a, strings.Join(blockActions[:last], ", "), blockActions[last])
 	}
+	return nil
+}
+
+func parseHoneypot(c *caddy.Controller, cfg *Config, opt string, args []string) (err error) {
+	if len(args) == 0 {
+		return c.Errf("honeypot needs at least one IP address")
+	}
+	cfg.HoneypotV4, cfg.HoneypotV6, err = ips(c, opt, args)
+	return err
+}
+
+func parseNoBlock(c *caddy.Controller, cfg *Config, _ string, args []string) error {
+	if len(args) == 0 {
+		return c.Errf("no_block needs at least one CIDR")
+	}
+	for _, a := range args {
+		p, perr := netip.ParsePrefix(a)
+		if perr != nil {
+			addr, aerr := netip.ParseAddr(a)
+			if aerr != nil {
+				return c.Errf("no_block %q is not a CIDR or IP address", a)
+			}
+			p = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		cfg.NoBlock = append(cfg.NoBlock, p.Masked())
+	}
+	return nil
+}
+
+func parseExclude(c *caddy.Controller, cfg *Config, _ string, args []string) error {
+	if len(args) == 0 {
+		return c.Errf("exclude needs at least one zone")
+	}
+	cfg.Exclude = append(cfg.Exclude, plugin.OriginsFromArgsOrServerBlock(args, nil)...)
 	return nil
 }
 
@@ -256,20 +278,24 @@ func hostPort(c *caddy.Controller, opt, v string) (string, error) {
 	return v, nil
 }
 
-func intIn(c *caddy.Controller, opt, v string, lo, hi int) (int, error) {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, c.Errf("%s %q is not an integer in %d..%d", opt, v, lo, hi)
+func intIn(lo, hi int) valueParser[int] {
+	return func(c *caddy.Controller, opt, v string) (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return 0, c.Errf("%s %q is not an integer in %d..%d", opt, v, lo, hi)
+		}
+		return n, nil
 	}
-	return n, nil
 }
 
-func duration(c *caddy.Controller, opt, v string, lo, hi time.Duration) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil || d < lo || d > hi {
-		return 0, c.Errf("%s %q is not a duration in %s..%s", opt, v, lo, hi)
+func durationIn(lo, hi time.Duration) valueParser[time.Duration] {
+	return func(c *caddy.Controller, opt, v string) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return 0, c.Errf("%s %q is not a duration in %s..%s", opt, v, lo, hi)
+		}
+		return d, nil
 	}
-	return d, nil
 }
 
 // tlsConfig follows CoreDNS's convention (plugin/forward's tls): no arguments = system

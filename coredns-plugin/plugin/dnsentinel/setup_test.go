@@ -1,11 +1,17 @@
 package dnsentinel
 
 import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coredns/caddy"
+
+	"github.com/dnsentinel/coredns-plugin/contract"
 )
 
 func TestParse(t *testing.T) {
@@ -16,7 +22,7 @@ func TestParse(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{"defaults", "dnsentinel", "", func(t *testing.T, c Config) {
-			if c.RedisAddr != "127.0.0.1:6379" || c.RedisTimeout != 5*time.Millisecond || c.Action != ActionNXDomain ||
+			if c.RedisAddr != "127.0.0.1:6379" || c.RedisTimeout != 5*time.Millisecond || c.Action != contract.ActionNXDomain ||
 				c.BlockedTTL != 60 || c.Topic != "dns.queries" || c.FailClosed || c.ReadyAlways || c.RedisPrefix != "dnsentinel" {
 				t.Errorf("defaults: %+v", c)
 			}
@@ -52,42 +58,18 @@ func TestParse(t *testing.T) {
 			if c.RedisAddr != "10.0.0.1:6380" || c.RedisUser != "u" || c.RedisPassword != "p" || c.RedisDB != 2 ||
 				c.RedisPrefix != "test-1" || c.RedisTimeout != 3*time.Millisecond || len(c.Brokers) != 2 ||
 				c.KafkaSASL[0] != "scram-sha-512" || c.Topic != "q" || c.KafkaBuffer != 500 ||
-				c.Action != ActionSinkhole || len(c.SinkholeV4) != 1 || len(c.SinkholeV6) != 1 || len(c.HoneypotV4) != 1 ||
+				c.Action != contract.ActionSinkhole || len(c.SinkholeV4) != 1 || len(c.SinkholeV6) != 1 || len(c.HoneypotV4) != 1 ||
 				c.BlockedTTL != 30 || c.CacheSize != 1000 || c.CacheTTL != 10*time.Second || len(c.NoBlock) != 2 ||
 				c.NoBlock[1].String() != "192.0.2.7/32" || c.Exclude[0] != "corp.example." || !c.FailClosed ||
 				!c.ReadyAlways || c.ServerID != "dns-1" || !c.Fall.Through("a.example.com.") || c.Fall.Through("a.example.org.") {
 				t.Errorf("parsed: %+v", c)
 			}
 		}},
-		{"actions", "dnsentinel {\naction null\n}", "", func(t *testing.T, c Config) {
-			if c.Action != ActionNull {
-				t.Errorf("action %s", c.Action)
+		{"null action, no events", "dnsentinel {\naction null\nno_events\n}", "", func(t *testing.T, c Config) {
+			if c.Action != contract.ActionNull || !c.NoEvents {
+				t.Errorf("action %s, no_events %v", c.Action, c.NoEvents)
 			}
 		}},
-		{"no events", "dnsentinel {\nno_events\n}", "", func(t *testing.T, c Config) {
-			if !c.NoEvents {
-				t.Error("no_events not set")
-			}
-		}},
-		{"unknown option", "dnsentinel {\nfoo bar\n}", `Testfile:2 - Error during parsing: unknown option "foo"`, nil},
-		{"bad action", "dnsentinel {\naction drop\n}", `action "drop" is not`, nil},
-		{"sinkhole without ip", "dnsentinel {\naction sinkhole\n}", "sinkhole needs at least one IP", nil},
-		{"sinkhole bad ip", "dnsentinel {\naction sinkhole 1.2.3\n}", `"1.2.3" is not an IP address`, nil},
-		{"nxdomain with ip", "dnsentinel {\naction nxdomain 1.2.3.4\n}", "takes no addresses", nil},
-		{"redis no port", "dnsentinel {\nredis localhost\n}", "is not host:port", nil},
-		{"redis bad port", "dnsentinel {\nredis localhost:99999\n}", "is not 1-65535", nil},
-		{"redis two args", "dnsentinel {\nredis a:1 b:2\n}", "exactly one argument", nil},
-		{"timeout unit", "dnsentinel {\nredis_timeout 5\n}", "is not a duration", nil},
-		{"timeout too long", "dnsentinel {\nredis_timeout 1m\n}", "is not a duration", nil},
-		{"ttl negative", "dnsentinel {\nblocked_ttl -1\n}", "is not an integer in 0..86400", nil},
-		{"cache size zero", "dnsentinel {\ncache_size 0\n}", "is not an integer", nil},
-		{"bad cidr", "dnsentinel {\nno_block 10.0.0.0/33\n}", "is not a CIDR", nil},
-		{"fail maybe", "dnsentinel {\nfail maybe\n}", `fail "maybe" is not open or closed`, nil},
-		{"ready bad", "dnsentinel {\nready soon\n}", "is not redis or always", nil},
-		{"sasl mech", "dnsentinel {\nkafka_sasl gssapi a b\n}", "is not plain", nil},
-		{"sasl args", "dnsentinel {\nkafka_sasl plain a\n}", "MECHANISM USER PASSWORD", nil},
-		{"kafka empty", "dnsentinel {\nkafka\n}", "at least one broker", nil},
-		{"tls missing files", "dnsentinel {\nredis_tls /nonexistent/c /nonexistent/k\n}", "redis_tls", nil},
 		{"twice", "dnsentinel\ndnsentinel", "plugin", nil},
 		{"line number", "dnsentinel {\nredis 127.0.0.1:6379\n\nblocked_ttl x\n}", "Testfile:4", nil},
 	}
@@ -106,6 +88,73 @@ func TestParse(t *testing.T) {
 			}
 			tc.check(t, cfg)
 		})
+	}
+}
+
+// TestParseOptionErrors pins the message of each way an option line can be wrong.
+func TestParseOptionErrors(t *testing.T) {
+	tests := []struct{ option, msg string }{
+		{"foo bar", `unknown option "foo"`},
+		{"redis a:1 b:2", "redis takes exactly one argument, got 2"},
+		{"redis localhost", `redis "localhost" is not host:port`},
+		{"redis localhost:99999", `redis "localhost:99999": port "99999" is not 1-65535`},
+		{"redis_db 16", `redis_db "16" is not an integer in 0..15`},
+		{"redis_prefix \"a b\"", `redis_prefix "a b" must be non-empty without spaces`},
+		{"redis_timeout 5", `redis_timeout "5" is not a duration in 100µs..10s`},
+		{"redis_timeout 1m", `redis_timeout "1m" is not a duration in 100µs..10s`},
+		{"redis_tls a b c d", "redis_tls takes at most CERT KEY CA, got 4 arguments"},
+		{"kafka", "kafka needs at least one broker host:port"},
+		{"kafka a:1 b", `kafka "b" is not host:port`},
+		{"kafka_sasl gssapi a b", `kafka_sasl mechanism "gssapi" is not plain, scram-sha-256 or scram-sha-512`},
+		{"kafka_sasl plain a", "kafka_sasl takes MECHANISM USER PASSWORD, got 2 arguments"},
+		{"topic", "topic takes exactly one argument, got 0"},
+		{"no_events x", "no_events takes no arguments"},
+		{"action", "action needs one of nxdomain, nodata, refused, null, sinkhole IP..."},
+		{"action drop", `action "drop" is not nxdomain, nodata, refused, null or sinkhole`},
+		{"action honeypot", `action "honeypot" is not nxdomain, nodata, refused, null or sinkhole`},
+		{"action nxdomain 1.2.3.4", "action nxdomain takes no addresses"},
+		{"action sinkhole", "action sinkhole needs at least one IP address"},
+		{"action sinkhole 1.2.3", `action sinkhole: "1.2.3" is not an IP address`},
+		{"honeypot", "honeypot needs at least one IP address"},
+		{"blocked_ttl -1", `blocked_ttl "-1" is not an integer in 0..86400`},
+		{"cache_size 0", `cache_size "0" is not an integer in 1..100000000`},
+		{"cache_ttl 25h", `cache_ttl "25h" is not a duration in 1ms..24h0m0s`},
+		{"no_block 10.0.0.0/33", `no_block "10.0.0.0/33" is not a CIDR or IP address`},
+		{"exclude", "exclude needs at least one zone"},
+		{"fail maybe", `fail "maybe" is not open or closed`},
+		{"ready soon", `ready "soon" is not redis or always`},
+		{"server_id a b", "server_id takes exactly one argument, got 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.option, func(t *testing.T) {
+			_, err := parse(caddy.NewTestController("dns", "dnsentinel {\n"+tc.option+"\n}"))
+			if want := "Testfile:2 - Error during parsing: " + tc.msg; err == nil || err.Error() != want {
+				t.Fatalf("parse error = %v; want %s", err, want)
+			}
+		})
+	}
+	_, err := parse(caddy.NewTestController("dns", "dnsentinel {\nredis_tls /nonexistent/c /nonexistent/k\n}"))
+	if err == nil || !strings.Contains(err.Error(), "redis_tls: ") {
+		t.Errorf("missing TLS files: error %v; want one naming redis_tls", err)
+	}
+}
+
+// TestOptionsDocumented: the README's Syntax block lists exactly the options parsed.
+func TestOptionsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, syntax, _ := strings.Cut(string(readme), "dnsentinel [ZONES...] {\n")
+	syntax, _, _ = strings.Cut(syntax, "\n}")
+	var documented []string
+	for _, line := range strings.Split(syntax, "\n") {
+		documented = append(documented, strings.Fields(line)[0])
+	}
+	parsed := slices.Sorted(maps.Keys(options))
+	slices.Sort(documented)
+	if !slices.Equal(documented, parsed) {
+		t.Errorf("README Syntax lists %v; the parser knows %v", documented, parsed)
 	}
 }
 

@@ -90,13 +90,13 @@ func TestRedisStoreUnavailableAndTimeout(t *testing.T) {
 
 func TestParseVettedAction(t *testing.T) {
 	tests := map[string]string{
-		`{"action":"allow","by":"a","at":1}`:    "allow",
-		`{"action":"block","by":"a","at":1}`:    "block",
-		`{"action":"honeypot","by":"a","at":1}`: "honeypot",
-		`{"action":"nope"}`:                     "",
-		`{}`:                                    "",
-		`[1]`:                                   "",
-		`garbage`:                               "",
+		`{"action":"nope"}`: "",
+		`{}`:                "",
+		`[1]`:               "",
+		`garbage`:           "",
+	}
+	for _, a := range contract.VettedActions {
+		tests[`{"action":"`+a+`","by":"a","at":1}`] = a
 	}
 	for in, want := range tests {
 		if got := parseVettedAction(in); got != want {

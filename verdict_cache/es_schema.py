@@ -1,6 +1,7 @@
 """Elasticsearch index names and templates of verdict_cache/SPEC.md §4.
 
-The dashboard and ``dnsentinel report`` import :func:`index_name` so that every
+A contract like the Redis keys: the worker writes these indices, the dashboard and
+``dnsentinel report`` read them, and all take :func:`index_name` from here so that every
 reader and writer agrees on where documents live; the worker calls
 :func:`ensure_templates` at start-up so that indices created on the fly (the
 date-stamped ones) always get explicit mappings rather than dynamic guesses.
@@ -9,14 +10,15 @@ date-stamped ones) always get explicit mappings rather than dynamic guesses.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any, Literal
 
-Family = Literal["verdicts", "activity", "vetting", "audit", "events"]
+Family = Literal["verdicts", "activity", "vetting", "audit", "events", "alerts", "domains"]
 
 DATED: frozenset[str] = frozenset({"activity", "events"})
 """Families stored in one index per UTC day (deleted by retention)."""
 
-FAMILIES: tuple[str, ...] = ("verdicts", "activity", "vetting", "audit", "events")
+FAMILIES: tuple[str, ...] = ("verdicts", "activity", "vetting", "audit", "events", "alerts", "domains")
 
 
 def _prefix(prefix: str | None) -> str:
@@ -84,8 +86,8 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "src_offset": {"type": "long", "index": False},
     },
     "audit": {
-        "who": _KW, "at": _DATE, "name": _KW, "before": _KW, "after": _KW,
-        "note": {"type": "text"},
+        "who": _KW, "role": _KW, "at": _DATE, "address": _KW, "action": _KW, "name": _KW,
+        "before": _KW, "after": _KW, "note": {"type": "text"},
     },
     "events": {
         "ts": _DATE, "name": _KW, "qtype": _KW, "client": _KW, "source": _KW, "server": _KW,
@@ -93,6 +95,63 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "proto": _KW, "kind": _KW, "registrable": _KW, "invalid_reason": _KW,
     },
 }
+
+
+# Alerts follow ECS (https://www.elastic.co/guide/en/ecs/current/) for every field ECS defines,
+# and keep dnsentinel's own under ``dnsentinel.alert``. Field names are dotted paths here and in
+# the documents (Elasticsearch expands both the same way); :func:`properties` nests them.
+ALERT_FIELDS: dict[str, dict[str, Any]] = {
+    "@timestamp": _DATE, "message": {"type": "text"},
+    "event.kind": _KW, "event.category": _KW, "event.type": _KW, "event.action": _KW,
+    "event.severity": {"type": "long"}, "event.start": _DATE, "event.end": _DATE,
+    "event.created": _DATE, "event.ingested": _DATE, "event.dataset": _KW,
+    "rule.name": _KW, "rule.description": _KW,
+    "client.address": _KW, "client.ip": {"type": "ip"}, "dns.question.registered_domain": _KW,
+    "observer.name": _KW,
+    "dnsentinel.alert.id": _KW, "dnsentinel.alert.kind": _KW, "dnsentinel.alert.severity": _KW,
+    "dnsentinel.alert.status": _KW, "dnsentinel.alert.count": {"type": "long"},
+    "dnsentinel.alert.evidence": _KW, "dnsentinel.alert.clients": _KW, "dnsentinel.alert.promoted": _KW,
+    "dnsentinel.alert.details": {"type": "flattened"},
+    "dnsentinel.alert.updated_by": _KW, "dnsentinel.alert.updated_at": _DATE, "dnsentinel.alert.note": {"type": "text"},
+}
+MAPPINGS["alerts"] = ALERT_FIELDS
+
+DOMAIN_FIELDS: dict[str, dict[str, Any]] = {
+    "@timestamp": _DATE, "event.kind": _KW, "event.category": _KW, "event.created": _DATE,
+    "dns.question.registered_domain": _KW, "dns.question.name": _KW, "dns.question.type": _KW,
+    "client.address": _KW, "client.ip": {"type": "ip"}, "observer.name": _KW,
+}
+"""Newly observed domains: one document per registrable domain (id), stamped with the event time of
+its first query this deployment saw (``@timestamp``), the name and the client that queried it."""
+MAPPINGS["domains"] = DOMAIN_FIELDS
+
+
+MAX_ID_BYTES = 512
+"""Elasticsearch refuses a longer ``_id``, and one such action fails the whole bulk request."""
+
+
+def doc_id(natural: str) -> str:
+    """The ``_id`` of a document whose natural key is ``natural`` (a name, ``name|client|minute``).
+
+    Names are up to 1,024 bytes in their escaped form (SPEC §1.1), so a natural key can exceed
+    :data:`MAX_ID_BYTES`; those get ``sha256:<hex>`` instead (the document still holds the name).
+    """
+    raw = natural.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_ID_BYTES:
+        return natural
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def properties(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Nest dotted field paths into Elasticsearch ``properties`` (``a.b`` -> ``a: {properties: {b}}``)."""
+    out: dict[str, Any] = {}
+    for path, spec in fields.items():
+        node = out
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {"properties": {}})["properties"]
+        node[leaf] = spec
+    return out
 
 
 def template_body(family: str, *, prefix: str | None = None) -> dict[str, Any]:
@@ -104,9 +163,9 @@ def template_body(family: str, *, prefix: str | None = None) -> dict[str, Any]:
         "priority": 200,
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
-            "mappings": {"dynamic": "strict", "properties": MAPPINGS[family]},
+            "mappings": {"dynamic": "strict", "properties": properties(MAPPINGS[family])},
         },
-        "_meta": {"owner": "dnsentinel.stream_processor", "contract": 1},
+        "_meta": {"owner": "dnsentinel", "contract": 1},
     }
 
 
@@ -130,7 +189,7 @@ async def ensure_templates_async(es: Any, *, prefix: str | None = None) -> None:
             continue
         name = index_name(family, prefix=prefix)
         if await es.indices.exists(index=name):  # an index made by an older version: add new fields
-            await es.indices.put_mapping(index=name, properties=MAPPINGS[family])
+            await es.indices.put_mapping(index=name, properties=properties(MAPPINGS[family]))
         else:
             try:
                 await es.indices.create(index=name)
@@ -148,7 +207,7 @@ def ensure_templates(es: Any, *, prefix: str | None = None) -> None:
             continue
         name = index_name(family, prefix=prefix)
         if es.indices.exists(index=name):  # an index made by an older version: add new fields
-            es.indices.put_mapping(index=name, properties=MAPPINGS[family])
+            es.indices.put_mapping(index=name, properties=properties(MAPPINGS[family]))
         else:
             try:
                 es.indices.create(index=name)
