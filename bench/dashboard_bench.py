@@ -54,7 +54,7 @@ def load(es, prefix: str, docs: int, minutes: int) -> None:
 
 
 def page_calls(store, rng_day, rng_week, name: str, client: str):
-    from dnsentinel.dashboard.store import ALLOWED_DECISIONS
+    from dnsentinel.dashboard.store import ALLOWED_DECISIONS, client_filter
 
     return {
         "overview 24 h": lambda: store.overview(rng_day, "hour"),
@@ -62,7 +62,7 @@ def page_calls(store, rng_day, rng_week, name: str, client: str):
         "names table page 5, search": lambda: store.names_table(rng_week, ALLOWED_DECISIONS, "site1", "queries", True, 4, 50),
         "domain 7 d (with subdomains)": lambda: (store.domain_activity(name, True, rng_week, "hour"),
                                                   store.verdict(name), store.audit_for(name)),
-        "client 7 d": lambda: (store.timeline(rng_week, "hour", {"term": {"client": client}}),
+        "client 7 d": lambda: (store.timeline(rng_week, "hour", client_filter(client)),
                                store.client_names(client, rng_week)),
         "vetting queue": lambda: store.vetting_queue("score", True, 0, 50),
     }

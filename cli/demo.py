@@ -26,6 +26,17 @@ console = Console()
 DEMO_LOGIN = ("analyst", "dnsentinel")
 
 
+def _dashboard_login(settings: Settings) -> str:
+    """How to log in: the demo login only while the dashboard offers it (no user anywhere, loopback)."""
+    from dnsentinel.dashboard.auth import Accounts
+
+    try:
+        demo = Accounts.from_settings(settings).demo_available(settings.dashboard.address)
+    except Exception:  # Redis unreachable: the dashboard would say so on its login page
+        demo = False
+    return f"{DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}" if demo else "your dashboard users (dnsentinel users list)"
+
+
 @dataclass
 class BlockTimings:
     """What the demo measures on one never-seen name (milliseconds)."""
@@ -263,7 +274,7 @@ def demo(
         d = settings.dashboard
         if dashboard:
             ready = _wait_port(d.address, d.port, 60)
-            login = "users from settings.dashboard.users" if d.users else f"{DEMO_LOGIN[0]} / {DEMO_LOGIN[1]}"
+            login = _dashboard_login(settings)
             state = "" if ready else "  (still starting)"
             console.print(f"  dashboard   : http://{d.address}:{d.port}   login {login}{state}")
         console.print(f"  DNS         : dig @{settings.coredns.host} -p {settings.coredns.port} example.com")

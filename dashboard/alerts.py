@@ -16,9 +16,9 @@ from typing import Any, Optional
 import typer
 
 from dnsentinel.dashboard.report import ReportFormat, parse_when
+from dnsentinel.verdict_cache import es_schema as S
 from dnsentinel.verdict_cache.vocabulary import ALERT_STATUSES
 
-A = "dnsentinel.alert."
 MAX_ALERTS = 10_000
 
 
@@ -46,11 +46,11 @@ class AlertRow:
     @classmethod
     def from_source(cls, src: dict[str, Any]) -> AlertRow:
         g = src.get
-        return cls(g(A + "id", ""), g(A + "kind", ""), g(A + "severity", ""), g(A + "status", "open"),
-                   g("client.address"), g("dns.question.registered_domain"), int(g("event.start") or 0),
-                   int(g("event.end") or 0), int(g(A + "count") or 0), g("message", ""),
-                   list(g(A + "evidence") or []), list(g(A + "clients") or []), dict(g(A + "details") or {}),
-                   list(g(A + "promoted") or []), g(A + "updated_by"), g(A + "note"))
+        return cls(g(S.ALERT_ID, ""), g(S.ALERT_KIND, ""), g(S.ALERT_SEVERITY, ""), g(S.ALERT_STATUS, "open"),
+                   g(S.CLIENT_ADDRESS), g(S.Q_REGISTERED), int(g(S.EVENT_START) or 0),
+                   int(g(S.EVENT_END) or 0), int(g(S.ALERT_COUNT) or 0), g(S.MESSAGE, ""),
+                   list(g(S.ALERT_EVIDENCE) or []), list(g(S.ALERT_CLIENTS) or []), dict(g(S.ALERT_DETAILS) or {}),
+                   list(g(S.ALERT_PROMOTED) or []), g(S.ALERT_UPDATED_BY), g(S.ALERT_NOTE))
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "severity": self.severity, "status": self.status,
@@ -69,25 +69,25 @@ def build_query(since_ms: int | None = None, until_ms: int | None = None, kinds:
     """Alerts whose evidence overlaps [since, until] (event time), of these kinds, statuses, client or domain."""
     filters: list[dict[str, Any]] = []
     if since_ms is not None:
-        filters.append({"range": {"event.end": {"gte": since_ms, "format": "epoch_millis"}}})
+        filters.append({"range": {S.EVENT_END: {"gte": since_ms, "format": "epoch_millis"}}})
     if until_ms is not None:
-        filters.append({"range": {"event.start": {"lte": until_ms, "format": "epoch_millis"}}})
+        filters.append({"range": {S.EVENT_START: {"lte": until_ms, "format": "epoch_millis"}}})
     if kinds:
-        filters.append({"terms": {A + "kind": kinds}})
+        filters.append({"terms": {S.ALERT_KIND: kinds}})
     if statuses:
-        filters.append({"terms": {A + "status": statuses}})
+        filters.append({"terms": {S.ALERT_STATUS: statuses}})
     if client:
-        filters.append({"bool": {"should": [{"term": {"client.address": client}}, {"term": {A + "clients": client}}],
+        filters.append({"bool": {"should": [{"term": {S.CLIENT_ADDRESS: client}}, {"term": {S.ALERT_CLIENTS: client}}],
                                  "minimum_should_match": 1}})
     if domain:
-        filters.append({"term": {"dns.question.registered_domain": domain}})
+        filters.append({"term": {S.Q_REGISTERED: domain}})
     return {"bool": {"filter": filters}} if filters else {"match_all": {}}
 
 
 def list_alerts(es: Any, index: str, size: int = 500, **filters: Any) -> list[AlertRow]:
     """The newest alerts matching ``filters`` (see :func:`build_query`), most severe and recent first."""
     resp = es.search(index=index, query=build_query(**filters), size=min(size, MAX_ALERTS),
-                     sort=[{"event.severity": "desc"}, {"event.end": "desc"}], ignore_unavailable=True)
+                     sort=[{S.EVENT_SEVERITY: "desc"}, {S.EVENT_END: "desc"}], ignore_unavailable=True)
     return [AlertRow.from_source(h["_source"]) for h in resp["hits"]["hits"]]
 
 
@@ -99,10 +99,10 @@ def set_status(es: Any, index: str, alert_id: str, status: str, by: str, note: s
     if status not in ALERT_STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(ALERT_STATUSES)}")
     current = es.get(index=index, id=alert_id)["_source"]
-    before = current.get(A + "status", "open")
-    doc = {A + "status": status, A + "updated_by": by, A + "updated_at": int(time.time() * 1000)}
+    before = current.get(S.ALERT_STATUS, "open")
+    doc = {S.ALERT_STATUS: status, S.ALERT_UPDATED_BY: by, S.ALERT_UPDATED_AT: int(time.time() * 1000)}
     if note:
-        doc[A + "note"] = note[:2000]
+        doc[S.ALERT_NOTE] = note[:2000]
     es.update(index=index, id=alert_id, doc=doc, refresh="wait_for")
     return before
 

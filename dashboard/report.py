@@ -20,6 +20,7 @@ from typing import Any, Iterator, Optional
 
 import typer
 
+from dnsentinel.verdict_cache.es_schema import BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, LABEL, Q_NAME, TIMESTAMP
 from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, FLAGGED_LABELS, VETTED_ACTIONS
 
 PAGE = 1_000
@@ -50,12 +51,12 @@ def _iso(ms: int) -> str:
 
 
 def build_query(since_ms: int | None, until_ms: int | None) -> dict[str, Any]:
-    """The filter: flagged by label or decision, within the time range (on the minute field)."""
+    """The filter: flagged by label or decision, within the time range (on the window's minute, ``@timestamp``)."""
     filters: list[dict[str, Any]] = [{
         "bool": {
             "should": [
-                {"terms": {"label": list(FLAGGED_LABELS)}},
-                {"terms": {"decision": list(FLAGGED_DECISIONS)}},
+                {"terms": {LABEL: list(FLAGGED_LABELS)}},
+                {"terms": {DECISION: list(FLAGGED_DECISIONS)}},
             ],
             "minimum_should_match": 1,
         }
@@ -66,14 +67,14 @@ def build_query(since_ms: int | None, until_ms: int | None) -> dict[str, Any]:
             rng["gte"] = since_ms
         if until_ms is not None:
             rng["lte"] = until_ms
-        filters.append({"range": {"minute": rng}})
+        filters.append({"range": {TIMESTAMP: rng}})
     return {"bool": {"filter": filters}}
 
 
 def build_aggs(after: dict[str, Any] | None = None) -> dict[str, Any]:
     composite: dict[str, Any] = {
         "size": PAGE,
-        "sources": [{"client": {"terms": {"field": "client"}}}, {"name": {"terms": {"field": "name"}}}],
+        "sources": [{"client": {"terms": {"field": CLIENT_ADDRESS}}}, {"name": {"terms": {"field": Q_NAME}}}],
     }
     if after:
         composite["after"] = after
@@ -81,12 +82,12 @@ def build_aggs(after: dict[str, Any] | None = None) -> dict[str, Any]:
         "pairs": {
             "composite": composite,
             "aggs": {
-                "first": {"min": {"field": "minute"}},
-                "last": {"max": {"field": "minute"}},
-                "count": {"sum": {"field": "count"}},
-                "blocked": {"sum": {"field": "blocked"}},
-                "label": {"terms": {"field": "label", "size": 1}},
-                "decision": {"terms": {"field": "decision", "size": 1}},
+                "first": {"min": {"field": TIMESTAMP}},
+                "last": {"max": {"field": TIMESTAMP}},
+                "count": {"sum": {"field": COUNT}},
+                "blocked": {"sum": {"field": BLOCKED}},
+                "label": {"terms": {"field": LABEL, "size": 1}},
+                "decision": {"terms": {"field": DECISION, "size": 1}},
             },
         }
     }

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dnsentinel.verdict_cache.es_schema import ensure_templates, index_name
+from dnsentinel.verdict_cache.es_schema import (
+    BLOCKED, CLIENT_ADDRESS, CLIENT_IP, COUNT, DECISION, EVENT_END, EVENT_KIND, EVENT_KINDS, EVENT_START, LABEL, MODEL,
+    NAME_KIND, Q_NAME, Q_REGISTERED, QTYPES, QUERY_COUNT, SCORE, STATUS, TIMESTAMP, ensure_templates, index_name,
+    question,
+)
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,9 @@ def activity(shape: Shape, prefix: str, now_ms: int | None = None) -> Iterator[d
         count = rng.randint(1, 20)
         blocked = count if label == "malicious" else 0
         yield {"_index": index_name("activity", minute, prefix=prefix), "_source": {
-            "name": name, "client": client, "minute": minute, "count": count, "blocked": blocked,
-            "decision": rng.choice(("unknown", label)), "label": label, "qtypes": ["A"],
-            "registrable": _registrable(name), "kind": "domain"}}
+            EVENT_KIND: EVENT_KINDS["activity"], TIMESTAMP: minute, Q_NAME: name, Q_REGISTERED: _registrable(name),
+            CLIENT_ADDRESS: client, CLIENT_IP: client, NAME_KIND: "domain", COUNT: count, BLOCKED: blocked,
+            QTYPES: ["A"], DECISION: rng.choice(("unknown", label)), LABEL: label}}
 
 
 def verdicts_and_queue(shape: Shape, prefix: str, model: str = "charcnn-sample-1") -> Iterator[dict[str, Any]]:
@@ -81,13 +85,14 @@ def verdicts_and_queue(shape: Shape, prefix: str, model: str = "charcnn-sample-1
     now_ms = int(time.time() * 1000)
     first = now_ms - shape.minutes * 60_000
     for i, (name, label, score) in enumerate(names(shape)):
-        doc = {"name": name, "label": label, "score": score, "model": model, "first_seen": first, "last_seen": now_ms,
-               "query_count": max(1, shape.docs // (i + 1)), "registrable": _registrable(name), "kind": "domain"}
+        queries = max(1, shape.docs // (i + 1))
+        doc = {EVENT_KIND: EVENT_KINDS["verdicts"], **question(name, _registrable(name)), NAME_KIND: "domain",
+               LABEL: label, SCORE: score, MODEL: model, EVENT_START: first, EVENT_END: now_ms, QUERY_COUNT: queries}
         yield {"_index": index_name("verdicts", prefix=prefix), "_id": name, "_source": doc}
         if label == "uncertain":
             yield {"_index": index_name("vetting", prefix=prefix), "_id": name, "_source": {
-                "name": name, "score": score, "model": model, "first_seen": first, "last_seen": now_ms,
-                "query_count": doc["query_count"], "status": "pending", "registrable": doc["registrable"]}}
+                EVENT_KIND: EVENT_KINDS["vetting"], Q_NAME: name, Q_REGISTERED: _registrable(name), SCORE: score,
+                MODEL: model, EVENT_START: first, EVENT_END: now_ms, QUERY_COUNT: queries, STATUS: "pending"}}
 
 
 def load(es: Any, prefix: str, shape: Shape, chunk_size: int = 5000, threads: int = 2) -> int:

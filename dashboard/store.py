@@ -15,16 +15,17 @@ from typing import Any
 import pandas as pd
 
 from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
-from dnsentinel.verdict_cache.es_schema import doc_id, index_name
+from dnsentinel.verdict_cache.es_schema import (
+    AUDIT_COLUMNS, AUDIT_TARGET, BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_END, EVENT_START, FAMILY, FAMILY_P, LABEL, MODEL,
+    Q_NAME, Q_REGISTERED, QUERY_COUNT, REASON, SCORE, STATUS, TIMESTAMP, audit_document, audit_entry, doc_id, index_name,
+)
 from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, DECISIONS, LABELS, VETTED_ACTIONS
 
-# Activity document fields (SPEC §4, one doc per name, client and minute).
-# ``decision`` is what the DNS path decided (often ``unknown`` for a replayed or first-seen
-# name); ``label`` is the model's verdict added by the worker. The effective decision
+# Activity document fields (SPEC §4, one doc per name, client and minute; names from es_schema).
+# ``DECISION`` is what the DNS path decided (often ``unknown`` for a replayed or first-seen
+# name); ``LABEL`` is the model's verdict added by the worker. The effective decision
 # is the first unless it is unknown.
-TS, NAME, REGISTRABLE, CLIENT, COUNT, BLOCKED, DECISION, LABEL = (
-    "minute", "name", "registrable", "client", "count", "blocked", "decision", "label",
-)
+TS, NAME, REGISTRABLE, CLIENT = TIMESTAMP, Q_NAME, Q_REGISTERED, CLIENT_ADDRESS
 
 # The overview's bands, as sets of effective decisions (words from the vocabulary).
 BLOCKED_DECISIONS: tuple[str, ...] = BLOCKING_DECISIONS
@@ -33,7 +34,7 @@ ALLOWED_DECISIONS: tuple[str, ...] = tuple(d for d in (*DECISIONS, "unscored") i
 RESOLVED_DECISIONS: tuple[str, ...] = tuple(d for d in DECISIONS if d != "unknown")
 """Decisions the DNS path knew; any other (``unknown``) defers to the model's label."""
 VETTED_STATUSES = (*VETTED_ACTIONS, "vetted")
-VETTING_SORTS = {"score": "score", "query count": "query_count", "recency": "last_seen"}
+VETTING_SORTS = {"score": SCORE, "query count": QUERY_COUNT, "recency": EVENT_END}
 MAX_TABLE_ROWS = 10_000
 """Deepest row a paginated terms table reaches (ES's default bucket limit is far above)."""
 
@@ -117,6 +118,11 @@ def escape_wildcard(text: str) -> str:
 def contains(field: str, text: str) -> dict:
     """Documents whose ``field`` contains ``text`` (case-insensitive), whatever ``text`` holds."""
     return {"wildcard": {field: {"value": f"*{escape_wildcard(text.strip().lower())}*", "case_insensitive": True}}}
+
+
+def client_filter(client: str) -> dict:
+    """Activity of one client (the Client page's filter)."""
+    return {"term": {CLIENT: client}}
 
 
 def _name_filter(name: str, subdomains: bool) -> dict:
@@ -301,15 +307,21 @@ class Store:
         }
 
     def verdict(self, name: str) -> dict | None:
-        """The verdict document of one name (id = normalized name), or None."""
+        """The verdict of one name (document id = normalized name), or None: ``name``, ``label``,
+        ``score``, ``model``, ``family``, ``family_p``, ``reason`` (those the document has)."""
         resp = self.es.options(ignore_status=404).get(index=self.index["verdicts"], id=doc_id(name))
-        return resp.get("_source") if resp.get("found") else None
+        if not resp.get("found"):
+            return None
+        src = resp["_source"]
+        fields = {"name": Q_NAME, "label": LABEL, "score": SCORE, "model": MODEL, "family": FAMILY,
+                  "family_p": FAMILY_P, "reason": REASON}
+        return {key: src[field] for key, field in fields.items() if src.get(field) is not None}
 
     def audit_for(self, name: str, size: int = 50) -> pd.DataFrame:
-        resp = self.es.search(index=self.index["audit"], query={"terms": {"name": [name, f"*.{name}"]}},
-                              sort=[{"at": "desc"}], size=size, ignore_unavailable=True, allow_no_indices=True)
-        rows = [h["_source"] for h in resp["hits"]["hits"]]
-        return pd.DataFrame(rows) if rows else _empty("at", "who", "name", "before", "after", "note")
+        resp = self.es.search(index=self.index["audit"], query={"terms": {AUDIT_TARGET: [name, f"*.{name}"]}},
+                              sort=[{TIMESTAMP: "desc"}], size=size, ignore_unavailable=True, allow_no_indices=True)
+        rows = [audit_entry(h["_source"]) for h in resp["hits"]["hits"]]
+        return pd.DataFrame(rows) if rows else _empty(*AUDIT_COLUMNS)
 
     # -- client investigation ---------------------------------------------
     def client_names(self, client: str, rng: TimeRange, size: int = 500) -> Page:
@@ -319,7 +331,7 @@ class Store:
                                "first": {"min": {"field": TS}}, "last": {"max": {"field": TS}},
                                **_DECISION_AGGS}},
                 "total": {"cardinality": {"field": NAME}}}
-        res = self._agg(self.index["activity"], self._activity(rng, {"term": {CLIENT: client}}), aggs)
+        res = self._agg(self.index["activity"], self._activity(rng, client_filter(client)), aggs)
         rows = [{"name": b["key"], "decision": _decision_of(b),
                  "queries": _sum(b), "blocked": _sum(b, "blocked"),
                  "first seen": _ms_to_ts(b["first"].get("value")), "last seen": _ms_to_ts(b["last"].get("value"))}
@@ -332,7 +344,7 @@ class Store:
     def vetting_queue(self, sort: str = "score", descending: bool = True, page: int = 0,
                       page_size: int = 50, exclude: tuple[str, ...] = ()) -> Page:
         """Uncertain names not yet vetted, one page, sorted in ES."""
-        must_not: list[dict] = [{"terms": {"status": list(VETTED_STATUSES)}}]
+        must_not: list[dict] = [{"terms": {STATUS: list(VETTED_STATUSES)}}]
         if exclude:
             must_not.append({"ids": {"values": list(exclude)}})
         field = VETTING_SORTS[sort]
@@ -343,9 +355,9 @@ class Store:
         rows = []
         for h in resp["hits"]["hits"]:
             src = h["_source"]
-            rows.append({"name": src.get("name", h["_id"]), "score": src.get("score"),
-                         "query count": src.get("query_count"), "last seen": _ms_to_ts(src.get("last_seen")),
-                         "first seen": _ms_to_ts(src.get("first_seen")), "model": src.get("model")})
+            rows.append({"name": src.get(Q_NAME, h["_id"]), "score": src.get(SCORE),
+                         "query count": src.get(QUERY_COUNT), "last seen": _ms_to_ts(src.get(EVENT_END)),
+                         "first seen": _ms_to_ts(src.get(EVENT_START)), "model": src.get(MODEL)})
         total = resp["hits"]["total"]["value"] if isinstance(resp["hits"].get("total"), dict) else len(rows)
         df = pd.DataFrame(rows) if rows else _empty("name", "score", "query count", "last seen", "first seen", "model")
         return Page(df, int(total))
@@ -356,17 +368,17 @@ class Store:
             return
         ops: list[dict] = []
         for name in names:
-            ops += [{"update": {"_index": self.index["vetting"], "_id": doc_id(name)}}, {"doc": {"status": status}}]
+            ops += [{"update": {"_index": self.index["vetting"], "_id": doc_id(name)}}, {"doc": {STATUS: status}}]
         self.es.bulk(operations=ops, refresh="wait_for")
 
     def write_audit(self, entries: list[dict]) -> None:
-        """Append audit entries (who, name, before, after, note); ``at`` is stamped here."""
+        """Append audit entries (``audit.entry``: who, name, before, after, note ...); ``at`` is stamped here."""
         if not entries:
             return
         now = int(time.time() * 1000)
         ops: list[dict] = []
         for e in entries:
-            ops += [{"create": {"_index": self.index["audit"]}}, {"at": now, **e}]
+            ops += [{"create": {"_index": self.index["audit"]}}, audit_document({"at": now, **e})]
         resp = self.es.bulk(operations=ops, refresh="wait_for")
         if resp.get("errors"):
             reasons = {i["create"].get("error", {}).get("reason") for i in resp["items"] if i["create"].get("error")}

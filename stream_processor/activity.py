@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
 
+from dnsentinel.verdict_cache.es_schema import (
+    CLIENT_ADDRESS, CLIENT_IP, DECISION, EVENT_CREATED, EVENT_KIND, EVENT_KINDS, FAMILY, FAMILY_P, LABEL, MODEL,
+    NAME_KIND, Q_NAME, Q_REGISTERED, REASON, SCORE, TIMESTAMP, question,
+)
+from dnsentinel.verdict_cache.events import is_ip
 from dnsentinel.verdict_cache.keys import Verdict
 from dnsentinel.verdict_cache.names import Name
 from dnsentinel.verdict_cache.vocabulary import BLOCKING_ACTIONS, BLOCKING_DECISIONS, Label, VERDICT_LABELS, VerdictLabel
@@ -23,7 +28,7 @@ ActivityKey = tuple[str, str, int]
 """(name, client, window start in epoch ms)."""
 
 INVALID_KIND = "invalid"
-"""The ``kind`` of a document whose name does not normalize (a :class:`Name` has the others)."""
+"""The name kind (``dnsentinel.name.kind``) of a document whose name does not normalize (a :class:`Name` has the others)."""
 UNSCORED: Label = "unscored"
 """The label of activity whose name is never scored (a label, never a verdict)."""
 VETTING_LABEL: VerdictLabel = "uncertain"
@@ -33,6 +38,7 @@ VETTING_LABEL: VerdictLabel = "uncertain"
 _BLOCKING_ACTIONS = frozenset(BLOCKING_ACTIONS)
 _BLOCKING_DECISIONS = frozenset(BLOCKING_DECISIONS)
 _VERDICT_LABELS = frozenset(VERDICT_LABELS)
+_ACTIVITY_KIND, _VERDICT_KIND, _VETTING_KIND = EVENT_KINDS["activity"], EVENT_KINDS["verdicts"], EVENT_KINDS["vetting"]
 
 
 class Counted:
@@ -127,19 +133,21 @@ class Aggregator:
             act = activity.get(key)
             if act is None:
                 act = activity[key] = Counted({
-                    "name": name, "client": ev.client, "minute": minute,
-                    "registrable": nm.registrable if nm is not None else None,
-                    "kind": nm.kind if nm is not None else INVALID_KIND,
+                    EVENT_KIND: _ACTIVITY_KIND, TIMESTAMP: minute, Q_NAME: name, CLIENT_ADDRESS: ev.client,
+                    Q_REGISTERED: nm.registrable if nm is not None else None,
+                    NAME_KIND: nm.kind if nm is not None else INVALID_KIND,
                 })
+                if is_ip(ev.client):  # once per document (valid events: an address or "")
+                    act.fields[CLIENT_IP] = ev.client
                 if p.unscorable is not None:
-                    act.fields["label"] = UNSCORED
+                    act.fields[LABEL] = UNSCORED
                 elif nm is not None:
                     names[name] = nm
             action = ev.action
             blocked = action in _BLOCKING_ACTIONS if action else ev.decision in _BLOCKING_DECISIONS
             act.add(rec.partition, rec.offset, ts, blocked, ev.qtype)
             if ev.decision:
-                act.fields["decision"] = ev.decision
+                act.fields[DECISION] = ev.decision
             n_events += 1
         for name, label in known.items():
             if label in _VERDICT_LABELS:
@@ -159,7 +167,7 @@ class Aggregator:
         for (name, _client, _minute), act in self.activity.items():
             label = labels.get(name)
             if label:
-                act.fields["label"] = label
+                act.fields[LABEL] = label
             nm = names.get(name)
             if nm is None:
                 continue
@@ -175,16 +183,16 @@ class Aggregator:
 
     def _per_name(self, name: str, nm: Name, label: str | None, vetting: dict[str, Counted]) -> Counted:
         """The verdict document of a name (and its vetting document when it waits for analysts)."""
-        v = Counted({"name": name, "registrable": nm.registrable, "kind": nm.kind})
+        v = Counted({EVENT_KIND: _VERDICT_KIND, **question(name, nm.registrable), NAME_KIND: nm.kind})
         if label:
-            v.fields["label"] = label
+            v.fields[LABEL] = label
         hit = self.scored.get(name)
         if hit is not None:
             vd, at = hit
-            v.fields.update(score=float(vd.score), model=vd.model, family=vd.family,
-                            family_p=vd.family_p, scored_at=at, reason=vd.reason)
+            v.fields.update({SCORE: float(vd.score), MODEL: vd.model, FAMILY: vd.family, FAMILY_P: vd.family_p,
+                             EVENT_CREATED: at, REASON: vd.reason})
         if label == VETTING_LABEL:
-            q = vetting[name] = Counted({"name": name, "registrable": nm.registrable})
+            q = vetting[name] = Counted({EVENT_KIND: _VETTING_KIND, Q_NAME: name, Q_REGISTERED: nm.registrable})
             if hit is not None:
-                q.fields.update(score=float(hit[0].score), model=hit[0].model, family=hit[0].family)
+                q.fields.update({SCORE: float(hit[0].score), MODEL: hit[0].model, FAMILY: hit[0].family})
         return v

@@ -22,12 +22,16 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from dnsentinel.settings import WorkerSettings
-from dnsentinel.verdict_cache.es_schema import Family, doc_id, index_name
-from dnsentinel.verdict_cache.events import QueryEvent
+from dnsentinel.verdict_cache.es_schema import (
+    BLOCKED, CLIENT_ADDRESS, CLIENT_IP, COUNT, DECISION, EVENT_ACTION, EVENT_DURATION, EVENT_END, EVENT_KIND,
+    EVENT_KINDS, EVENT_START, INVALID_REASON, LOG_FILE, NAME_KIND, OBSERVER, QTYPES, Q_TYPE, QUERY_COUNT, QUERY_SOURCE,
+    RESPONSE_CODE, SOURCE_IP, SRC_OFFSET, STATUS, TIMESTAMP, TRANSPORT, Family, doc_id, index_name, question,
+)
+from dnsentinel.verdict_cache.events import is_ip
 from dnsentinel.stream_processor.activity import INVALID_KIND, ActivityKey, Counted, Fields
 from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.stream_processor.triage import Parsed
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
 log = logging.getLogger(__name__)
+_EVENT_KIND = EVENT_KINDS["events"]
 
 DocRef = tuple[Family, str, str, Counted]
 """(family, index, id, counted events) of one document a flush counts into."""
@@ -44,14 +49,11 @@ DocKey = tuple[str, str]
 Stored = tuple[Fields | None, int]
 """A document's source (None: not in Elasticsearch) and the highest source offset it counts (-1: none)."""
 
-_EVENT_FIELDS = tuple(f.name for f in fields(QueryEvent) if f.name != "v")
-"""The fields of a raw event document (``worker.index_raw_events``), as the event has them."""
-
 FAMILY_COUNTS: dict[Family, tuple[str, str | None, bool, bool]] = {
     # family: (count field, blocked field, keeps first/last seen, keeps qtypes)
-    "activity": ("count", "blocked", False, True),
-    "verdicts": ("query_count", None, True, False),
-    "vetting": ("query_count", None, True, False),
+    "activity": (COUNT, BLOCKED, False, True),
+    "verdicts": (QUERY_COUNT, None, True, False),
+    "vetting": (QUERY_COUNT, None, True, False),
 }
 
 
@@ -90,10 +92,10 @@ def apply_counts(family: Family, source: Fields | None, version: int, c: Counted
     if blocked_field:
         src[blocked_field] = int(src.get(blocked_field) or 0) + b
     if seen:
-        src["first_seen"] = min(c.first, src.get("first_seen") or c.first)
-        src["last_seen"] = max(c.last, src.get("last_seen") or c.last)
+        src[EVENT_START] = min(c.first, src.get(EVENT_START) or c.first)
+        src[EVENT_END] = max(c.last, src.get(EVENT_END) or c.last)
     if qtypes and c.qtypes:
-        src["qtypes"] = sorted(set(src.get("qtypes") or ()) | c.qtypes)
+        src[QTYPES] = sorted(set(src.get(QTYPES) or ()) | c.qtypes)
     return src, hi
 
 
@@ -114,15 +116,29 @@ def aggregate_docs(prefix: str, activity: dict[ActivityKey, Counted], verdicts: 
     return out
 
 
+def event_document(p: Parsed) -> Fields:
+    """The raw event document of one event: its SPEC §2.2 fields under their ECS names (SPEC §4.1)."""
+    ev, nm = p.event, p.name
+    doc: Fields = {
+        EVENT_KIND: _EVENT_KIND, TIMESTAMP: ev.ts, **question(ev.name, nm.registrable if nm is not None else None),
+        Q_TYPE: ev.qtype, CLIENT_ADDRESS: ev.client, QUERY_SOURCE: ev.source, OBSERVER: ev.server,
+        LOG_FILE: ev.origin, EVENT_ACTION: ev.action, DECISION: ev.decision, RESPONSE_CODE: ev.rcode,
+        EVENT_DURATION: ev.latency_us * 1000 if ev.latency_us is not None else None, TRANSPORT: ev.proto,
+        NAME_KIND: nm.kind if nm is not None else INVALID_KIND,
+    }
+    if nm is None:
+        doc[INVALID_REASON] = p.unscorable
+    if is_ip(ev.client):
+        doc[CLIENT_IP] = doc[SOURCE_IP] = ev.client
+    return {k: v for k, v in doc.items() if v is not None}
+
+
 def raw_event_actions(parsed: Iterable[Parsed], prefix: str) -> list[Fields]:
     """Bulk actions indexing each event as it came (``worker.index_raw_events``), id ``topic|partition|offset``."""
     out: list[Fields] = []
     for p in parsed:
         ev, rec = p.event, p.record
-        doc = {k: getattr(ev, k) for k in _EVENT_FIELDS}
-        doc["kind"] = p.name.kind if p.name is not None else INVALID_KIND
-        doc["registrable"] = p.name.registrable if p.name is not None else None
-        doc["invalid_reason"] = p.unscorable if p.name is None else None
+        doc = event_document(p)
         out.append({"_op_type": "index", "_index": index_name("events", ev.ts, prefix=prefix),
                     "_id": f"{rec.topic}|{rec.partition}|{rec.offset}", "_source": doc})
     return out
@@ -281,7 +297,7 @@ class EsSink:
             for (idx, doc_id), d in zip(part, resp["docs"]):
                 if d.get("found"):
                     src = d["_source"]
-                    version = int(src.get("src_offset", -1)) if idx.endswith("-vetting") else int(d["_version"])
+                    version = int(src.get(SRC_OFFSET, -1)) if idx.endswith("-vetting") else int(d["_version"])
                     self.store.put((idx, doc_id), src, version)
                 else:
                     self.store.put((idx, doc_id), None, -1)
@@ -300,10 +316,10 @@ class EsSink:
             new[key] = result
             if family == "vetting":
                 # Partial update: the analysts' ``status`` (set by the dashboard) is never overwritten.
-                doc["src_offset"] = hi
-                fields = {k: v for k, v in doc.items() if k != "status"}
+                doc[SRC_OFFSET] = hi
+                fields = {k: v for k, v in doc.items() if k != STATUS}
                 actions.append({"_op_type": "update", "_index": idx, "_id": doc_id, "doc": fields,
-                                "upsert": {**doc, "status": doc.get("status") or "pending"}})
+                                "upsert": {**doc, STATUS: doc.get(STATUS) or "pending"}})
             else:
                 actions.append({"_op_type": "index", "_index": idx, "_id": doc_id, "_source": doc,
                                 "version": hi, "version_type": "external"})

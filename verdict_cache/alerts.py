@@ -19,6 +19,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dnsentinel.verdict_cache import es_schema as S
 from dnsentinel.verdict_cache.events import CONTRACT_VERSION, InvalidEvent, is_ip
 from dnsentinel.verdict_cache.vocabulary import ALERT_STATUSES, SEVERITIES
 
@@ -129,25 +130,23 @@ class Alert:
     def to_es(self, observer: str | None = None) -> dict[str, Any]:
         """The ``alerts`` index document (ECS names, es_schema.ALERT_FIELDS); its ``_id`` is :attr:`id`."""
         doc: dict[str, Any] = {
-            "@timestamp": self.detected_at, "message": self.summary,
-            "event.kind": "alert", "event.category": ["network"], "event.type": ["info"],
-            "event.action": self.kind, "event.severity": SEVERITY_SCORES[self.severity],
-            "event.start": self.first_seen, "event.end": self.last_seen, "event.created": self.detected_at,
-            "event.dataset": "dnsentinel.alerts", "rule.name": self.kind,
-            "dnsentinel.alert.id": self.id, "dnsentinel.alert.kind": self.kind,
-            "dnsentinel.alert.severity": self.severity, "dnsentinel.alert.status": self.status,
-            "dnsentinel.alert.count": self.count, "dnsentinel.alert.evidence": self.evidence,
-            "dnsentinel.alert.clients": self.clients, "dnsentinel.alert.details": self.details,
-            "dnsentinel.alert.promoted": self.promoted,
+            S.TIMESTAMP: self.detected_at, S.MESSAGE: self.summary,
+            S.EVENT_KIND: "alert", S.EVENT_CATEGORY: ["network"], S.EVENT_TYPE: ["info"],
+            S.EVENT_ACTION: self.kind, S.EVENT_SEVERITY: SEVERITY_SCORES[self.severity],
+            S.EVENT_START: self.first_seen, S.EVENT_END: self.last_seen, S.EVENT_CREATED: self.detected_at,
+            S.EVENT_DATASET: "dnsentinel.alerts", S.RULE_NAME: self.kind,
+            S.ALERT_ID: self.id, S.ALERT_KIND: self.kind, S.ALERT_SEVERITY: self.severity, S.ALERT_STATUS: self.status,
+            S.ALERT_COUNT: self.count, S.ALERT_EVIDENCE: self.evidence, S.ALERT_CLIENTS: self.clients,
+            S.ALERT_DETAILS: self.details, S.ALERT_PROMOTED: self.promoted,
         }
         if self.client is not None:
-            doc["client.address"] = self.client
+            doc[S.CLIENT_ADDRESS] = self.client
             if is_ip(self.client):
-                doc["client.ip"] = self.client
+                doc[S.CLIENT_IP] = self.client
         if self.domain is not None:
-            doc["dns.question.registered_domain"] = self.domain
+            doc[S.Q_REGISTERED] = self.domain
         if observer:
-            doc["observer.name"] = observer
+            doc[S.OBSERVER] = observer
         return doc
 
     def encode(self) -> bytes:

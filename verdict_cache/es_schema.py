@@ -68,58 +68,177 @@ def parse_index_day(index: str, family: str, *, prefix: str | None = None) -> dt
 _KW = {"type": "keyword"}
 _DATE = {"type": "date", "format": "epoch_millis||strict_date_optional_time"}
 _SCORE = {"type": "float"}
+_LONG = {"type": "long"}
+_IP = {"type": "ip"}
+
+# Field names of the verdicts, activity, vetting, events and audit documents (SPEC §4 has the
+# table): ECS (https://www.elastic.co/guide/en/ecs/current/) for every field ECS defines, with
+# ECS's type; dnsentinel's own under ``dnsentinel.<concept>.``. Defined here once: the worker
+# writes, and the dashboard, ``dnsentinel report`` and the tests read, through these names.
+# Documents carry them as dotted keys (Elasticsearch expands dotted keys and nested objects alike).
+TIMESTAMP = "@timestamp"
+"""Activity: the window's start (the minute); events: query time; audit: when."""
+EVENT_KIND = "event.kind"
+"""ECS's kind of document, one per family (:data:`EVENT_KINDS`)."""
+EVENT_ACTION = "event.action"
+"""Events: what the plugin did (``pass``, ``nxdomain``, ...); audit: the action (``vet``, ``login``, ...)."""
+EVENT_CREATED = "event.created"
+"""Verdicts: when the model scored the name (wall clock)."""
+EVENT_START = "event.start"
+"""Verdicts, vetting: the name's first query seen (event time)."""
+EVENT_END = "event.end"
+"""Verdicts, vetting: the name's last query seen (event time)."""
+EVENT_DURATION = "event.duration"
+"""Events: time spent answering, nanoseconds (the event's ``latency_us`` × 1000)."""
+Q_NAME = "dns.question.name"
+Q_REGISTERED = "dns.question.registered_domain"
+Q_SUBDOMAIN = "dns.question.subdomain"
+Q_TLD = "dns.question.top_level_domain"
+"""The effective TLD (public suffix) of the name: ``co.uk`` for ``a.b.co.uk``."""
+Q_TYPE = "dns.question.type"
+RESPONSE_CODE = "dns.response_code"
+CLIENT_ADDRESS = "client.address"
+"""The client as the event gives it (activity aggregates on it; ``""`` when unknown)."""
+CLIENT_IP = "client.ip"
+SOURCE_IP = "source.ip"
+"""Events: the querying host again, where SIEM DNS rules look for it."""
+OBSERVER = "observer.name"
+"""Events: the CoreDNS instance or replay host that emitted it (``server``)."""
+LOG_FILE = "log.file.path"
+"""Events: the replayed file (``origin``)."""
+TRANSPORT = "network.transport"
+"""Events: ``udp`` / ``tcp`` (``proto``)."""
+USER_NAME = "user.name"
+"""Audit: who (a user, or ``cli:<os user>``)."""
+USER_ROLES = "user.roles"
+"""Audit: the role they acted in."""
+
+NAME_KIND = "dnsentinel.name.kind"
+"""``domain`` / ``reverse`` / ``bare`` (SPEC §1.1), ``invalid`` when the name does not normalize."""
+QUERY_COUNT = "dnsentinel.name.query_count"
+"""Verdicts, vetting: the name's queries counted so far (exactly once each)."""
+LABEL = "dnsentinel.verdict.label"
+"""Verdicts: the verdict; activity: the name's verdict label, or ``unscored``."""
+SCORE = "dnsentinel.verdict.score"
+MODEL = "dnsentinel.verdict.model"
+"""The model version that scored the name."""
+FAMILY = "dnsentinel.verdict.family"
+FAMILY_P = "dnsentinel.verdict.family_p"
+REASON = "dnsentinel.verdict.reason"
+"""``model`` or ``prior`` (SPEC §1.5)."""
+COUNT = "dnsentinel.activity.count"
+"""Activity: queries of the name by the client in the minute."""
+BLOCKED = "dnsentinel.activity.blocked"
+QTYPES = "dnsentinel.activity.qtypes"
+DECISION = "dnsentinel.query.decision"
+"""Activity, events: the decision the DNS path saw (SPEC §1.4; ``unknown`` for a cache miss)."""
+QUERY_SOURCE = "dnsentinel.query.source"
+"""Events: ``live`` / ``replay`` / ``loadgen``."""
+INVALID_REASON = "dnsentinel.query.invalid_reason"
+"""Events: why the name does not normalize."""
+STATUS = "dnsentinel.vetting.status"
+"""``pending``, or the analysts' decision (never overwritten by the worker)."""
+SRC_OFFSET = "dnsentinel.vetting.src_offset"
+"""The highest source offset the document counts (its version: vetting is partially updated)."""
+AUDIT_TARGET = "dnsentinel.audit.target"
+"""A DNS name, ``model:<version>``, ``user:<name>``, an alert id."""
+AUDIT_BEFORE = "dnsentinel.audit.before"
+AUDIT_AFTER = "dnsentinel.audit.after"
+AUDIT_NOTE = "dnsentinel.audit.note"
+
+EVENT_KINDS: dict[str, str] = {"verdicts": "enrichment", "activity": "metric", "vetting": "state",
+                               "events": "event", "audit": "event"}
+"""The ``event.kind`` (one of ECS's allowed values) of each family's documents."""
 
 MAPPINGS: dict[str, dict[str, Any]] = {
     "verdicts": {
-        "name": _KW, "label": _KW, "score": _SCORE, "model": _KW, "family": _KW,
-        "family_p": _SCORE, "first_seen": _DATE, "last_seen": _DATE, "scored_at": _DATE,
-        "query_count": {"type": "long"}, "registrable": _KW, "kind": _KW, "reason": _KW,
+        EVENT_KIND: _KW, Q_NAME: _KW, Q_REGISTERED: _KW, Q_SUBDOMAIN: _KW, Q_TLD: _KW, NAME_KIND: _KW,
+        LABEL: _KW, SCORE: _SCORE, MODEL: _KW, FAMILY: _KW, FAMILY_P: _SCORE, REASON: _KW,
+        EVENT_START: _DATE, EVENT_END: _DATE, EVENT_CREATED: _DATE, QUERY_COUNT: _LONG,
     },
     "activity": {
-        "name": _KW, "client": _KW, "minute": _DATE, "count": {"type": "long"},
-        "blocked": {"type": "long"}, "decision": _KW, "qtypes": _KW, "registrable": _KW,
-        "kind": _KW, "label": _KW,
+        EVENT_KIND: _KW, TIMESTAMP: _DATE, Q_NAME: _KW, Q_REGISTERED: _KW, CLIENT_ADDRESS: _KW, CLIENT_IP: _IP,
+        NAME_KIND: _KW, COUNT: _LONG, BLOCKED: _LONG, QTYPES: _KW, DECISION: _KW, LABEL: _KW,
     },
     "vetting": {
-        "name": _KW, "score": _SCORE, "model": _KW, "family": _KW, "first_seen": _DATE,
-        "last_seen": _DATE, "query_count": {"type": "long"}, "status": _KW, "registrable": _KW,
-        "src_offset": {"type": "long", "index": False},
+        EVENT_KIND: _KW, Q_NAME: _KW, Q_REGISTERED: _KW, SCORE: _SCORE, MODEL: _KW, FAMILY: _KW,
+        EVENT_START: _DATE, EVENT_END: _DATE, QUERY_COUNT: _LONG, STATUS: _KW,
+        SRC_OFFSET: {"type": "long", "index": False},
     },
     "audit": {
-        "who": _KW, "role": _KW, "at": _DATE, "address": _KW, "action": _KW, "name": _KW,
-        "before": _KW, "after": _KW, "note": {"type": "text"},
+        EVENT_KIND: _KW, TIMESTAMP: _DATE, USER_NAME: _KW, USER_ROLES: _KW, CLIENT_ADDRESS: _KW, EVENT_ACTION: _KW,
+        AUDIT_TARGET: _KW, AUDIT_BEFORE: _KW, AUDIT_AFTER: _KW, AUDIT_NOTE: {"type": "text"},
     },
     "events": {
-        "ts": _DATE, "name": _KW, "qtype": _KW, "client": _KW, "source": _KW, "server": _KW,
-        "origin": _KW, "action": _KW, "decision": _KW, "rcode": _KW, "latency_us": {"type": "long"},
-        "proto": _KW, "kind": _KW, "registrable": _KW, "invalid_reason": _KW,
+        EVENT_KIND: _KW, TIMESTAMP: _DATE, Q_NAME: _KW, Q_REGISTERED: _KW, Q_SUBDOMAIN: _KW, Q_TLD: _KW,
+        Q_TYPE: _KW, CLIENT_ADDRESS: _KW, CLIENT_IP: _IP, SOURCE_IP: _IP, QUERY_SOURCE: _KW, OBSERVER: _KW,
+        LOG_FILE: _KW, EVENT_ACTION: _KW, DECISION: _KW, RESPONSE_CODE: _KW, EVENT_DURATION: _LONG,
+        TRANSPORT: _KW, NAME_KIND: _KW, INVALID_REASON: _KW,
     },
 }
+
+AUDIT_COLUMNS: dict[str, str] = {
+    "at": TIMESTAMP, "who": USER_NAME, "role": USER_ROLES, "address": CLIENT_ADDRESS, "action": EVENT_ACTION,
+    "name": AUDIT_TARGET, "before": AUDIT_BEFORE, "after": AUDIT_AFTER, "note": AUDIT_NOTE,
+}
+"""An audit entry's columns (as the dashboard and ``dnsentinel audit`` name them) -> document fields."""
+
+
+def audit_document(entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``audit`` document of an entry keyed by :data:`AUDIT_COLUMNS` (``at`` included)."""
+    return {EVENT_KIND: EVENT_KINDS["audit"], **{AUDIT_COLUMNS[k]: v for k, v in entry.items()}}
+
+
+def audit_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """The columns of an ``audit`` document (``""`` for fields an older entry lacks)."""
+    return {column: doc.get(field, "") for column, field in AUDIT_COLUMNS.items()}
+
+
+def question(name: str, registrable: str | None) -> dict[str, str]:
+    """ECS's ``dns.question`` parts of a normalized name: registered domain, subdomain, effective TLD.
+
+    The registrable domain is one label above the public suffix (SPEC §1.2), so the suffix is
+    what follows its first label; parts a name does not have (no registrable domain, no
+    subdomain) are left out.
+    """
+    out = {Q_NAME: name}
+    if registrable:
+        out[Q_REGISTERED] = registrable
+        if "." in registrable:
+            out[Q_TLD] = registrable.split(".", 1)[1]
+        if name.endswith("." + registrable):
+            out[Q_SUBDOMAIN] = name[: -len(registrable) - 1]
+    return out
 
 
 # Alerts follow ECS (https://www.elastic.co/guide/en/ecs/current/) for every field ECS defines,
 # and keep dnsentinel's own under ``dnsentinel.alert``. Field names are dotted paths here and in
 # the documents (Elasticsearch expands both the same way); :func:`properties` nests them.
+MESSAGE, EVENT_CATEGORY, EVENT_TYPE = "message", "event.category", "event.type"
+EVENT_SEVERITY, EVENT_DATASET, RULE_NAME = "event.severity", "event.dataset", "rule.name"
+ALERT_ID, ALERT_KIND, ALERT_SEVERITY = "dnsentinel.alert.id", "dnsentinel.alert.kind", "dnsentinel.alert.severity"
+ALERT_STATUS, ALERT_COUNT, ALERT_EVIDENCE = "dnsentinel.alert.status", "dnsentinel.alert.count", "dnsentinel.alert.evidence"
+ALERT_CLIENTS, ALERT_PROMOTED, ALERT_DETAILS = "dnsentinel.alert.clients", "dnsentinel.alert.promoted", "dnsentinel.alert.details"
+ALERT_UPDATED_BY, ALERT_UPDATED_AT, ALERT_NOTE = "dnsentinel.alert.updated_by", "dnsentinel.alert.updated_at", "dnsentinel.alert.note"
+ALERT_ANALYST_FIELDS = (ALERT_STATUS, ALERT_UPDATED_BY, ALERT_UPDATED_AT, ALERT_NOTE)
+"""What an analyst sets on an alert; a detection's later findings never overwrite them."""
+
 ALERT_FIELDS: dict[str, dict[str, Any]] = {
-    "@timestamp": _DATE, "message": {"type": "text"},
-    "event.kind": _KW, "event.category": _KW, "event.type": _KW, "event.action": _KW,
-    "event.severity": {"type": "long"}, "event.start": _DATE, "event.end": _DATE,
-    "event.created": _DATE, "event.ingested": _DATE, "event.dataset": _KW,
-    "rule.name": _KW, "rule.description": _KW,
-    "client.address": _KW, "client.ip": {"type": "ip"}, "dns.question.registered_domain": _KW,
-    "observer.name": _KW,
-    "dnsentinel.alert.id": _KW, "dnsentinel.alert.kind": _KW, "dnsentinel.alert.severity": _KW,
-    "dnsentinel.alert.status": _KW, "dnsentinel.alert.count": {"type": "long"},
-    "dnsentinel.alert.evidence": _KW, "dnsentinel.alert.clients": _KW, "dnsentinel.alert.promoted": _KW,
-    "dnsentinel.alert.details": {"type": "flattened"},
-    "dnsentinel.alert.updated_by": _KW, "dnsentinel.alert.updated_at": _DATE, "dnsentinel.alert.note": {"type": "text"},
+    TIMESTAMP: _DATE, MESSAGE: {"type": "text"},
+    EVENT_KIND: _KW, EVENT_CATEGORY: _KW, EVENT_TYPE: _KW, EVENT_ACTION: _KW,
+    EVENT_SEVERITY: {"type": "long"}, EVENT_START: _DATE, EVENT_END: _DATE,
+    EVENT_CREATED: _DATE, "event.ingested": _DATE, EVENT_DATASET: _KW,
+    RULE_NAME: _KW, "rule.description": _KW,
+    CLIENT_ADDRESS: _KW, CLIENT_IP: {"type": "ip"}, Q_REGISTERED: _KW, OBSERVER: _KW,
+    ALERT_ID: _KW, ALERT_KIND: _KW, ALERT_SEVERITY: _KW, ALERT_STATUS: _KW, ALERT_COUNT: {"type": "long"},
+    ALERT_EVIDENCE: _KW, ALERT_CLIENTS: _KW, ALERT_PROMOTED: _KW, ALERT_DETAILS: {"type": "flattened"},
+    ALERT_UPDATED_BY: _KW, ALERT_UPDATED_AT: _DATE, ALERT_NOTE: {"type": "text"},
 }
 MAPPINGS["alerts"] = ALERT_FIELDS
 
 DOMAIN_FIELDS: dict[str, dict[str, Any]] = {
-    "@timestamp": _DATE, "event.kind": _KW, "event.category": _KW, "event.created": _DATE,
-    "dns.question.registered_domain": _KW, "dns.question.name": _KW, "dns.question.type": _KW,
-    "client.address": _KW, "client.ip": {"type": "ip"}, "observer.name": _KW,
+    TIMESTAMP: _DATE, EVENT_KIND: _KW, EVENT_CATEGORY: _KW, EVENT_CREATED: _DATE,
+    Q_REGISTERED: _KW, Q_NAME: _KW, Q_TYPE: _KW, CLIENT_ADDRESS: _KW, CLIENT_IP: {"type": "ip"}, OBSERVER: _KW,
 }
 """Newly observed domains: one document per registrable domain (id), stamped with the event time of
 its first query this deployment saw (``@timestamp``), the name and the client that queried it."""

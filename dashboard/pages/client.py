@@ -7,7 +7,7 @@ import ipaddress
 import streamlit as st
 
 from dnsentinel.dashboard import alerts, data, guard, ui
-from dnsentinel.dashboard.store import BLOCKED_DECISIONS
+from dnsentinel.dashboard.store import BLOCKED_DECISIONS, client_filter
 from dnsentinel.verdict_cache.es_schema import index_name
 
 guard.page_actor()
@@ -25,7 +25,7 @@ except ValueError:
 st.query_params["client"] = client
 
 try:
-    timeline = data.fetch("timeline", rng, granularity, {"term": {"client": client}})
+    timeline = data.fetch("timeline", rng, granularity, client_filter(client))
     result = data.fetch("client_names", client, rng)
 except Exception as exc:
     ui.service_error(f"activity of {client}", exc)

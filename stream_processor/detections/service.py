@@ -33,6 +33,7 @@ from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.stream_processor.ports import CountsSink, Publisher, Token
 from dnsentinel.stream_processor.triage import Parsed, Record
 from dnsentinel.verdict_cache.alerts import Alert, Signal
+from dnsentinel.verdict_cache import es_schema as S
 from dnsentinel.verdict_cache.es_schema import doc_id, index_name
 from dnsentinel.verdict_cache.events import is_ip
 from dnsentinel.verdict_cache.events import InvalidEvent, VerdictEvent
@@ -52,10 +53,6 @@ class AlertCache(Protocol):
 
     def first_sightings(self, values: dict[str, str], ttl_s: int) -> set[str]: ...
 
-
-ANALYST_FIELDS = frozenset({"dnsentinel.alert.status", "dnsentinel.alert.updated_by",
-                            "dnsentinel.alert.updated_at", "dnsentinel.alert.note"})
-"""What an analyst sets on an alert; a detection never overwrites them."""
 
 SEEN_MAX = 500_000
 """Registrable domains a worker remembers as seen before asking Redis again (cleared beyond)."""
@@ -225,7 +222,7 @@ class DetectionService:
     def _es_action(self, alert: Alert) -> dict[str, object]:
         """An upsert: a new episode is indexed whole; a later finding updates all but the analyst's fields."""
         doc = alert.to_es(self.observer)
-        kept = {k: v for k, v in doc.items() if k not in ANALYST_FIELDS}
+        kept = {k: v for k, v in doc.items() if k not in S.ALERT_ANALYST_FIELDS}
         return {"_op_type": "update", "_index": index_name("alerts", prefix=self.es_prefix), "_id": alert.id,
                 "doc": kept, "upsert": doc, "retry_on_conflict": 3}
 
@@ -254,13 +251,12 @@ def _domain_doc(p: Parsed, observer: str | None) -> dict[str, object]:
     """The ``domains`` document of a newly observed domain (ECS, es_schema.DOMAIN_FIELDS)."""
     ev = p.event
     doc: dict[str, object] = {
-        "@timestamp": ev.ts, "event.kind": "event", "event.category": ["network"], "event.created": int(time.time() * 1000),
-        "dns.question.registered_domain": p.name.registrable if p.name else None,
-        "dns.question.name": p.name.name if p.name else ev.name, "dns.question.type": ev.qtype,
-        "client.address": ev.client,
+        S.TIMESTAMP: ev.ts, S.EVENT_KIND: "event", S.EVENT_CATEGORY: ["network"], S.EVENT_CREATED: int(time.time() * 1000),
+        S.Q_REGISTERED: p.name.registrable if p.name else None, S.Q_NAME: p.name.name if p.name else ev.name,
+        S.Q_TYPE: ev.qtype, S.CLIENT_ADDRESS: ev.client,
     }
     if is_ip(ev.client):
-        doc["client.ip"] = ev.client
+        doc[S.CLIENT_IP] = ev.client
     if observer:
-        doc["observer.name"] = observer
+        doc[S.OBSERVER] = observer
     return doc

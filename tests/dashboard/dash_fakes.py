@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dnsentinel.dashboard.store import Page
+from dnsentinel.verdict_cache.es_schema import audit_document
 
 
 def _t(minute: int) -> pd.Timestamp:
@@ -119,8 +120,8 @@ class FakeCache:
 
 
 class AuditES:
-    """Answers the audit search with every recorded entry, newest first (filters are ES's job);
-    the alerts index (``*-alerts``) with the alert documents in ``alerts`` (id -> source)."""
+    """Answers the audit search with the documents of every recorded entry, newest first (filters are
+    ES's job); the alerts index (``*-alerts``) with the alert documents in ``alerts`` (id -> source)."""
 
     def __init__(self, entries: list[dict]) -> None:
         self.entries = entries
@@ -131,7 +132,7 @@ class AuditES:
         self.requests.append(kw)
         if str(kw.get("index", "")).endswith("-alerts"):
             return {"hits": {"hits": [{"_id": i, "_source": a} for i, a in self.alerts.items()]}}
-        return {"hits": {"hits": [{"_source": e} for e in reversed(self.entries)]}}
+        return {"hits": {"hits": [{"_source": audit_document(e)} for e in reversed(self.entries)]}}
 
     def get(self, index, id):
         return {"_id": id, "_source": self.alerts[id]}

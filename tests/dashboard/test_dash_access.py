@@ -22,6 +22,7 @@ from dnsentinel.dashboard.access import ROLES, Actor, Forbidden, allows, is_loop
 from dnsentinel.dashboard.sessions import SessionStore, load_secret
 from dnsentinel.dashboard.users import UserError, UserStore
 from dnsentinel.settings import DashboardSettings, Settings, TrainingCap
+from dnsentinel.verdict_cache import es_schema
 
 PASSWORD = "correct horse battery"
 CAPS = {"admin": TrainingCap(max_epochs=10, max_sample_size=10_000, max_concurrent_jobs=1)}
@@ -313,11 +314,13 @@ def test_audit_entries_and_query():
         audit.entry("hack", "x", "alice", "::1")
     q = audit.query(since_ms=5, who=" alice ", actions=("vet", "promote"), target="*.evil")
     assert q["bool"]["filter"] == [
-        {"range": {"at": {"gte": 5, "format": "epoch_millis"}}}, {"term": {"who": "alice"}},
-        {"terms": {"action": ["vet", "promote"]}},
-        {"wildcard": {"name": {"value": "*\\*.evil*", "case_insensitive": True}}}]
+        {"range": {es_schema.TIMESTAMP: {"gte": 5, "format": "epoch_millis"}}}, {"term": {es_schema.USER_NAME: "alice"}},
+        {"terms": {es_schema.EVENT_ACTION: ["vet", "promote"]}},
+        {"wildcard": {es_schema.AUDIT_TARGET: {"value": "*\\*.evil*", "case_insensitive": True}}}]
     assert audit.query() == {"bool": {"filter": []}}
-    row = audit.row({"at": 1796140800000, "who": "old", "name": "x.example", "before": "none", "after": "block"})
+    # an entry from before issue 17 (no action, role or address), in this version's field names
+    row = audit.row({es_schema.TIMESTAMP: 1796140800000, es_schema.USER_NAME: "old", es_schema.AUDIT_TARGET: "x.example",
+                     es_schema.AUDIT_BEFORE: "none", es_schema.AUDIT_AFTER: "block"})
     assert row["at"] == "2026-12-01T16:00:00+00:00" and row["action"] == "" and list(row) == list(audit.COLUMNS)
 
 

@@ -19,7 +19,7 @@ from dnsentinel.dashboard import actions, audit, auth
 from dnsentinel.dashboard.access import Actor
 from dnsentinel.dashboard.store import Store
 from dnsentinel.settings import Settings
-from dnsentinel.verdict_cache.es_schema import MAPPINGS, index_name
+from dnsentinel.verdict_cache.es_schema import CLIENT_ADDRESS, EVENT_ACTION, MAPPINGS, USER_ROLES, index_name, properties
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
@@ -69,8 +69,8 @@ def test_users_logins_and_sessions_on_redis(stack, prefixes, tmp_path):
 
 def test_the_audit_index_gains_new_fields_and_answers_filters(stack, prefixes):
     prefix, _, es = prefixes
-    old = {k: v for k, v in MAPPINGS["audit"].items() if k not in ("action", "address", "role")}  # before issue 17
-    es.indices.create(index=index_name("audit", prefix=prefix), mappings={"dynamic": "strict", "properties": old})
+    old = {k: v for k, v in MAPPINGS["audit"].items() if k not in (EVENT_ACTION, CLIENT_ADDRESS, USER_ROLES)}  # before issue 17
+    es.indices.create(index=index_name("audit", prefix=prefix), mappings={"dynamic": "strict", "properties": properties(old)})
     store = Store(es, prefix)
     admin = Actor("root", "admin", "192.0.2.1")
     with pytest.raises(RuntimeError, match="refused entries"):  # an index made before this version

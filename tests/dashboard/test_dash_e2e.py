@@ -5,7 +5,7 @@ on a free port, with its own index prefix (a generated data set), its own Redis
 key prefix and a temporary model registry, so it never touches the shared live
 data. Screenshots go to test-artifacts/dashboard/.
 
-Tests 1-4 run with no user configured (the demo login, loopback only); test 5 adds a
+Tests 1-4 (and 2b, the Alerts page) run with no user configured (the demo login, loopback only); test 5 adds a
 viewer, an analyst and an admin to Redis, which ends the demo login at once, and shows
 what each role may and may not do; 6 and 7 cover sessions across reloads and lockouts.
 """
@@ -162,6 +162,29 @@ def test_2_domain(app, page):
     page.get_by_text("Clients that queried it").wait_for()
     assert page.get_by_test_id("stMetricValue").filter(has_text="malicious").count() == 1
     _shot(page, "2-domain")
+
+
+def test_2b_alerts_page_shows_and_acknowledges_an_alert(app, page):
+    from dnsentinel.verdict_cache.alerts import Alert
+    from dnsentinel.verdict_cache.es_schema import index_name
+
+    now = int(time.time() * 1000)
+    alert = Alert("e2e-alert-1", "tunnel", "high", "187 unique names under pirate.sea in 60 s from 1 client(s)",
+                  now - 120_000, now - 60_000, 187, ["paeachaa.pirate.sea", "laegpumiplhhpz12.pirate.sea"], now,
+                  client="10.0.2.30", domain="pirate.sea", clients=["10.0.2.30"],
+                  details={"unique_subdomains": 187.0, "payload_qtype_share": 1.0})
+    index = index_name("alerts", prefix=app["es_prefix"])
+    app["es"].index(index=index, id=alert.id, document=alert.to_es(), refresh="wait_for")
+    _goto(page, "Alerts")
+    page.get_by_text("187 unique names under pirate.sea").first.wait_for()
+    _shot(page, "2b-alerts")
+    form = page.get_by_test_id("stForm")
+    form.get_by_text("acknowledged", exact=True).click()
+    form.get_by_label("Note").fill("e2e: looking into it")
+    form.get_by_role("button", name="Save").click()
+    page.get_by_text("open → acknowledged").wait_for()
+    doc = app["es"].get(index=index, id=alert.id)["_source"]
+    assert (doc["dnsentinel.alert.status"], doc["dnsentinel.alert.note"]) == ("acknowledged", "e2e: looking into it")
 
 
 def test_3_vet_a_name_reaches_redis(app, page):

@@ -7,6 +7,7 @@ import json
 from conftest import APP_DIR, logged_in, page
 from dnsentinel.dashboard import auth
 from dnsentinel.settings import get_settings
+from dnsentinel.verdict_cache.es_schema import AUDIT_TARGET
 from streamlit.testing.v1 import AppTest
 
 
@@ -310,7 +311,7 @@ def test_the_audit_page_is_for_admins(fakes):
     assert shown.iloc[0][["who", "action", "name", "after"]].tolist() == ["alice", "vet", "x.example", "block"]
     admin.text_input(key="au_target").set_value("x*").run()
     assert store.es.requests[-1]["query"]["bool"]["filter"][-1] == {
-        "wildcard": {"name": {"value": "*x\\**", "case_insensitive": True}}}
+        "wildcard": {AUDIT_TARGET: {"value": "*x\\**", "case_insensitive": True}}}
 
 
 def test_admins_manage_users_on_the_users_page(fakes, accounts):

@@ -11,6 +11,7 @@ import pytest
 from dash_fakes import FakeCache, FakeStore
 
 from dnsentinel.dashboard import model_reports, store, timerange, training, vetting, whois_lookup
+from dnsentinel.verdict_cache.es_schema import Q_NAME
 
 
 def test_auto_granularity_and_snapping():
@@ -56,7 +57,41 @@ def test_store_names_table_pages_in_python_and_never_fetches_rows():
     req = es.requests[0]
     assert req["size"] == 0 and req["index"] == "t-activity-*"
     assert req["aggs"]["n"]["terms"]["size"] == 8
-    assert {"wildcard": {"name": {"value": "*n*", "case_insensitive": True}}} in req["query"]["bool"]["filter"]
+    assert {"wildcard": {Q_NAME: {"value": "*n*", "case_insensitive": True}}} in req["query"]["bool"]["filter"]
+
+
+def test_sample_data_documents_use_only_mapped_fields():
+    from dnsentinel.dashboard import sample_data
+    from dnsentinel.verdict_cache.es_schema import EVENT_KIND, EVENT_KINDS, MAPPINGS
+
+    shape = sample_data.Shape(docs=50, names=40, clients=5, minutes=10, uncertain_share=0.3)
+    actions = [*sample_data.activity(shape, "t"), *sample_data.verdicts_and_queue(shape, "t")]
+    families = {a["_index"].split("-")[1] for a in actions}
+    assert families == {"activity", "verdicts", "vetting"}
+    for a in actions:
+        family = a["_index"].split("-")[1]
+        assert set(a["_source"]) <= set(MAPPINGS[family]) and a["_source"][EVENT_KIND] == EVENT_KINDS[family]
+
+
+def test_store_reads_verdicts_and_vetting_by_their_ecs_fields():
+    from dnsentinel.verdict_cache import es_schema as f
+
+    class OneDoc(RecordingES):
+        def options(self, **_kw):
+            return self
+
+        def get(self, index, id):
+            return {"found": True, "_source": {f.Q_NAME: id, f.LABEL: "malicious", f.SCORE: 0.9, f.MODEL: "m-1"}}
+
+    hit = {"_id": "maybe.example", "_source": {f.Q_NAME: "maybe.example", f.SCORE: 0.5, f.QUERY_COUNT: 3,
+                                              f.EVENT_START: 60_000, f.EVENT_END: 120_000, f.MODEL: "m-1"}}
+    s = store.Store(OneDoc(hits=[hit]), "t")
+    assert s.verdict("x.example") == {"name": "x.example", "label": "malicious", "score": 0.9, "model": "m-1"}
+    row = s.vetting_queue("query count").rows.iloc[0]
+    assert (row["name"], row["score"], row["query count"], row["model"]) == ("maybe.example", 0.5, 3, "m-1")
+    req = s.es.requests[-1]
+    assert req["sort"] == [{f.QUERY_COUNT: {"order": "desc", "unmapped_type": "long"}}]
+    assert req["query"]["bool"]["must_not"][0] == {"terms": {f.STATUS: list(store.VETTED_STATUSES)}}
 
 
 def test_store_client_names_sorts_malicious_then_uncertain():

@@ -8,7 +8,16 @@ import time
 import pytest
 
 from dnsentinel.dashboard.report import FLAGGED_DECISIONS, build_query, parse_when, report_rows
+from dnsentinel.verdict_cache.es_schema import BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, LABEL, Q_NAME, TIMESTAMP
 from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
+
+FIELDS = {"client": CLIENT_ADDRESS, "name": Q_NAME, "minute": TIMESTAMP, "count": COUNT, "blocked": BLOCKED,
+          "label": LABEL, "decision": DECISION}
+"""The test rows' short keys -> the activity documents' fields."""
+
+
+def _docs(*rows: dict) -> list[dict]:
+    return [{FIELDS[k]: v for k, v in row.items()} for row in rows]
 
 
 def _matches(doc: dict, query: dict) -> bool:
@@ -19,8 +28,8 @@ def _matches(doc: dict, query: dict) -> bool:
             if not any(doc.get(field) in values for t in terms for field, values in t.items()):
                 return False
         else:
-            rng = f["range"]["minute"]
-            if doc["minute"] < rng.get("gte", doc["minute"]) or doc["minute"] > rng.get("lte", doc["minute"]):
+            rng, at = f["range"][TIMESTAMP], doc[TIMESTAMP]
+            if at < rng.get("gte", at) or at > rng.get("lte", at):
                 return False
     return True
 
@@ -39,7 +48,7 @@ class FakeES:
         groups = {}
         for d in self.docs:
             if _matches(d, query):
-                groups.setdefault((d["client"], d["name"]), []).append(d)
+                groups.setdefault((d[CLIENT_ADDRESS], d[Q_NAME]), []).append(d)
         keys = sorted(groups)
         after = comp.get("after")
         if after:
@@ -50,10 +59,10 @@ class FakeES:
             ds = groups[k]
             buckets.append({
                 "key": {"client": k[0], "name": k[1]},
-                "first": {"value": min(d["minute"] for d in ds)}, "last": {"value": max(d["minute"] for d in ds)},
-                "count": {"value": sum(d["count"] for d in ds)}, "blocked": {"value": sum(d["blocked"] for d in ds)},
-                "label": {"buckets": [{"key": ds[0]["label"]}] if ds[0].get("label") else []},
-                "decision": {"buckets": [{"key": ds[0]["decision"]}] if ds[0].get("decision") else []},
+                "first": {"value": min(d[TIMESTAMP] for d in ds)}, "last": {"value": max(d[TIMESTAMP] for d in ds)},
+                "count": {"value": sum(d[COUNT] for d in ds)}, "blocked": {"value": sum(d[BLOCKED] for d in ds)},
+                "label": {"buckets": [{"key": ds[0][LABEL]}] if ds[0].get(LABEL) else []},
+                "decision": {"buckets": [{"key": ds[0][DECISION]}] if ds[0].get(DECISION) else []},
             })
         resp = {"aggregations": {"pairs": {"buckets": buckets}}}
         if buckets:
@@ -66,14 +75,14 @@ def test_flagged_decisions_come_from_the_vocabulary():
 
 
 def test_report_pages_through_composite_buckets():
-    docs = [
+    docs = _docs(
         {"client": "10.0.0.1", "name": "bad.example", "minute": 60_000, "count": 3, "blocked": 1, "label": "malicious"},
         {"client": "10.0.0.1", "name": "bad.example", "minute": 180_000, "count": 2, "blocked": 2, "label": "malicious"},
         {"client": "10.0.0.2", "name": "maybe.example", "minute": 120_000, "count": 1, "blocked": 0, "label": "uncertain"},
         {"client": "10.0.0.3", "name": "ok.example", "minute": 120_000, "count": 9, "blocked": 0, "label": "benign"},
         {"client": "10.0.0.4", "name": "vetted.example", "minute": 60_000, "count": 4, "blocked": 4, "decision": "block"},
         {"client": "10.0.0.5", "name": "allowed.example", "minute": 60_000, "count": 2, "blocked": 0, "decision": "allow"},
-    ]
+    )
     es = FakeES(docs)
     rows = list(report_rows(es, "dnsentinel-activity-*"))
     assert [(r.client, r.name, r.label, r.first_seen, r.last_seen, r.count, r.blocked) for r in rows] == [
@@ -87,7 +96,7 @@ def test_report_pages_through_composite_buckets():
 
 def test_report_time_range_filter():
     q = build_query(1000, 2000)
-    assert {"range": {"minute": {"format": "epoch_millis", "gte": 1000, "lte": 2000}}} in q["bool"]["filter"]
+    assert {"range": {TIMESTAMP: {"format": "epoch_millis", "gte": 1000, "lte": 2000}}} in q["bool"]["filter"]
     assert len(build_query(None, None)["bool"]["filter"]) == 1
 
 
@@ -100,12 +109,12 @@ def test_parse_when():
         parse_when("last tuesday")
 
 
-DOCS = [
+DOCS = _docs(
     {"client": "10.0.0.1", "name": "bad.example", "minute": 1763629200000, "count": 3, "blocked": 1, "label": "malicious"},
     {"client": "10.0.0.2", "name": "worse.example", "minute": 1763629260000, "count": 7, "blocked": 7,
      "decision": "honeypot"},
     {"client": "10.0.0.3", "name": "fine.example", "minute": 1763629260000, "count": 9, "blocked": 0, "label": "benign"},
-]
+)
 
 
 def _report(monkeypatch, *args):

@@ -13,7 +13,9 @@ def test_report_against_elasticsearch(stack):
     from elasticsearch import Elasticsearch
 
     from dnsentinel.dashboard.report import report_rows
-    from dnsentinel.verdict_cache.es_schema import index_name, template_body, template_name
+    from dnsentinel.verdict_cache.es_schema import (
+        BLOCKED, CLIENT_ADDRESS, COUNT, LABEL, Q_NAME, TIMESTAMP, index_name, template_body, template_name,
+    )
 
     # a generous timeout: the shared 2-core machine is sometimes very busy
     es = Elasticsearch(**{**stack.elasticsearch.client_kwargs(), "request_timeout": 60})
@@ -29,8 +31,8 @@ def test_report_against_elasticsearch(stack):
         ]
         for minute, client, name, count, blocked, label in docs:
             es.index(index=index_name("activity", minute, prefix=prefix), id=f"{name}|{client}|{minute}",
-                     document={"name": name, "client": client, "minute": minute, "count": count,
-                               "blocked": blocked, "label": label}, refresh=True)
+                     document={Q_NAME: name, CLIENT_ADDRESS: client, TIMESTAMP: minute, COUNT: count,
+                               BLOCKED: blocked, LABEL: label}, refresh=True)
         rows = {(r.client, r.name): r for r in report_rows(es, index_name("activity", prefix=prefix))}
         assert set(rows) == {("10.0.0.1", "bad.example"), ("10.0.0.2", "maybe.example")}
         bad = rows[("10.0.0.1", "bad.example")]

@@ -233,7 +233,6 @@ def test_export_savedmodel_scores_like_the_model(trained, tmp_path):
 
 
 def test_export_onnx_scores_like_the_model(trained, tmp_path):
-    pytest.importorskip("tf2onnx", reason="the optional onnx extra: pip install -e '.[onnx]'")
     from dnsentinel.models import encoding
 
     root, _ = trained
@@ -249,7 +248,6 @@ def test_export_onnx_scores_like_the_model(trained, tmp_path):
 
 def test_onnx_backend_and_mixed_precision_keep_the_scores(trained):
     """The worker's options on the CPU: the same placement settings a GPU run reads."""
-    pytest.importorskip("onnxruntime", reason="the optional onnx extra: pip install -e '.[onnx]'")
     from dnsentinel.models import device
     from dnsentinel.settings import ScoringSettings
 

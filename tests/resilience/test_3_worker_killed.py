@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from dnsentinel.verdict_cache.es_schema import COUNT, Q_NAME, QUERY_COUNT
+
 from .conftest import rand_label, total, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -23,8 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _es_counts(es, prefix: str, names: list[str]) -> tuple[int, dict[str, int], int]:
     """(activity count sum, verdict query_count per name, verdict docs) for ``names``."""
     es.indices.refresh(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-    q = {"terms": {"name": names}}
-    act = es.search(index=f"{prefix}-activity-*", query=q, size=0, aggs={"n": {"sum": {"field": "count"}}},
+    q = {"terms": {Q_NAME: names}}
+    act = es.search(index=f"{prefix}-activity-*", query=q, size=0, aggs={"n": {"sum": {"field": COUNT}}},
                     ignore_unavailable=True, allow_no_indices=True)
     activity = int(act["aggregations"]["n"]["value"] or 0)
     ver = es.search(index=f"{prefix}-verdicts", query=q, size=len(names) + 10, ignore_unavailable=True,
@@ -32,8 +34,8 @@ def _es_counts(es, prefix: str, names: list[str]) -> tuple[int, dict[str, int], 
     hits = ver["hits"]["hits"]
     per_name: dict[str, int] = {}
     for h in hits:
-        assert h["_source"]["name"] not in per_name, f"two verdict documents for {h['_source']['name']}"
-        per_name[h["_source"]["name"]] = int(h["_source"].get("query_count") or 0)
+        assert h["_source"][Q_NAME] not in per_name, f"two verdict documents for {h['_source'][Q_NAME]}"
+        per_name[h["_source"][Q_NAME]] = int(h["_source"].get(QUERY_COUNT) or 0)
     return activity, per_name, len(hits)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dnsentinel.cli.demo import dns_answer, is_blocked
+from dnsentinel.verdict_cache.es_schema import Q_NAME
 
 from .conftest import rand_label, total, wait_for
 
@@ -25,7 +26,7 @@ def _pick(fs, label: str, want: int) -> list[str]:
 
 def _verdict_docs(es, prefix: str, names: list[str]) -> int:
     es.indices.refresh(index=f"{prefix}-verdicts", ignore_unavailable=True)
-    return es.count(index=f"{prefix}-verdicts", query={"terms": {"name": names}}, ignore_unavailable=True)["count"]
+    return es.count(index=f"{prefix}-verdicts", query={"terms": {Q_NAME: names}}, ignore_unavailable=True)["count"]
 
 
 def test_elasticsearch_down_verdicts_still_flow_and_backlog_is_indexed(healthy):

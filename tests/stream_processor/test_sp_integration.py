@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from dnsentinel.verdict_cache import es_schema as f
 from dnsentinel.verdict_cache.keys import parse_verdict, verdict_key, vetted_key
 from dnsentinel.verdict_cache.names import routing_key
 
@@ -82,26 +83,26 @@ def test_events_become_verdicts_in_redis_kafka_and_es_and_bad_events_are_dead_le
 
     def es_counts():
         docs = _es_docs(env, "verdicts")
-        if docs.get(GOOD, {}).get("query_count") == 3 and docs.get(BAD, {}).get("query_count") == 2:
+        if docs.get(GOOD, {}).get(f.QUERY_COUNT) == 3 and docs.get(BAD, {}).get(f.QUERY_COUNT) == 2:
             return docs
         return None
 
     docs = env.wait_for(es_counts, what="verdict docs with query counts in ES")
-    assert docs[BAD]["label"] == "malicious" and docs[BAD]["model"] == "table-1" and docs[BAD]["reason"] == "model"
-    assert docs[popular]["label"] == "benign" and docs[popular]["reason"] == "prior"
-    assert docs[GOOD]["first_seen"] <= docs[GOOD]["last_seen"]
+    assert docs[BAD][f.LABEL] == "malicious" and docs[BAD][f.MODEL] == "table-1" and docs[BAD][f.REASON] == "model"
+    assert docs[popular][f.LABEL] == "benign" and docs[popular][f.REASON] == "prior"
+    assert docs[GOOD][f.EVENT_START] <= docs[GOOD][f.EVENT_END]
     vetting = env.wait_for(lambda: _es_docs(env, "vetting").get(MEH), what="vetting doc")
-    assert vetting["status"] == "pending" and vetting["score"] == pytest.approx(0.5)
+    assert vetting[f.STATUS] == "pending" and vetting[f.SCORE] == pytest.approx(0.5)
 
     def activity_total():
-        total = sum(d["count"] for d in _es_docs(env, "activity").values())
+        total = sum(d[f.COUNT] for d in _es_docs(env, "activity").values())
         return total if total == len(good) else None
 
     env.wait_for(activity_total, what="activity counts adding up to the valid events")
     activity = _es_docs(env, "activity").values()
-    by_client = {(d["name"], d["client"]): d["count"] for d in activity}
+    by_client = {(d[f.Q_NAME], d[f.CLIENT_ADDRESS]): d[f.COUNT] for d in activity}
     assert by_client[(BAD, "10.9.9.9")] == 1 and by_client[(GOOD, "10.1.2.3")] == 3
-    labels = {d["name"]: d.get("label") for d in activity}
+    labels = {d[f.Q_NAME]: d.get(f.LABEL) for d in activity}
     assert all(labels[n] == "unscored" for n in not_public) and labels[BAD] == "malicious"
     assert not set(not_public) & set(_es_docs(env, "verdicts")) and not set(not_public) & set(_es_docs(env, "vetting"))
 
@@ -142,14 +143,14 @@ def test_kill_and_restart_loses_and_duplicates_nothing(worker_env):
     env.start()
 
     def drained():
-        total = sum(d["count"] for d in _es_docs(env, "activity").values())
+        total = sum(d[f.COUNT] for d in _es_docs(env, "activity").values())
         return total if total >= len(batch1) + len(batch2) else None
 
     env.wait_for(drained, timeout=120, what="activity after restart")
     time.sleep(3)  # let any replayed duplicates land before the exact check
-    total = sum(d["count"] for d in _es_docs(env, "activity").values())
+    total = sum(d[f.COUNT] for d in _es_docs(env, "activity").values())
     assert total == len(batch1) + len(batch2)
-    counts = {k: d["query_count"] for k, d in _es_docs(env, "verdicts").items()}
+    counts = {k: d[f.QUERY_COUNT] for k, d in _es_docs(env, "verdicts").items()}
     assert counts[names[0]] == 2 and counts[names[-1]] == 1
 
 
@@ -170,7 +171,7 @@ def test_a_clean_stop_writes_the_last_counts_and_commits_them(worker_env):
     env.start()
     env.wait_for(lambda: all(_label(env, n) for n in names), what="a verdict for every name")
     env.stop()
-    assert sum(d["count"] for d in _es_docs(env, "activity").values()) == len(names)
+    assert sum(d[f.COUNT] for d in _es_docs(env, "activity").values()) == len(names)
     env.start()
     env.produce([ev(GOOD)])
     env.wait_for(lambda: _label(env, GOOD), what="a verdict from the restarted worker")
@@ -196,7 +197,9 @@ def test_templates_and_retention_on_the_real_cluster(services):
         for name in (old, recent):
             es.indices.create(index=name)
         mapping = es.indices.get_mapping(index=old)[old]["mappings"]
-        assert mapping["dynamic"] == "strict" and mapping["properties"]["count"]["type"] == "long"
+        assert mapping["dynamic"] == "strict"
+        assert mapping["properties"]["dnsentinel"]["properties"]["activity"]["properties"]["count"]["type"] == "long"
+        assert mapping["properties"]["client"]["properties"]["ip"]["type"] == "ip"
         assert apply_retention(es, 30, prefix=prefix, today=today) == [old]
         assert not es.indices.exists(index=old) and es.indices.exists(index=recent)
         assert es.indices.exists(index=index_name("verdicts", prefix=prefix))  # undated indices are never touched

@@ -10,9 +10,10 @@ import pytest
 
 from dnsentinel.settings import Settings, WorkerSettings
 from dnsentinel.verdict_cache import es_schema
+from dnsentinel.verdict_cache.keys import Verdict
 from dnsentinel.stream_processor.activity import Aggregator
 from dnsentinel.stream_processor.app import WorkerService
-from dnsentinel.stream_processor.es_sink import EsSink, aggregate_docs, apply_counts, raw_event_actions
+from dnsentinel.stream_processor.es_sink import Chunk, EsSink, aggregate_docs, apply_counts, raw_event_actions
 from dnsentinel.stream_processor.limits import FloodLimiter
 from dnsentinel.stream_processor.metrics import Metrics
 from dnsentinel.models.serving import Thresholds
@@ -72,7 +73,7 @@ def test_triage_leaves_names_that_are_not_public_dns_names_unscored():
     agg = Aggregator()
     agg.add_many(t.parsed, {})
     activity, verdicts, vetting, _ = agg.drain()
-    labels = {name: act.fields.get("label") for (name, _c, _m), act in activity.items()}
+    labels = {name: act.fields.get(es_schema.LABEL) for (name, _c, _m), act in activity.items()}
     assert labels["nas.lan"] == "unscored" and labels["www.example.com"] is None
     assert "nas.lan" not in verdicts and not vetting
 
@@ -149,14 +150,15 @@ def test_activity_aggregates_per_name_client_minute_with_offsets():
     activity, verdicts, vetting, n = agg.drain()
     assert n == 4 and len(activity) == 3
     c = activity[("x.com", "1.1.1.1", ts)]
-    assert c.offsets == {3: [10, 11]} and c.blocked == {3: [11]} and c.fields["label"] == "malicious"
+    assert c.offsets == {3: [10, 11]} and c.blocked == {3: [11]} and c.fields[es_schema.LABEL] == "malicious"
     assert verdicts["x.com"].events == 4 and not vetting
     docs = aggregate_docs("t", activity, verdicts, vetting)
     ids = sorted(d[2] for d in docs)
     assert f"x.com|1.1.1.1|{ts}" in ids and "x.com" in ids
     assert {d[1] for d in docs} == {es_schema.index_name("activity", ts, prefix="t"), "t-verdicts"}
     doc, version = apply_counts("activity", None, -1, c)
-    assert (doc["count"], doc["blocked"], doc["qtypes"], version) == (2, 1, ["A"], 11)
+    assert (doc[es_schema.COUNT], doc[es_schema.BLOCKED], doc[es_schema.QTYPES], version) == (2, 1, ["A"], 11)
+    assert (doc[es_schema.TIMESTAMP], doc[es_schema.CLIENT_ADDRESS], doc[es_schema.CLIENT_IP]) == (ts, "1.1.1.1", "1.1.1.1")
 
 
 def test_replayed_offsets_are_not_counted_twice():
@@ -165,13 +167,14 @@ def test_replayed_offsets_are_not_counted_twice():
     agg.add_many(triage(records(vals, partition=1, start=100), NameNormalizer()).parsed, {"x.com": "benign"})
     c = agg.drain()[1]["x.com"]
     doc, version = apply_counts("verdicts", None, -1, c)
-    assert doc["query_count"] == 4 and version == 103 and doc["label"] == "benign"
+    assert doc[es_schema.QUERY_COUNT] == 4 and version == 103 and doc[es_schema.LABEL] == "benign"
+    assert doc[es_schema.EVENT_START] == doc[es_schema.EVENT_END] == 1_795_000_000_000
     assert apply_counts("verdicts", doc, version, c) is None  # the same events again: nothing to add
     agg2 = Aggregator(60)  # a replay from offset 102 plus two new events
     replay = triage(records([event("x.com", ts=1_795_000_000_000)] * 4, partition=1, start=102), NameNormalizer())
     agg2.add_many(replay.parsed, {"x.com": "benign"})
     doc2, version2 = apply_counts("verdicts", doc, version, agg2.drain()[1]["x.com"])
-    assert doc2["query_count"] == 6 and version2 == 105
+    assert doc2[es_schema.QUERY_COUNT] == 6 and version2 == 105
 
 
 def test_index_names_and_retention_selection():
@@ -190,10 +193,13 @@ def test_index_names_and_retention_selection():
 def test_raw_event_documents_fit_the_strict_events_mapping():
     t = triage(records([event("a.example.com", action="pass"), event("bad name!.com")], partition=2), NameNormalizer())
     actions = raw_event_actions(t.parsed, "t")
-    props = es_schema.template_body("events", prefix="t")["template"]["mappings"]["properties"]
     assert [a["_id"] for a in actions] == ["q|2|0", "q|2|1"]
-    assert all(set(a["_source"]) <= set(props) for a in actions)
-    assert actions[1]["_source"]["kind"] == "invalid" and actions[1]["_source"]["invalid_reason"] == "bad_char"
+    assert all(set(a["_source"]) <= set(es_schema.MAPPINGS["events"]) for a in actions)
+    good, bad = (a["_source"] for a in actions)
+    assert bad[es_schema.NAME_KIND] == "invalid" and bad[es_schema.INVALID_REASON] == "bad_char"
+    assert (good[es_schema.Q_NAME], good[es_schema.Q_REGISTERED], good[es_schema.Q_SUBDOMAIN], good[es_schema.Q_TLD],
+            good[es_schema.EVENT_ACTION], good[es_schema.EVENT_KIND]) == ("a.example.com", "example.com", "a", "com", "pass", "event")
+    assert es_schema.INVALID_REASON not in good
 
 
 def test_sink_bound_drops_oldest_counts_it_and_acks():
@@ -321,3 +327,37 @@ def test_service_score_and_health_without_the_stack():
         assert asyncio.run(service.score(bad))[1] == 400
     service.models.model = None
     assert asyncio.run(service.score({"domains": ["evil.com"]}))[1] == 503
+
+
+def test_worker_documents_use_only_mapped_fields():
+    """Every document the worker writes (activity, verdicts, vetting, raw events) fits its strict ECS mapping."""
+    agg = Aggregator(60)
+    ts = 1_795_000_020_000
+    vals = [event("www.evil.co.uk", "10.0.0.9", ts, action="nxdomain", decision="malicious", rcode="NXDOMAIN",
+                  latency_us=120, proto="udp", server="coredns-1", origin="q.log"),
+            event("meh.example.com", "", ts), event("nas.lan", "10.0.0.9", ts)]
+    t = triage(records(vals, partition=1), NameNormalizer())
+    agg.add_many(t.parsed, {"www.evil.co.uk": "malicious", "meh.example.com": "uncertain"})
+    agg.note_verdict(Verdict("www.evil.co.uk", "malicious", 0.99, "m-1", ts, "necurs", 0.7, reason="model"), ts + 5)
+    activity, verdicts, vetting, _ = agg.drain()
+    refs = aggregate_docs("t", activity, verdicts, vetting)
+    actions, _ = EsSink(None)._actions(Chunk(refs, [], 0, None))
+    docs = {}
+    for (family, _idx, doc_id, _c), action in zip(refs, actions, strict=True):
+        doc = action.get("_source") or action["upsert"]
+        assert set(doc) <= set(es_schema.MAPPINGS[family]), (family, set(doc) - set(es_schema.MAPPINGS[family]))
+        assert doc[es_schema.EVENT_KIND] == es_schema.EVENT_KINDS[family]
+        docs[family, doc_id] = doc
+    assert docs["vetting", "meh.example.com"][es_schema.STATUS] == "pending"
+    verdict = docs["verdicts", "www.evil.co.uk"]
+    assert (verdict[es_schema.Q_REGISTERED], verdict[es_schema.Q_SUBDOMAIN], verdict[es_schema.Q_TLD]) == (
+        "evil.co.uk", "www", "co.uk")
+    assert (verdict[es_schema.SCORE], verdict[es_schema.MODEL], verdict[es_schema.EVENT_CREATED]) == (0.99, "m-1", ts + 5)
+    no_client = docs["activity", f"meh.example.com||{ts - ts % 60_000}"]
+    assert no_client[es_schema.CLIENT_ADDRESS] == "" and es_schema.CLIENT_IP not in no_client
+    for action in raw_event_actions(t.parsed, "t"):
+        assert set(action["_source"]) <= set(es_schema.MAPPINGS["events"])
+    raw = raw_event_actions(t.parsed[:1], "t")[0]["_source"]
+    assert (raw[es_schema.CLIENT_IP], raw[es_schema.SOURCE_IP], raw[es_schema.EVENT_DURATION], raw[es_schema.TRANSPORT],
+            raw[es_schema.RESPONSE_CODE], raw[es_schema.OBSERVER], raw[es_schema.LOG_FILE]) == (
+        "10.0.0.9", "10.0.0.9", 120_000, "udp", "NXDOMAIN", "coredns-1", "q.log")

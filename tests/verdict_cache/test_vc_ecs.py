@@ -17,8 +17,8 @@ from dnsentinel.verdict_cache import es_schema
 from dnsentinel.verdict_cache.alerts import Alert
 
 ECS_FILE = Path(es_schema.__file__).with_name("ecs_fields.csv.xz")
-ECS_FAMILIES = ("alerts", "domains")
-"""Index families already in ECS (the others move over in the rest of issue 15)."""
+ECS_FAMILIES = ("alerts", "domains", "verdicts", "activity", "vetting", "events", "audit")
+"""Index families in ECS: all of them."""
 SAME_TYPE = {"match_only_text": "text", "constant_keyword": "keyword", "wildcard": "keyword"}
 
 
@@ -49,6 +49,31 @@ def test_mapping_uses_ecs_types_and_keeps_its_own_fields_in_one_namespace(family
         elif SAME_TYPE.get(spec["type"], spec["type"]) != ECS[field]:
             wrong.append(f"{field}: {spec['type']}, ECS says {ECS[field]}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_family_is_in_ecs() -> None:
+    assert set(ECS_FAMILIES) == set(es_schema.FAMILIES) == set(es_schema.MAPPINGS)
+    assert set(es_schema.EVENT_KINDS) <= set(es_schema.FAMILIES)
+    assert set(es_schema.EVENT_KINDS.values()) <= {"alert", "enrichment", "event", "metric", "state"}
+
+
+def test_audit_documents_use_only_mapped_fields_and_read_back() -> None:
+    entry = {"at": 5, "who": "alice", "role": "analyst", "address": "192.0.2.1", "action": "vet", "name": "x.example",
+             "before": "none", "after": "block", "note": "odd"}
+    doc = es_schema.audit_document(entry)
+    assert set(doc) <= set(es_schema.MAPPINGS["audit"])
+    assert doc[es_schema.USER_NAME] == "alice" and doc[es_schema.EVENT_ACTION] == "vet"
+    assert es_schema.audit_entry(doc) == entry
+    assert es_schema.audit_entry({})["who"] == ""
+
+
+def test_question_parts_follow_ecs() -> None:
+    q = es_schema.question
+    assert q("a.b.example.co.uk", "example.co.uk") == {
+        es_schema.Q_NAME: "a.b.example.co.uk", es_schema.Q_REGISTERED: "example.co.uk",
+        es_schema.Q_TLD: "co.uk", es_schema.Q_SUBDOMAIN: "a.b"}
+    assert es_schema.Q_SUBDOMAIN not in q("example.com", "example.com")
+    assert q("nas.lan", None) == {es_schema.Q_NAME: "nas.lan"}
 
 
 def test_alert_documents_use_only_mapped_fields() -> None:
