@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -411,12 +412,26 @@ def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0
                     raise ServiceUnavailable(f"could not create Kafka topic {name}: {exc}") from None
             if echo:
                 print(f"kafka: created topic {name}")
+        _await_leaders(admin, [t.topic for t in new], timeout_s)
     for name, parts, _ in topic_specs(settings):
         meta = existing.get(name)
         if meta is not None and len(meta.partitions) != parts and echo:
             print(f"kafka: warning: topic {name} has {len(meta.partitions)} partitions, settings say {parts}")
     _align_retention(admin, [(n, c) for n, _, c in topic_specs(settings) if n in existing and "retention.ms" in c],
                      timeout_s)
+
+
+def _await_leaders(admin: object, topics: list[str], timeout_s: float) -> None:
+    """Wait until every partition of the new topics has a leader: a client that reads offsets right
+    after creation (a test, a worker) would otherwise get NOT_LEADER_FOR_PARTITION."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=timeout_s).topics  # type: ignore[attr-defined]
+        if all(t in meta and meta[t].partitions and all(p.leader >= 0 for p in meta[t].partitions.values())
+               for t in topics):
+            return
+        time.sleep(0.2)
+    raise ServiceUnavailable(f"Kafka topics {', '.join(topics)} have no leader after {timeout_s:.0f}s")
 
 
 def _align_retention(admin: object, topics: list[tuple[str, dict[str, str]]], timeout_s: float) -> None:

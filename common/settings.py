@@ -132,6 +132,9 @@ class ElasticsearchSettings(BaseModel):
     verify_certs: bool = True
     index_prefix: str = "dnsentinel"
     retention_days: int = Field(30, ge=1)
+    """Dated indices (activity, events) are deleted this long after their day and their arrival."""
+    retention_interval_s: float = Field(3600.0, gt=0)
+    """How often each worker applies the retention by itself (deleting is idempotent)."""
     request_timeout_s: float = Field(10.0, gt=0)
 
     def client_kwargs(self) -> dict[str, object]:

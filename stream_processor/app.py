@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, model_loader: ModelLoader = 
     app.task(service.start)
     app.timer(interval=max(0.1, w.es_flush_interval_s / 2))(service.flush_tick)
     app.timer(interval=w.model_poll_s)(service.reload_tick)
+    app.timer(interval=s.elasticsearch.retention_interval_s)(service.retention_tick)
     app.page("/health")(HealthView)
     app.page("/metrics")(MetricsView)
     app.page("/score")(ScoreView)
@@ -246,6 +247,18 @@ class WorkerService:
         if self._templates_pending and self.es is not None:
             await self._install_templates(self.es)
 
+    async def retention_tick(self) -> None:
+        """Apply the Elasticsearch retention (verdict_cache/es_schema.py); a failure is logged, retried next tick."""
+        es = self.settings.elasticsearch
+        try:
+            deleted = await asyncio.to_thread(_apply_retention, self.settings)
+        except Exception as exc:
+            log.warning("elasticsearch retention not applied now (%s); next try in %.0fs", exc, es.retention_interval_s)
+            return
+        if deleted:
+            log.info("retention: deleted %d index(es) past %d days: %s", len(deleted), es.retention_days,
+                     ", ".join(deleted))
+
     async def reload_tick(self) -> None:
         if self.models.model is not None:
             await self.models.maybe_reload()
@@ -383,6 +396,16 @@ def _default_cache(s: Settings) -> VerdictStore:
     from dnsentinel.verdict_cache.cache import VerdictCache
 
     return VerdictCache.from_settings(s)
+
+
+def _apply_retention(s: Settings) -> list[str]:
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.verdict_cache.es_schema import apply_retention
+
+    es = s.elasticsearch
+    with Elasticsearch(**es.client_kwargs()) as client:  # type: ignore[arg-type]
+        return apply_retention(client, es.retention_days, prefix=es.index_prefix)
 
 
 def _default_es(s: Settings) -> AsyncElasticsearch:

@@ -38,24 +38,21 @@ def register(app: typer.Typer) -> None:
         days: int = typer.Option(None, "--days", help="Keep this many days (default: elasticsearch.retention_days)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted."),
     ) -> None:
-        """Delete date-stamped Elasticsearch indices (activity, events) older than the retention."""
-        import datetime as dt
+        """Delete date-stamped Elasticsearch indices (activity, events) past the retention.
 
+        Retention counts from when the data arrived: an index goes once its day and its creation
+        day are both older than the retention (a replayed old log stays for the full period).
+        Workers also run this by themselves every ``elasticsearch.retention_interval_s``.
+        """
         from elasticsearch import Elasticsearch
 
         from dnsentinel.settings import get_settings
-        from dnsentinel.verdict_cache.es_schema import DATED, apply_retention, expired_indices, index_name
+        from dnsentinel.verdict_cache.es_schema import apply_retention, retention_due
 
         s = get_settings().elasticsearch
         keep = days if days is not None else s.retention_days
         es = Elasticsearch(**s.client_kwargs())
-        if dry_run:
-            names: list[str] = []
-            for family in DATED:
-                names.extend(es.indices.get(index=index_name(family, prefix=s.index_prefix), allow_no_indices=True))
-            old = expired_indices(names, keep, dt.datetime.now(dt.timezone.utc).date(), prefix=s.index_prefix)
-        else:
-            old = apply_retention(es, keep, prefix=s.index_prefix)
+        old = (retention_due if dry_run else apply_retention)(es, keep, prefix=s.index_prefix)
         verb = "would delete" if dry_run else "deleted"
         typer.echo(f"{verb} {len(old)} index(es) older than {keep} days" + ("".join(f"\n  {n}" for n in old)))
 

@@ -335,26 +335,53 @@ def ensure_templates(es: Any, *, prefix: str | None = None) -> None:
                     raise
 
 
-def expired_indices(names: list[str], retention_days: int, today: dt.date, *, prefix: str | None = None) -> list[str]:
-    """Dated indices among ``names`` whose day is older than ``retention_days`` before ``today``."""
+def expired_indices(names: list[str], retention_days: int, today: dt.date, *, prefix: str | None = None,
+                    created: dict[str, dt.date] | None = None) -> list[str]:
+    """Dated indices among ``names`` past the retention, counted from when their data arrived.
+
+    An index is expired when its day *and* its creation day (``created``, the day its first
+    document arrived) are both more than ``retention_days`` before ``today``: live data ages by
+    its day, and a replay of last year's log for an incident stays for the retention period
+    after it was replayed instead of being deleted at once for its old timestamps.
+    """
     cutoff = today - dt.timedelta(days=retention_days)
+    created = created or {}
     old = []
     for name in names:
         for family in DATED:
             day = parse_index_day(name, family, prefix=prefix)
-            if day is not None and day < cutoff:
+            if day is not None and day < cutoff and created.get(name, day) < cutoff:
                 old.append(name)
     return sorted(old)
 
 
-def apply_retention(es: Any, retention_days: int, *, prefix: str | None = None, today: dt.date | None = None) -> list[str]:
-    """Delete dated indices older than ``retention_days`` (sync client); returns the deleted names."""
+def index_creation_days(es: Any, names: list[str]) -> dict[str, dt.date]:
+    """The UTC day each index was created (its first document arrived), from its settings."""
+    if not names:
+        return {}
+    found = es.indices.get_settings(index=",".join(names), name="index.creation_date", ignore_unavailable=True)
+    out = {}
+    for name, body in found.items():
+        ms = body.get("settings", {}).get("index", {}).get("creation_date")
+        if ms is not None:
+            out[name] = dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.timezone.utc).date()
+    return out
+
+
+def retention_due(es: Any, retention_days: int, *, prefix: str | None = None,
+                  today: dt.date | None = None) -> list[str]:
+    """The dated indices past the retention now (see :func:`expired_indices`; sync client)."""
     today = today or dt.datetime.now(dt.timezone.utc).date()
     names: list[str] = []
     for family in DATED:
         found = es.indices.get(index=index_name(family, prefix=prefix), allow_no_indices=True, expand_wildcards="open")
         names.extend(found.keys())
-    old = expired_indices(names, retention_days, today, prefix=prefix)
+    return expired_indices(names, retention_days, today, prefix=prefix, created=index_creation_days(es, names))
+
+
+def apply_retention(es: Any, retention_days: int, *, prefix: str | None = None, today: dt.date | None = None) -> list[str]:
+    """Delete the dated indices past the retention; returns the deleted names."""
+    old = retention_due(es, retention_days, prefix=prefix, today=today)
     for name in old:
         es.indices.delete(index=name, ignore_unavailable=True)
     return old

@@ -474,11 +474,24 @@ def _skip_unconsumed(settings: Settings) -> None:
         meta = c.list_topics(topic, timeout=30).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             return  # not created yet: nothing left over
-        ends = [TopicPartition(topic, p, c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1])
-                for p in meta.partitions]
+        ends = [TopicPartition(topic, p, _high_watermark(c, topic, p)) for p in meta.partitions]
         c.commit(offsets=ends, asynchronous=False)
     finally:
         c.close()
+
+
+def _high_watermark(c: object, topic: str, partition: int, timeout_s: float = 30.0) -> int:
+    """The partition's end offset; a partition whose leader is still being elected is asked again."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)[1]  # type: ignore[attr-defined]
+        except KafkaException as exc:
+            if "LEADER" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _tear_down() -> None:

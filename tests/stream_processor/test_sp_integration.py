@@ -192,15 +192,18 @@ def test_templates_and_retention_on_the_real_cluster(services):
     prefix = f"sptest-ret-{uuid.uuid4().hex[:8]}"
     try:
         ensure_templates(es, prefix=prefix)
-        today = dt.date(2026, 3, 10)
-        old, recent = index_name("activity", dt.date(2026, 1, 1), prefix=prefix), index_name("events", today, prefix=prefix)
+        today = dt.datetime.now(dt.timezone.utc).date()
+        old = index_name("activity", today - dt.timedelta(days=400), prefix=prefix)  # last year's log, replayed now
+        recent = index_name("events", today + dt.timedelta(days=100), prefix=prefix)
         for name in (old, recent):
             es.indices.create(index=name)
         mapping = es.indices.get_mapping(index=old)[old]["mappings"]
         assert mapping["dynamic"] == "strict"
         assert mapping["properties"]["dnsentinel"]["properties"]["activity"]["properties"]["count"]["type"] == "long"
         assert mapping["properties"]["client"]["properties"]["ip"]["type"] == "ip"
-        assert apply_retention(es, 30, prefix=prefix, today=today) == [old]
+        assert apply_retention(es, 30, prefix=prefix, today=today) == []  # retention counts from arrival: kept
+        later = today + dt.timedelta(days=100)  # 100 days after it arrived, it goes; a day in range stays
+        assert apply_retention(es, 30, prefix=prefix, today=later) == [old]
         assert not es.indices.exists(index=old) and es.indices.exists(index=recent)
         assert es.indices.exists(index=index_name("verdicts", prefix=prefix))  # undated indices are never touched
     finally:

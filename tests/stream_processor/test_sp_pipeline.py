@@ -186,6 +186,10 @@ def test_index_names_and_retention_selection():
     names = ["p-activity-2026.01.01", "p-activity-2026.01.20", "p-events-2025.12.01", "p-verdicts", "q-activity-2020.01.01"]
     assert es_schema.expired_indices(names, 10, dt.date(2026, 1, 21), prefix="p") == [
         "p-activity-2026.01.01", "p-events-2025.12.01"]
+    # retention counts from arrival: an old day replayed five days ago stays, one that came 20 days ago goes
+    created = {"p-activity-2026.01.01": dt.date(2026, 1, 16), "p-events-2025.12.01": dt.date(2026, 1, 1)}
+    assert es_schema.expired_indices(names, 10, dt.date(2026, 1, 21), prefix="p", created=created) == [
+        "p-events-2025.12.01"]
     body = es_schema.template_body("activity", prefix="p")
     assert body["index_patterns"] == ["p-activity-*"] and body["template"]["mappings"]["dynamic"] == "strict"
 
