@@ -499,7 +499,7 @@ def main() -> None:
     ap.add_argument("--unseen", type=float, default=0.01, help="share of queries for never-seen names")
     ap.add_argument("--clients", type=int, default=50, help="distinct client addresses (resolver-side NAT/forwarders)")
     ap.add_argument("--rate", type=int, default=5000)
-    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--duration", type=float, default=90.0, help="seconds of load (over 75 s: alerts close on live traffic)")
     ap.add_argument("--batch-max", type=int, default=2048)
     ap.add_argument("--within", type=float, default=0.05)
     ap.add_argument("--table-model", action="store_true", help="a lookup-table model instead of the promoted CNN")
