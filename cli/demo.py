@@ -153,26 +153,55 @@ def vetted_allow_unblocks(settings: Settings, timings: BlockTimings, timeout_s: 
 
 
 def write_sample_log(path: Path, lines: int = 3000, seed: int = 11) -> Path:
-    """A Zeek dns.log of the last hour of a small office, drawn by the load generator's mix."""
+    """A Zeek dns.log of the last hour of a small office, drawn by the load generator's mix.
+
+    DGA names get NXDOMAIN, as unregistered DGA domains do, and ten minutes before the end the
+    infected client tries 20 of them within a minute (a DGA looking for its C2), which the
+    behaviour detections report as a ``dga_host`` alert.
+    """
     from dnsentinel.producers.loadgen import Mix, TrafficModel
 
     traffic = TrafficModel(Mix(dga=0.03, phishing=0.02, flood=0.0), clients=60, seed=seed)
+    dga = set(traffic._dga)
     now = time.time()
     header = (
         "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tdns\n"
         "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\trtt\tquery\tqclass\t"
         "qclass_name\tqtype\tqtype_name\trcode\trcode_name\tAA\tTC\tRD\tRA\tZ\tanswers\tTTLs\trejected\n"
     )
+    queries = [(now - 3600 + 3600 * i / lines, name, qtype, client)
+               for i, (name, qtype, client) in enumerate(traffic.draw(lines))]
+    burst = sorted(dga)[:20]
+    minute = (now - 600) // 60 * 60  # the burst inside one minute window
+    queries += [(minute + 5 + k, name, "A", traffic.infected[0]) for k, name in enumerate(burst)]
     rows = []
-    for i, (name, qtype, client) in enumerate(traffic.draw(lines)):
-        ts = now - 3600 + 3600 * i / lines
+    for i, (ts, name, qtype, client) in enumerate(sorted(queries)):
+        rcode = "3\tNXDOMAIN" if name in dga else "0\tNOERROR"
         rows.append(
             f"{ts:.6f}\tCdemo{i:x}\t{client}\t{40000 + i % 20000}\t10.0.0.1\t53\tudp\t{i % 65536}\t0.0012\t"
-            f"{name}\t1\tC_INTERNET\t1\t{qtype}\t0\tNOERROR\tF\tF\tT\tT\t0\t-\t-\tF\n"
+            f"{name}\t1\tC_INTERNET\t1\t{qtype}\t{rcode}\tF\tF\tT\tT\t0\t-\t-\tF\n"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "".join(rows), encoding="utf-8")
     return path
+
+
+def wait_alerts(settings: Settings, since_ms: int, timeout_s: float = 45.0) -> list:
+    """The behaviour alerts raised since ``since_ms`` (event time), once the replay's windows have closed."""
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.dashboard import alerts
+    from dnsentinel.verdict_cache.es_schema import index_name
+
+    es = Elasticsearch(**settings.elasticsearch.client_kwargs())  # type: ignore[arg-type]
+    index = index_name("alerts", prefix=settings.elasticsearch.index_prefix)
+    deadline = time.monotonic() + timeout_s
+    found: list = []
+    while time.monotonic() < deadline and not found:
+        time.sleep(2.0)
+        es.indices.refresh(index=index, ignore_unavailable=True)
+        found = alerts.list_alerts(es, index, 20, since_ms=since_ms)
+    return found
 
 
 def _wait_port(host: str, port: int, timeout_s: float) -> bool:
@@ -250,6 +279,11 @@ def demo(
         rc = __import__("subprocess").call(apps.cli_argv("replay", str(sample), "--no-progress", "--wait-verdicts", "--wait-timeout", "120"))
         if rc != 0:
             raise DnsentinelError(f"replay of {sample} failed (exit {rc})")
+        raised = wait_alerts(settings, int((time.time() - 3700) * 1000))
+        for a in raised:
+            console.print(f"  alert       : {a.severity} {a.kind} — {a.summary}")
+        if not raised:
+            console.print("  alert       : none yet (see `dnsentinel alerts --since 2h` in a minute)")
 
         if traffic:
             _step(4, total, "Generated traffic flows in the background (dnsentinel loadgen, 200 queries/s)")
