@@ -63,10 +63,10 @@ class ZeekTsv:
     def header(self, line: str, line_no: int) -> ParseError | None:
         key, _, value = line.partition(" " if line.startswith("#separator") else self.sep)
         if key == "#separator":
-            try:
-                self.sep = value.encode("ascii", "replace").decode("unicode_escape") or "\t"
-            except UnicodeDecodeError:
+            sep = _separator(value)
+            if sep is None:
                 return ParseError(line_no, "bad_header", f"#separator {value[:20]!r}")
+            self.sep = sep
         elif key == "#unset_field":
             self.unset = value
         elif key == "#empty_field":
@@ -149,4 +149,24 @@ def sniff(head: bytes, lines: list[str]) -> int | None:
     return 0 if lines and lines[0].startswith(HEADERS) else None
 
 
+def _separator(value: str) -> str | None:
+    """A ``#separator`` value: Zeek writes ``\\x09``; plain characters are taken as they are.
+
+    None for anything else with a backslash (``\\B``, a cut-off ``\\x0``): a bad header, reported.
+    """
+    out, i = [], 0
+    while i < len(value):
+        if value[i] != "\\":
+            out.append(value[i])
+            i += 1
+            continue
+        digits = value[i + 2:i + 4]
+        if value[i + 1:i + 2] != "x" or len(digits) != 2 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            return None
+        out.append(chr(int(digits, 16)))
+        i += 4
+    return "".join(out) or "\t"
+
+
 FORMAT = LogFormat("zeek", sniff, parse)
+

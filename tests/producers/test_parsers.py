@@ -162,6 +162,15 @@ class TestJsonlAndCsv:
         qs, errors, *_ = parse_file(logs / "custom.csv", "csv")
         assert not qs and [e.reason for e in errors] == ["bad_header"]
 
+    @pytest.mark.parametrize("header,ok", [("\\x09", True), (",", True), ("\\B", False), ("\\x0", False)])
+    def test_zeek_separator_header_is_read_or_reported(self, header, ok):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an unknown escape is a reported header, never a warning
+            err = parse_zeek.ZeekTsv().header(f"#separator {header}", 1)
+        assert (err is None) == ok and (ok or err.reason == "bad_header")
+
     def test_bad_mapping(self):
         from dnsentinel.producers.mapping import MappingError, parse_mapping
 
