@@ -6,7 +6,6 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
-from dnsentinel.dashboard import auth
 from dnsentinel.dashboard.timerange import (
     GRANULARITIES, MAX_BUCKETS, PRESETS, TimeRange, auto_granularity, bucket_count, last,
 )
@@ -46,15 +45,6 @@ def curve_chart(frame, height: int = 250) -> None:
         x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("value:Q", title=None), color="series:N",
         tooltip=["epoch", "series", "value"]).properties(height=height)
     st.altair_chart(chart, width="stretch")
-
-
-def require_login() -> str:
-    """The analyst's name; stops the page when nobody is logged in or the session expired."""
-    session = auth.current(st.session_state)
-    if session is None:
-        st.warning("Please log in (sidebar) to use this page.")
-        st.stop()
-    return session.user
 
 
 def time_range_picker(key: str, default: str = "Last 24 hours") -> tuple[TimeRange | None, str, str]:
