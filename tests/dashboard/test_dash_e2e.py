@@ -103,6 +103,8 @@ def page(browser):
     return _new_page(browser)
 
 
+# Every text wait takes the first match: while Streamlit reruns a page, the old element can still be
+# on screen beside the new one for a moment, and a strict locator then fails on two matches.
 def _shot(page, name: str) -> None:
     page.wait_for_timeout(800)  # let charts finish drawing
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -135,18 +137,18 @@ def _logout(page) -> None:
 
 def test_1_login_and_overview(app, page):
     page.goto(app["url"])
-    page.get_by_text("the demo login from the README works").wait_for()
+    page.get_by_text("the demo login from the README works").first.wait_for()
     shown = page.get_by_test_id("stMain").inner_text()
     assert auth.DEMO_PASSWORD not in shown.replace("dnsentinel — analyst login", "").replace("dnsentinel users add", "")
     _login(page, "analyst", "wrong")
-    page.get_by_text("Unknown user or wrong password").wait_for()
+    page.get_by_text("Unknown user or wrong password").first.wait_for()
     _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
     page.get_by_role("heading", name="Overview").wait_for()
     page.get_by_text("Logged in as analyst (admin)").wait_for()
     page.wait_for_timeout(500)  # the cookie is written by the first run after the login
     page.reload()  # the session survives a reload: no login form
     page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_text("Top 20 malicious names").wait_for()
+    page.get_by_text("Top 20 malicious names").first.wait_for()
     page.locator(".vega-embed").first.wait_for()
     queries = page.get_by_test_id("stMetric").first.inner_text()
     assert int(re.sub(r"\D", "", queries.split("\n")[-1])) > 0
@@ -159,7 +161,7 @@ def test_2_domain(app, page):
     _goto(page, "Domain investigation")
     page.get_by_label("Domain name", exact=True).fill(name)
     page.get_by_label("Domain name", exact=True).press("Enter")
-    page.get_by_text("Clients that queried it").wait_for()
+    page.get_by_text("Clients that queried it").first.wait_for()
     assert page.get_by_test_id("stMetricValue").filter(has_text="malicious").count() == 1
     _shot(page, "2-domain")
 
@@ -182,14 +184,14 @@ def test_2b_alerts_page_shows_and_acknowledges_an_alert(app, page):
     form.get_by_text("acknowledged", exact=True).click()
     form.get_by_label("Note").fill("e2e: looking into it")
     form.get_by_role("button", name="Save").click()
-    page.get_by_text("open → acknowledged").wait_for()
+    page.get_by_text("open → acknowledged").first.wait_for()
     doc = app["es"].get(index=index, id=alert.id)["_source"]
     assert (doc["dnsentinel.alert.status"], doc["dnsentinel.alert.note"]) == ("acknowledged", "e2e: looking into it")
 
 
 def test_3_vet_a_name_reaches_redis(app, page):
     _goto(page, "Vetting")
-    page.get_by_text("names awaiting a decision").wait_for()
+    page.get_by_text("names awaiting a decision").first.wait_for()
     first = page.get_by_test_id("stDataFrame").first
     first.wait_for()
     from dnsentinel.dashboard.store import Store
@@ -225,7 +227,7 @@ def test_4_tiny_training_job_shows_curves(app, page):
     page.get_by_label("Batch size", exact=True).fill("64")
     page.get_by_label("Sample size", exact=True).fill("2000")
     page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training").click()
-    page.get_by_text("Training e2e-tiny started").wait_for()
+    page.get_by_text("Training e2e-tiny started").first.wait_for()
     status = Path(app["registry"]) / "e2e-tiny" / "status.json"
     deadline = time.time() + 400
     while page.get_by_text("Loss", exact=True).count() == 0:  # first epoch in history.jsonl, drawn live
@@ -242,13 +244,13 @@ def test_4_tiny_training_job_shows_curves(app, page):
 
 def _vet(page, name: str, expect: str) -> None:
     """Block ``name`` (typed, so it need not be in the queue) on the Vetting page; wait for ``expect``."""
-    page.get_by_text("names awaiting a decision").wait_for()
+    page.get_by_text("names awaiting a decision").first.wait_for()
     field = page.get_by_label("…or a name that is not in the queue", exact=True)
     field.fill(name)
     field.press("Enter")
     page.get_by_test_id("stRadioGroup").get_by_text("block", exact=True).click()
     page.get_by_role("button", name="Apply to 1 selected").click()
-    page.get_by_text(expect).wait_for()
+    page.get_by_text(expect).first.wait_for()
 
 
 def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
@@ -260,13 +262,13 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
     page.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
     assert page.get_by_text("demo login").count() == 0
     _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
-    page.get_by_text("Unknown user or wrong password").wait_for()
+    page.get_by_text("Unknown user or wrong password").first.wait_for()
 
     _login(page, "vic", PASSWORD)  # viewer: reads everything, changes nothing
     page.get_by_text("Logged in as vic (viewer)").wait_for()
     assert page.get_by_role("link", name="Audit").count() == 0 and page.get_by_role("link", name="Users").count() == 0
     _goto(page, "Vetting")
-    page.get_by_text("Vet needs the analyst role; you are viewer.").wait_for()
+    page.get_by_text("Vet needs the analyst role; you are viewer.").first.wait_for()
     _vet(page, "viewer-tried.example", "Refused: vic (viewer) may not vet")
     assert "viewer-tried.example" not in app["cache"].list_vetted()
     _shot(page, "5-viewer-refused-vetting")
@@ -278,12 +280,12 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
     assert app["cache"].list_vetted()["analyst-did.example"].by == "ann"
     _goto(page, "Models")
     page.locator("summary", has_text="Start training").click()
-    page.get_by_text("Train needs the admin role; you are analyst.").wait_for()
+    page.get_by_text("Train needs the admin role; you are analyst.").first.wait_for()
     page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training").click()
     page.get_by_text("ann (analyst) may not train: that needs the admin role").wait_for()
     _shot(page, "5-analyst-refused-training")
     _goto(page, "Vetting")
-    page.get_by_text("names awaiting a decision").wait_for()
+    page.get_by_text("names awaiting a decision").first.wait_for()
     users.set_role("ann", "viewer", "e2e")  # demoted while the page is open: the server refuses the click
     _vet(page, "demoted-tried.example", "Refused: ann (viewer) may not vet")
     assert "demoted-tried.example" not in app["cache"].list_vetted()
@@ -292,9 +294,9 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
 
     _login(page, "ada", PASSWORD)  # admin: the audit trail and the users
     _goto(page, "Users")
-    page.get_by_text("Bootstrap admins from the settings").wait_for()
+    page.get_by_text("Bootstrap admins from the settings").first.wait_for()
     _goto(page, "Audit")
-    page.get_by_text("entries, newest first").wait_for()
+    page.get_by_text("entries, newest first").first.wait_for()
     _shot(page, "5-admin-audit")
     from dnsentinel.dashboard import audit
 
@@ -328,8 +330,8 @@ def test_7_repeated_failures_lock_a_user_out(app, page):
         while failures() < attempt:  # one audited failure per attempt: the next one waits for it
             assert time.time() < deadline, f"attempt {attempt} was not audited"
             time.sleep(0.2)
-    page.get_by_text("Too many failed logins").wait_for()
+    page.get_by_text("Too many failed logins").first.wait_for()
     _login(page, "ada", PASSWORD)  # even the right password, while locked
-    page.get_by_text("Too many failed logins").wait_for()
+    page.get_by_text("Too many failed logins").first.wait_for()
     assert page.get_by_text("Logged in as").count() == 0
     _shot(page, "7-lockout")
