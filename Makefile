@@ -8,7 +8,7 @@ VENV ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dnsentinel-installed
 
-.PHONY: demo test install system python go-test py-test clean
+.PHONY: demo test test-cluster install system python go-test py-test clean
 
 demo: install
 	$(VENV)/bin/dnsentinel demo
@@ -31,6 +31,11 @@ $(STAMP): pyproject.toml
 
 py-test:
 	$(VENV)/bin/pytest
+
+# The cluster profile's tests: brings the profile up (dnsentinel stack up --profile cluster) once,
+# leaves it running; `dnsentinel stack down --profile cluster` stops it.
+test-cluster: install
+	$(VENV)/bin/pytest tests/cluster
 
 go-test:
 	cd coredns-plugin && go test ./...

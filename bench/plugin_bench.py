@@ -145,12 +145,11 @@ def build(out: Path) -> None:
 
 def seed(names: int, prefix: str, rng: random.Random) -> list[str]:
     """Write the verdicts and vetted entries of the mix; return the query lines."""
-    import redis
-
+    from dnsentinel.redis_client import sync_client
     from dnsentinel.settings import get_settings
 
     settings = get_settings()
-    r = redis.Redis.from_url(settings.redis.url)
+    r = sync_client(settings.redis)
     pipe = r.pipeline(transaction=False)
     now = int(time.time())
     lines = []
@@ -174,11 +173,10 @@ def seed(names: int, prefix: str, rng: random.Random) -> list[str]:
 
 
 def cleanup_redis(prefix: str) -> None:
-    import redis
-
+    from dnsentinel.redis_client import sync_client
     from dnsentinel.settings import get_settings
 
-    r = redis.Redis.from_url(get_settings().redis.url)
+    r = sync_client(get_settings().redis)
     keys = list(r.scan_iter(match=f"{prefix}:*", count=10000))
     for i in range(0, len(keys), 1000):
         r.delete(*keys[i : i + 1000])

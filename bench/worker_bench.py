@@ -355,9 +355,9 @@ class VerdictWatch:
         c.close()
 
     def _watch_redis(self) -> None:
-        import redis
+        from dnsentinel.redis_client import sync_client
 
-        r = redis.Redis.from_url(self.bench.s.redis.url)
+        r = sync_client(self.bench.s.redis)
         pending: list[str] = []
         while not self._stop.is_set() or (pending and time.perf_counter() < self._deadline):
             while not self._new.empty():

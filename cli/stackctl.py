@@ -31,6 +31,8 @@ from dnsentinel.settings import REPO_ROOT, Settings, redact_url
 DEPLOY_DIR = REPO_ROOT / "deploy"
 STACK_SH = DEPLOY_DIR / "stack.sh"
 SERVICES = ("redis", "kafka", "elasticsearch", "coredns")
+PROFILES = ("single", "cluster")
+"""``--profile`` of ``dnsentinel stack``: this module drives ``single``; dnsentinel.cli.cluster.profile ``cluster``."""
 ES_MIN_JAVA = 21
 KAFKA_MIN_JAVA = 17
 JVM_DIR = Path("/usr/lib/jvm")
@@ -389,17 +391,23 @@ def topic_specs(settings: Settings) -> list[tuple[str, int, dict[str, str]]]:
 
 
 def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0) -> None:
-    """Create the pipeline's topics with their explicit partition counts (idempotent)."""
+    """Create the pipeline's topics with their explicit partition counts, replication factor
+    and min ISR (``kafka.replication_factor`` / ``kafka.min_insync_replicas``); idempotent."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(settings.kafka.confluent_config())
+    from dnsentinel.kafka_check import check_kafka, explain_kafka
+
+    k = settings.kafka
+    check_kafka(k, timeout_s)  # a wrong password or an untrusted CA: one line within seconds
+    admin = AdminClient(k.confluent_config())
     try:
         existing = admin.list_topics(timeout=timeout_s).topics
     except KafkaException as exc:
-        raise ServiceUnavailable(f"Kafka at {settings.kafka.bootstrap_servers} did not answer: {exc}") from None
+        raise ServiceUnavailable(f"kafka at {k.bootstrap_servers}: {explain_kafka(exc.args[0], k, timeout_s)}") from None
     new = [
-        NewTopic(name, num_partitions=parts, replication_factor=1, config=conf)
+        NewTopic(name, num_partitions=parts, replication_factor=k.replication_factor,
+                 config={**conf, "min.insync.replicas": str(k.min_insync_replicas)})
         for name, parts, conf in topic_specs(settings)
         if name not in existing
     ]
@@ -409,7 +417,7 @@ def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0
                 fut.result(timeout=timeout_s)
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise ServiceUnavailable(f"could not create Kafka topic {name}: {exc}") from None
+                    raise ServiceUnavailable(f"could not create Kafka topic {name}: {explain_kafka(exc.args[0], k)}") from None
             if echo:
                 print(f"kafka: created topic {name}")
         _await_leaders(admin, [t.topic for t in new], timeout_s)
@@ -417,6 +425,9 @@ def ensure_topics(settings: Settings, echo: bool = True, timeout_s: float = 30.0
         meta = existing.get(name)
         if meta is not None and len(meta.partitions) != parts and echo:
             print(f"kafka: warning: topic {name} has {len(meta.partitions)} partitions, settings say {parts}")
+        replicas = len(next(iter(meta.partitions.values())).replicas) if meta is not None and meta.partitions else None
+        if replicas is not None and replicas != k.replication_factor and echo:
+            print(f"kafka: warning: topic {name} has {replicas} replicas, settings say {k.replication_factor}")
     _align_retention(admin, [(n, c) for n, _, c in topic_specs(settings) if n in existing and "retention.ms" in c],
                      timeout_s)
 

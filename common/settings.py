@@ -18,17 +18,18 @@ import os
 from ipaddress import IPv4Address, IPv6Address
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from dnsentinel.errors import ConfigError
+from dnsentinel.errors import ConfigError, ServiceUnavailable
 from dnsentinel.verdict_cache.vocabulary import RpzAction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,18 @@ class KafkaSettings(BaseModel):
     queries_partitions: int = Field(6, ge=1)
     verdicts_partitions: int = Field(6, ge=1)
     dlq_partitions: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    """Replicas of each pipeline topic (1: the local stack's one broker; 3 on a cluster)."""
+    min_insync_replicas: int = Field(1, ge=1)
+    """Replicas that must have an ``acks=all`` write before it is acknowledged (2 of 3 on a cluster)."""
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _min_isr_fits(cls, value: int, info: Any) -> int:
+        rf = info.data.get("replication_factor")
+        if rf is not None and value > rf:
+            raise ValueError(f"min_insync_replicas {value} exceeds replication_factor {rf}: every acks=all write would fail")
+        return value
 
     def confluent_config(self) -> dict[str, str]:
         """librdkafka settings (connection and security only) for confluent-kafka clients."""
@@ -83,28 +96,103 @@ class KafkaSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    """The verdict cache (verdict_cache/SPEC.md §3)."""
+    """The verdict cache (verdict_cache/SPEC.md §3).
+
+    Either one server (``url``) or, with ``sentinels`` set, whichever server the Sentinels name
+    as the master of ``sentinel_master``: clients then follow a failover without a restart.
+    Clients come from :mod:`dnsentinel.redis_client` (``sync_client``, ``async_client``), never
+    from ``url`` directly.
+    """
 
     url: str = "redis://127.0.0.1:6379/0"
+    """One server; with ``sentinels``, only its scheme (``rediss``: TLS) and database number count."""
     username: str | None = None
     password: SecretStr | None = None
+    ssl: bool = False
+    """TLS to Redis (and to the Sentinels); a ``rediss://`` URL turns it on too."""
     ssl_ca_certs: Path | None = None
+    """CA that signed the servers' certificates (PEM); unset: the system's trusted roots."""
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    """Client certificate and key (PEM), for servers that ask for one (``tls-auth-clients yes``)."""
+    sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Sentinel addresses, ``host:port`` each (a list, or one comma-separated string in the environment)."""
+    sentinel_master: str = "dnsentinel"
+    """The master name the Sentinels monitor (``sentinel monitor NAME ...``)."""
+    sentinel_username: str | None = None
+    sentinel_password: SecretStr | None = None
+    """Sentinel's own ACL user; unset: Sentinels that ask for no password."""
     key_prefix: str = "dnsentinel"
     socket_timeout_s: float = Field(2.0, gt=0)
+    connect_timeout_s: float = Field(2.0, gt=0)
+    """Longest wait for a TCP (and TLS) connection, so an unreachable server is an error, not a hang."""
     ttl_malicious_s: int = Field(7 * 86400, ge=1)
     ttl_benign_s: int = Field(86400, ge=1)
     ttl_uncertain_s: int = Field(3600, ge=1)
 
+    @field_validator("sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: Any) -> Any:
+        """``"h1:26379,h2:26379"`` (environment) or a JSON list, as well as a real list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            sentinel_address(address)
+        return value
+
+    @property
+    def tls(self) -> bool:
+        """Whether connections use TLS (``ssl`` or a ``rediss://`` URL)."""
+        return self.ssl or self.url.lower().startswith("rediss://")
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``sentinels`` as ``(host, port)`` pairs."""
+        return [sentinel_address(a) for a in self.sentinels]
+
     def client_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
-        kwargs: dict[str, object] = {"socket_timeout": self.socket_timeout_s}
+        """Keyword arguments for ``redis.Redis.from_url(url, **kwargs)``: timeouts, credentials and
+        TLS files (TLS itself comes from a ``rediss://`` URL there). Components use
+        ``dnsentinel.redis_client`` instead, which also honours ``ssl`` and ``sentinels``."""
+        kwargs: dict[str, object] = {"socket_timeout": self.socket_timeout_s,
+                                     "socket_connect_timeout": self.connect_timeout_s}
         if self.username:
             kwargs["username"] = self.username
         if self.password:
             kwargs["password"] = self.password.get_secret_value()
+        kwargs.update({k: v for k, v in self.tls_kwargs().items() if k != "ssl"})
+        return kwargs
+
+    def tls_kwargs(self) -> dict[str, object]:
+        """redis-py's TLS arguments (``ssl``, CA, client certificate); empty without TLS."""
+        if not self.tls:
+            return {}
+        kwargs: dict[str, object] = {"ssl": True}
         if self.ssl_ca_certs:
             kwargs["ssl_ca_certs"] = str(self.ssl_ca_certs)
+        if self.ssl_certfile:
+            kwargs["ssl_certfile"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            kwargs["ssl_keyfile"] = str(self.ssl_keyfile)
         return kwargs
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) of one Sentinel; ValueError naming the setting otherwise."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"redis.sentinels: {address!r} is not host:port (e.g. 10.0.0.5:26379)")
+    return host, int(port)
 
 
 class RpzSettings(BaseModel):
@@ -125,22 +213,32 @@ class ElasticsearchSettings(BaseModel):
     """Analytics storage; the client accepts URL + user/password or API key + CA."""
 
     url: str = "http://127.0.0.1:9200"
+    """One node, or several comma-separated (every node of a cluster: the client fails over between them)."""
     username: str | None = None
     password: SecretStr | None = None
     api_key: SecretStr | None = None
     ca_certs: Path | None = None
     verify_certs: bool = True
     index_prefix: str = "dnsentinel"
+    shards: int = Field(1, ge=1)
+    """Primary shards of every index the templates create (verdict_cache/es_schema.py)."""
+    replicas: int = Field(0, ge=0)
+    """Replica copies of every shard: 0 for the single local node, 1 on a cluster (a node can be lost)."""
     retention_days: int = Field(30, ge=1)
     """Dated indices (activity, events) are deleted this long after their day and their arrival."""
     retention_interval_s: float = Field(3600.0, gt=0)
     """How often each worker applies the retention by itself (deleting is idempotent)."""
+    rollup_interval_s: float = Field(300.0, gt=0)
+    """How often each worker brings the hourly roll-up (``hourly`` indices) up to date; rolling is idempotent,
+    and late data shows on the dashboard's rolled hours after the next run."""
+    rollup_settle_s: float = Field(300.0, ge=0)
+    """An hour is rolled up once it has been closed this long (later data is caught by the next run)."""
     request_timeout_s: float = Field(10.0, gt=0)
 
     def client_kwargs(self) -> dict[str, object]:
         """Keyword arguments for ``elasticsearch.Elasticsearch(**kwargs)``."""
         kwargs: dict[str, object] = {
-            "hosts": [self.url],
+            "hosts": [u.strip() for u in self.url.split(",") if u.strip()],
             "request_timeout": self.request_timeout_s,
         }
         if self.username and self.password:
@@ -152,6 +250,76 @@ class ElasticsearchSettings(BaseModel):
         if not self.verify_certs:
             kwargs["verify_certs"] = False
         return kwargs
+
+    def unavailable(self, exc: BaseException) -> ServiceUnavailable:
+        """The one-line error for an elasticsearch-py failure, naming the node, the user and the fix.
+
+        ``raise settings.elasticsearch.unavailable(exc) from None`` where a component meets an
+        expected failure (wrong password, missing privilege, untrusted certificate, node down):
+        the raw exceptions are a page of urllib3 / ssl chaining that names neither the user nor
+        the setting to change.
+        """
+        return ServiceUnavailable(f"elasticsearch at {self._node_of(exc)}: {self._reason(exc)}")
+
+    def _who(self) -> str:
+        if self.api_key:
+            return "the API key"
+        return f"user {self.username}" if self.username else "anonymous requests"
+
+    def _node_of(self, exc: BaseException) -> str:
+        node = getattr(getattr(exc, "meta", None), "node", None)
+        if node is not None and getattr(node, "host", None):
+            return f"{node.scheme}://{node.host}:{node.port}"
+        return ",".join(redact_url(u.strip()) for u in self.url.split(",") if u.strip())
+
+    def _reason(self, exc: BaseException) -> str:
+        import elastic_transport as et
+        from elasticsearch import ApiError, AuthenticationException, AuthorizationException
+
+        if isinstance(exc, AuthenticationException):
+            if not (self.api_key or (self.username and self.password)):
+                return ("authentication required; set elasticsearch.username and .password "
+                        "(DNSENTINEL_ELASTICSEARCH__USERNAME / __PASSWORD) or .api_key")
+            return f"authentication failed for {self._who()} (check the password or API key)"
+        if isinstance(exc, AuthorizationException):
+            return f"{self._who()} is not allowed to do this: {_es_error_reason(exc)}"
+        if isinstance(exc, et.TlsError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return (f"TLS failed ({_tls_reason(exc)}); elasticsearch.ca_certs "
+                    f"(DNSENTINEL_ELASTICSEARCH__CA_CERTS) must name the CA that signed the node's certificate"
+                    f"{'' if self.ca_certs is None else f', now {self.ca_certs}'}")
+        if isinstance(exc, et.ConnectionTimeout):
+            return f"no answer within {self.request_timeout_s:g} s (elasticsearch.request_timeout_s)"
+        if isinstance(exc, et.ConnectionError):
+            if "Remote end closed" in _tls_reason(exc) and "http://" in self.url:
+                return f"the connection was closed ({_tls_reason(exc)}); a node with TLS on needs https:// in elasticsearch.url"
+            return f"unreachable ({_tls_reason(exc)}); is it running?"
+        if isinstance(exc, ApiError):
+            return f"HTTP {exc.meta.status}: {_es_error_reason(exc)}"
+        return str(exc) or type(exc).__name__
+
+
+def _es_error_reason(exc: BaseException) -> str:
+    """Elasticsearch's own ``error.reason`` of an API error (else the exception's text), one line."""
+    body = getattr(exc, "body", None)
+    err = body.get("error") if isinstance(body, dict) else None
+    reason = err.get("reason") if isinstance(err, dict) else (err if isinstance(err, str) else None)
+    return " ".join(str(reason or exc).split())[:300]
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The innermost cause of a transport error (``certificate verify failed: ...``), one line."""
+    import ssl
+
+    inner: BaseException = exc
+    while (nxt := inner.__cause__ or inner.__context__) is not None and nxt is not inner:
+        inner = nxt
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        text = f"certificate verify failed: {inner.verify_message}"
+    elif isinstance(inner, ConnectionRefusedError):
+        text = "connection refused"
+    else:
+        text = str(inner) or type(inner).__name__
+    return " ".join(text.split())[:200]
 
 
 class CoreDNSSettings(BaseModel):
@@ -277,6 +445,17 @@ class ModelSettings(BaseModel):
     """Where the versioned model registry lives."""
 
     registry_dir: Path = REPO_ROOT / "models" / "registry"
+    registry_backend: Literal["local", "elasticsearch"] = "local"
+    """``local``: the folder above is the registry (one host). ``elasticsearch``: versions are published
+    to, and the current pointer lives in, Elasticsearch, so workers on every host follow promotions
+    (models/README.md, "Shared registry")."""
+    shared_index_prefix: str | None = None
+    """Indices of the shared registry: ``<prefix>-models*``; defaults to ``elasticsearch.index_prefix``."""
+    cache_dir: Path | None = None
+    """Where a host keeps the versions it downloaded from the shared registry; defaults to
+    ``<stack.state_dir>/models``."""
+    chunk_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Bytes of a file per shared-registry chunk document (stored base64, a third larger)."""
 
 
 Role = Literal["viewer", "analyst", "admin"]

@@ -8,14 +8,13 @@ status with a note; a status change is a partial update that the detections neve
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import typer
 
-from dnsentinel.dashboard.report import ReportFormat, parse_when
+from dnsentinel.dashboard.output import OutputFormat, elasticsearch_errors, emit, iso_utc, parse_when, table_time
 from dnsentinel.verdict_cache import es_schema as S
 from dnsentinel.verdict_cache.vocabulary import ALERT_STATUSES
 
@@ -54,14 +53,10 @@ class AlertRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "severity": self.severity, "status": self.status,
-                "client": self.client, "domain": self.domain, "first_seen": _iso(self.first_seen),
-                "last_seen": _iso(self.last_seen), "count": self.count, "summary": self.summary,
+                "client": self.client, "domain": self.domain, "first_seen": iso_utc(self.first_seen),
+                "last_seen": iso_utc(self.last_seen), "count": self.count, "summary": self.summary,
                 "evidence": self.evidence, "clients": self.clients, "details": self.details,
                 "promoted": self.promoted, "updated_by": self.updated_by, "note": self.note}
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def build_query(since_ms: int | None = None, until_ms: int | None = None, kinds: list[str] | None = None,
@@ -113,7 +108,7 @@ def alerts_cmd(
     kind: Optional[list[str]] = typer.Option(None, "--kind", help="dga_host, tunnel, ip_echo, dnsbl_lookup, mx_burst, ... (repeatable)."),
     status: Optional[list[str]] = typer.Option(None, "--status", help="open, acknowledged, closed (repeatable)."),
     client: Optional[str] = typer.Option(None, "--client", help="Only alerts about this client."),
-    out: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, csv or json."),
+    out: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
 ) -> None:
     """Behaviour alerts (DGA hosts, tunnels, malware behaviours), most severe and recent first.
 
@@ -124,7 +119,6 @@ def alerts_cmd(
     """
     from elasticsearch import Elasticsearch
 
-    from dnsentinel.errors import ServiceUnavailable
     from dnsentinel.settings import get_settings
     from dnsentinel.verdict_cache.es_schema import index_name
 
@@ -136,31 +130,16 @@ def alerts_cmd(
     if bad:
         raise typer.BadParameter(f"--status {bad[0]!r}: expected one of {', '.join(ALERT_STATUSES)}")
     es = Elasticsearch(**get_settings().elasticsearch.client_kwargs())  # type: ignore[arg-type]
-    try:
+    with elasticsearch_errors():
         rows = list_alerts(es, index_name("alerts"), MAX_ALERTS, since_ms=since_ms, until_ms=until_ms,
                            kinds=kind, statuses=status, client=client)
-    except Exception as exc:
-        if type(exc).__name__ in ("ConnectionError", "ConnectionTimeout"):
-            raise ServiceUnavailable(f"Elasticsearch unreachable: {exc}") from exc
-        raise
-    _write(rows, out)
+    emit([r.as_dict() for r in rows], out, CSV_COLUMNS, lambda: _print_table(rows))
 
 
-def _write(rows: list[AlertRow], out: ReportFormat) -> None:
-    import csv
-    import json
-    import sys
+CSV_COLUMNS = ("id", "kind", "severity", "status", "client", "domain", "first_seen", "last_seen", "count", "summary")
 
-    if out is ReportFormat.json:
-        json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
-        sys.stdout.write("\n")
-        return
-    if out is ReportFormat.csv:
-        cols = ["id", "kind", "severity", "status", "client", "domain", "first_seen", "last_seen", "count", "summary"]
-        writer = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(r.as_dict() for r in rows)
-        return
+
+def _print_table(rows: list[AlertRow]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -171,8 +150,7 @@ def _write(rows: list[AlertRow], out: ReportFormat) -> None:
     for r in rows:
         d = r.as_dict()
         table.add_row(r.severity, r.kind, r.status, " / ".join(x for x in (r.client, r.domain) if x),
-                      d["first_seen"][:19].replace("T", " "), d["last_seen"][:19].replace("T", " "),
-                      f"{r.count:,}", r.summary)
+                      table_time(d["first_seen"]), table_time(d["last_seen"]), f"{r.count:,}", r.summary)
     Console(width=200).print(table)
 
 

@@ -97,9 +97,9 @@ class Accounts:
     @classmethod
     def from_settings(cls, settings: Settings, client: Any | None = None) -> "Accounts":
         if client is None:
-            import redis
+            from dnsentinel.redis_client import sync_client
 
-            client = redis.Redis.from_url(settings.redis.url, decode_responses=True, **settings.redis.client_kwargs())
+            client = sync_client(settings.redis, decode_responses=True)
         d, prefix = settings.dashboard, settings.redis.key_prefix
         return cls(UserStore(client, prefix, d.users), LoginLimiter(client, prefix, d),
                    SessionStore(client, prefix, lambda: load_secret(settings), d.session_ttl_s))

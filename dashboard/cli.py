@@ -38,15 +38,12 @@ def streamlit_argv(port: int, address: str) -> list[str]:
 def _accounts() -> Any:
     """The dashboard's accounts over the configured Redis; a one-line error when it is down."""
     from dnsentinel.dashboard.auth import Accounts
-    from dnsentinel.errors import ServiceUnavailable
-    from dnsentinel.settings import get_settings, redact_url
+    from dnsentinel.redis_client import check_redis
+    from dnsentinel.settings import get_settings
 
     settings = get_settings()
     accounts = Accounts.from_settings(settings)
-    try:
-        accounts.users.client.ping()
-    except Exception as exc:
-        raise ServiceUnavailable(f"Redis at {redact_url(settings.redis.url)} unreachable: {exc}") from None
+    check_redis(settings.redis, accounts.users.client)
     return accounts
 
 
@@ -84,7 +81,8 @@ def dashboard(
 
     cfg = get_settings().dashboard
     port, address = port or cfg.port, address or cfg.address
-    if not is_loopback(address) and not _accounts().users.any():
+    accounts = _accounts()  # a wrong Redis password or certificate is one line here, not a broken login page
+    if not is_loopback(address) and not accounts.users.any():
         raise ConfigError(f"no dashboard user exists, and the demo login works on loopback only: "
                           f"add one with `{ADD_USER_HINT}` before listening on {address}")
     typer.echo(f"dashboard on http://{address}:{port}")
@@ -186,7 +184,7 @@ def audit_cmd(
     from elasticsearch import Elasticsearch
 
     from dnsentinel.dashboard import audit
-    from dnsentinel.dashboard.report import parse_when
+    from dnsentinel.dashboard.output import parse_when
     from dnsentinel.errors import ServiceUnavailable
     from dnsentinel.settings import get_settings, redact_url
 

@@ -11,15 +11,12 @@ module, its top-level imports stay light: the Elasticsearch client is imported w
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-import time
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Iterator, Optional
 
 import typer
 
+from dnsentinel.dashboard.output import OutputFormat, elasticsearch_errors, emit, iso_utc, parse_when, table_time
 from dnsentinel.verdict_cache.es_schema import BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, LABEL, Q_NAME, TIMESTAMP
 from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, FLAGGED_LABELS, VETTED_ACTIONS
 
@@ -41,13 +38,9 @@ class ReportRow:
     def as_dict(self) -> dict[str, Any]:
         return {
             "client": self.client, "name": self.name, "label": self.label,
-            "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen),
+            "first_seen": iso_utc(self.first_seen), "last_seen": iso_utc(self.last_seen),
             "count": self.count, "blocked": self.blocked,
         }
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def build_query(since_ms: int | None, until_ms: int | None) -> dict[str, Any]:
@@ -116,35 +109,10 @@ def report_rows(es: Any, index: str, since_ms: int | None = None, until_ms: int 
             return
 
 
-def parse_when(text: str | None) -> int | None:
-    """``--since``/``--until``: ISO 8601 (UTC unless a zone is given), epoch s/ms/µs, or ``2h``/``3d`` ago."""
-    if text is None:
-        return None
-    t = text.strip()
-    units = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-    if len(t) >= 2 and t[-1] in units and t[:-1].isdigit():
-        return int((time.time() - int(t[:-1]) * units[t[-1]]) * 1000)
-    try:
-        num = float(t)
-    except ValueError:
-        when = dt.datetime.fromisoformat(t)  # raises ValueError for anything else
-        return int((when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp() * 1000)
-    if not math.isfinite(num):
-        raise ValueError(f"{t!r} is not a time")
-    # epoch seconds, milliseconds or microseconds: their magnitudes do not overlap for real dates
-    return int(num / 1000) if num > 1e14 else int(num) if num > 1e11 else int(num * 1000)
-
-
-class ReportFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
 def report_cmd(
     since: Optional[str] = typer.Option(None, "--since", help="Start: ISO time, epoch, or '2h'/'3d' ago."),
     until: Optional[str] = typer.Option(None, "--until", help="End: ISO time, epoch, or '1h' ago."),
-    out: ReportFormat = typer.Option(ReportFormat.table, "--format", help="table, csv or json."),
+    out: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
 ) -> None:
     """Which clients queried malicious or uncertain names: first/last time and counts.
 
@@ -154,7 +122,6 @@ def report_cmd(
     """
     from elasticsearch import Elasticsearch
 
-    from dnsentinel.errors import ServiceUnavailable
     from dnsentinel.settings import get_settings
     from dnsentinel.verdict_cache.es_schema import index_name
 
@@ -163,36 +130,10 @@ def report_cmd(
     except ValueError as exc:
         raise typer.BadParameter(f"--since/--until: {exc}") from exc
     es = Elasticsearch(**get_settings().elasticsearch.client_kwargs())  # type: ignore[arg-type]
-    try:
+    with elasticsearch_errors():
         rows = list(report_rows(es, index_name("activity"), since_ms, until_ms))
-    except Exception as exc:
-        if type(exc).__name__ in ("ConnectionError", "ConnectionTimeout"):
-            raise ServiceUnavailable(f"Elasticsearch unreachable: {exc}") from exc
-        raise
-    if out is ReportFormat.json:
-        _write_json(rows)
-    elif out is ReportFormat.csv:
-        _write_csv(rows)
-    else:
-        _print_table(rows)
-
-
-def _write_json(rows: list[ReportRow]) -> None:
-    import json
-    import sys
-
-    json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
-    sys.stdout.write("\n")
-
-
-def _write_csv(rows: list[ReportRow]) -> None:
-    import csv
-    import sys
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0].as_dict()) if rows else ["client", "name"])
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(r.as_dict())
+    columns = list(rows[0].as_dict()) if rows else ["client", "name"]
+    emit([r.as_dict() for r in rows], out, columns, lambda: _print_table(rows))
 
 
 def _print_table(rows: list[ReportRow]) -> None:
@@ -205,8 +146,8 @@ def _print_table(rows: list[ReportRow]) -> None:
                          overflow="fold", min_width={"client": 15, "name": 24}.get(col))
     for r in sorted(rows, key=lambda r: (-r.count, r.client, r.name)):
         d = r.as_dict()
-        first, last = (d[k][:19].replace("T", " ") for k in ("first_seen", "last_seen"))  # UTC
-        table.add_row(r.client, r.name, r.label, first, last, str(r.count), str(r.blocked))
+        table.add_row(r.client, r.name, r.label, table_time(d["first_seen"]), table_time(d["last_seen"]),
+                      str(r.count), str(r.blocked))
     console = Console()
     console.width = max(console.width, 130)  # a report row is never cut; narrow terminals wrap
     console.print(table)

@@ -1,7 +1,11 @@
 """Every Elasticsearch read and write of the dashboard (SPEC §4), as aggregations.
 
 Nothing here returns raw activity rows: each method sends one aggregation or a
-bounded, paginated search and turns the buckets into a small DataFrame. The
+bounded, paginated search and turns the buckets into a small DataFrame. Activity
+aggregations read the hourly roll-up (stream_processor/rollup.py) for the whole
+hours it covers and the minute documents for the rest, in one request: the
+roll-up documents have the same fields, ``_doc_count`` and a last-seen
+``@timestamp``, so every aggregation gives the answer it gives over minutes. The
 class takes an ``Elasticsearch`` client and an index prefix, so the pages (via
 ``data``), the tests and ``bench/dashboard_bench.py`` share it.
 """
@@ -15,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
+from dnsentinel.stream_processor.rollup import HOUR_MS, rolled_until
 from dnsentinel.verdict_cache.es_schema import (
     AUDIT_COLUMNS, AUDIT_TARGET, BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_END, EVENT_START, FAMILY, FAMILY_P, LABEL, MODEL,
     Q_NAME, Q_REGISTERED, QUERY_COUNT, REASON, SCORE, STATUS, TIMESTAMP, audit_document, audit_entry, doc_id, index_name,
@@ -89,7 +94,7 @@ def decision_rank(decision: str) -> int:
 
 def index_names(prefix: str) -> dict[str, str]:
     """The index (or, for dated families, the pattern) of each family, from the stream processor's schema."""
-    return {kind: index_name(kind, prefix=prefix) for kind in ("verdicts", "activity", "vetting", "audit")}
+    return {kind: index_name(kind, prefix=prefix) for kind in ("verdicts", "activity", "vetting", "audit", "hourly")}
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,30 @@ def _name_filter(name: str, subdomains: bool) -> dict:
         return {"term": {NAME: name}}
     return {"bool": {"should": [{"term": {NAME: name}}, {"term": {REGISTRABLE: name}},
                                 {"wildcard": {NAME: {"value": f"*.{name}"}}}], "minimum_should_match": 1}}
+
+
+_FIRST_AGGS = {"first": {"min": {"field": TS}}, "first_r": {"min": {"field": EVENT_START}}}
+"""First seen: ``@timestamp`` of minute documents, ``event.start`` of hourly roll-up ones (their
+``@timestamp`` is the hour's last minute)."""
+
+
+def _first(bucket: dict) -> pd.Timestamp | None:
+    values = [bucket.get(k, {}).get("value") for k in _FIRST_AGGS]
+    values = [v for v in values if v is not None]
+    return _ms_to_ts(min(values)) if values else None
+
+
+def rollup_span(rng: TimeRange, rolled_until_ms: int | None, granularity: str | None) -> tuple[int, int] | None:
+    """The whole hours of ``rng`` the hourly roll-up answers for (epoch ms, closed-open), or None.
+
+    Only hours before the roll-up's watermark, and not for minute buckets (a roll-up
+    document stands for a whole hour)."""
+    if rolled_until_ms is None or granularity == "minute":
+        return None
+    start, end = rng.bounds_ms()["min"], rng.bounds_ms()["max"] + 1
+    first = -(-start // HOUR_MS) * HOUR_MS
+    last = min(end - end % HOUR_MS, rolled_until_ms)
+    return (first, last) if last > first else None
 
 
 def _sum(bucket: dict, key: str = "queries") -> int:
@@ -199,10 +228,14 @@ def _client_rows(res: dict) -> pd.DataFrame:
 class Store:
     """Aggregations and writes over the dashboard's indices."""
 
-    def __init__(self, es: Any, prefix: str) -> None:
+    def __init__(self, es: Any, prefix: str, *, rollups: bool = True, watermark_ttl_s: float = 30.0) -> None:
         self.es = es
         self.prefix = prefix
         self.index = index_names(prefix)
+        self.rollups = rollups
+        """False: every aggregation reads the minute documents (tests compare the two)."""
+        self.watermark_ttl_s = watermark_ttl_s
+        self._watermark: tuple[float, int | None] = (float("-inf"), None)
 
     # -- plumbing -------------------------------------------------------
     def _agg(self, index: str, query: dict, aggs: dict) -> dict:
@@ -210,8 +243,29 @@ class Store:
                               ignore_unavailable=True, allow_no_indices=True)
         return resp.get("aggregations") or {}
 
-    def _activity(self, rng: TimeRange, *filters: dict) -> dict:
-        return {"bool": {"filter": [rng.es_range(TS), *filters]}}
+    def rolled_until(self) -> int | None:
+        """The roll-up's watermark, re-read at most every ``watermark_ttl_s`` (an older one is only
+        more conservative: the hours after it are read from the minute documents)."""
+        if not self.rollups:
+            return None
+        at, value = self._watermark
+        if time.monotonic() - at >= self.watermark_ttl_s:
+            value = rolled_until(self.es, self.prefix)
+            self._watermark = (time.monotonic(), value)
+        return value
+
+    def _activity_agg(self, rng: TimeRange, filters: list[dict], aggs: dict, granularity: str | None = None) -> dict:
+        """``aggs`` over the activity of ``rng`` matching ``filters``: roll-up documents for the whole
+        rolled hours, minute documents for the rest (``granularity``: the request's histogram, if any)."""
+        span = rollup_span(rng, self.rolled_until(), granularity)
+        clauses = [rng.es_range(TS), *filters]
+        if span is None:
+            return self._agg(self.index["activity"], {"bool": {"filter": clauses}}, aggs)
+        hours = {"range": {TS: {"gte": span[0], "lt": span[1], "format": "epoch_millis"}}}
+        minutes = {"bool": {"filter": [{"prefix": {"_index": self.index["activity"].rstrip("*")}}], "must_not": [hours]}}
+        rolled = {"bool": {"filter": [{"prefix": {"_index": self.index["hourly"].rstrip("*")}}, hours]}}
+        clauses.append({"bool": {"should": [minutes, rolled], "minimum_should_match": 1}})
+        return self._agg(f"{self.index['activity']},{self.index['hourly']}", {"bool": {"filter": clauses}}, aggs)
 
     # -- overview -------------------------------------------------------
     def overview(self, rng: TimeRange, granularity: str, size: int = 20) -> dict[str, pd.DataFrame]:
@@ -226,7 +280,7 @@ class Store:
             "c": _clients_agg(size),
             "inf": {"filter": decision_filter(BLOCKED_DECISIONS), "aggs": {"c": _clients_agg(size)}},
         }
-        res = self._agg(self.index["activity"], self._activity(rng), aggs)
+        res = self._activity_agg(rng, [], aggs, granularity)
         malicious, benign = self._with_decisions(rng, _name_rows(res.get("mal", {})), _name_rows(res.get("ben", {})))
         return {"timeline": _timeline_rows(res), "malicious": malicious, "benign": benign,
                 "clients": _client_rows(res), "infected": _client_rows(res.get("inf", {}))}
@@ -237,19 +291,17 @@ class Store:
         if not wanted:
             return list(frames)
         aggs = {"n": {"terms": {"field": NAME, "size": len(wanted)}, "aggs": _DECISION_AGGS}}
-        res = self._agg(self.index["activity"], self._activity(rng, {"terms": {NAME: wanted}}), aggs)
+        res = self._activity_agg(rng, [{"terms": {NAME: wanted}}], aggs)
         decided = {b["key"]: _decision_of(b) for b in res.get("n", {}).get("buckets", [])}
         return [f.assign(decision=[decided.get(n, "unknown") for n in f["name"]]) for f in frames]
 
     def timeline(self, rng: TimeRange, granularity: str, *filters: dict) -> pd.DataFrame:
         """Queries per interval split into blocked / allowed / uncertain (long format)."""
-        return _timeline_rows(self._agg(self.index["activity"], self._activity(rng, *filters),
-                                        {"t": _timeline_agg(rng, granularity)}))
+        return _timeline_rows(self._activity_agg(rng, list(filters), {"t": _timeline_agg(rng, granularity)}, granularity))
 
     def top_names(self, rng: TimeRange, decisions: tuple[str, ...], size: int = 20) -> pd.DataFrame:
         """The most queried names among ``decisions``, with their dominant decision."""
-        rows = _name_rows(self._agg(self.index["activity"], self._activity(rng, decision_filter(decisions)),
-                                    {"n": _names_agg(size)}))
+        rows = _name_rows(self._activity_agg(rng, [decision_filter(decisions)], {"n": _names_agg(size)}))
         return self._with_decisions(rng, rows)[0]
 
     def names_table(self, rng: TimeRange, decisions: tuple[str, ...], search: str = "", sort: str = "queries",
@@ -264,13 +316,13 @@ class Store:
         start = min(page * page_size, MAX_TABLE_ROWS - page_size)
         order = {"_key": "desc" if descending else "asc"} if sort == "name" else {"queries": "desc" if descending else "asc"}
         aggs = {"n": _names_agg(start + page_size, order), "total": {"cardinality": {"field": NAME}}}
-        res = self._agg(self.index["activity"], self._activity(rng, *filters), aggs)
+        res = self._activity_agg(rng, filters, aggs)
         return Page(self._with_decisions(rng, _name_rows(res, start))[0], int(res.get("total", {}).get("value") or 0))
 
     def top_clients(self, rng: TimeRange, decisions: tuple[str, ...] | None = None, size: int = 20) -> pd.DataFrame:
         """Busiest clients; with ``decisions=BLOCKED_DECISIONS``, the likely infected hosts."""
         filters = [decision_filter(decisions)] if decisions else []
-        return _client_rows(self._agg(self.index["activity"], self._activity(rng, *filters), {"c": _clients_agg(size)}))
+        return _client_rows(self._activity_agg(rng, filters, {"c": _clients_agg(size)}))
 
     # -- domain investigation --------------------------------------------
     def domain_activity(self, name: str, subdomains: bool, rng: TimeRange, granularity: str) -> dict:
@@ -278,28 +330,27 @@ class Store:
         aggs = {
             "queries": {"sum": {"field": COUNT}},
             "blocked": {"sum": {"field": BLOCKED}},
-            "first": {"min": {"field": TS}},
+            **_FIRST_AGGS,
             "last": {"max": {"field": TS}},
             "t": {"date_histogram": {"field": TS, "fixed_interval": GRANULARITIES[granularity],
                                      "min_doc_count": 0, "extended_bounds": rng.bounds_ms()},
                   "aggs": {"queries": {"sum": {"field": COUNT}}}},
             "c": {"terms": {"field": CLIENT, "size": 200, "order": {"queries": "desc"}},
-                  "aggs": {"queries": {"sum": {"field": COUNT}}, "first": {"min": {"field": TS}},
-                           "last": {"max": {"field": TS}}}},
+                  "aggs": {"queries": {"sum": {"field": COUNT}}, **_FIRST_AGGS, "last": {"max": {"field": TS}}}},
             "clients": {"cardinality": {"field": CLIENT}},
             "n": {"terms": {"field": NAME, "size": 100, "order": {"queries": "desc"}},
                   "aggs": {"queries": {"sum": {"field": COUNT}},
                            **_DECISION_AGGS}},
         }
-        res = self._agg(self.index["activity"], self._activity(rng, _name_filter(name, subdomains)), aggs)
+        res = self._activity_agg(rng, [_name_filter(name, subdomains)], aggs, granularity)
         series = [{"time": _ms_to_ts(b["key"]), "queries": _sum(b)} for b in res.get("t", {}).get("buckets", [])]
-        clients = [{"client": b["key"], "queries": _sum(b), "first seen": _ms_to_ts(b["first"].get("value")),
+        clients = [{"client": b["key"], "queries": _sum(b), "first seen": _first(b),
                     "last seen": _ms_to_ts(b["last"].get("value"))} for b in res.get("c", {}).get("buckets", [])]
         names = [{"name": b["key"], "queries": _sum(b), "decision": _decision_of(b)}
                  for b in res.get("n", {}).get("buckets", [])]
         return {
             "queries": _sum(res), "blocked": _sum(res, "blocked"),
-            "first": _ms_to_ts(res.get("first", {}).get("value")), "last": _ms_to_ts(res.get("last", {}).get("value")),
+            "first": _first(res), "last": _ms_to_ts(res.get("last", {}).get("value")),
             "series": pd.DataFrame(series) if series else _empty("time", "queries"),
             "clients": pd.DataFrame(clients) if clients else _empty("client", "queries", "first seen", "last seen"),
             "client_count": int(res.get("clients", {}).get("value") or 0),
@@ -328,13 +379,12 @@ class Store:
         """Names one client queried, malicious first, then uncertain, then by volume."""
         aggs = {"n": {"terms": {"field": NAME, "size": size, "order": {"queries": "desc"}},
                       "aggs": {"queries": {"sum": {"field": COUNT}}, "blocked": {"sum": {"field": BLOCKED}},
-                               "first": {"min": {"field": TS}}, "last": {"max": {"field": TS}},
-                               **_DECISION_AGGS}},
+                               **_FIRST_AGGS, "last": {"max": {"field": TS}}, **_DECISION_AGGS}},
                 "total": {"cardinality": {"field": NAME}}}
-        res = self._agg(self.index["activity"], self._activity(rng, client_filter(client)), aggs)
+        res = self._activity_agg(rng, [client_filter(client)], aggs)
         rows = [{"name": b["key"], "decision": _decision_of(b),
                  "queries": _sum(b), "blocked": _sum(b, "blocked"),
-                 "first seen": _ms_to_ts(b["first"].get("value")), "last seen": _ms_to_ts(b["last"].get("value"))}
+                 "first seen": _first(b), "last seen": _ms_to_ts(b["last"].get("value"))}
                 for b in res.get("n", {}).get("buckets", [])]
         rows.sort(key=lambda r: (decision_rank(r["decision"]), -r["queries"]))
         df = pd.DataFrame(rows) if rows else _empty("name", "decision", "queries", "blocked", "first seen", "last seen")

@@ -174,3 +174,117 @@ render() {
   done
   printf '%s\n' "$text"
 }
+
+# --- Kafka: shared by deploy/services/kafka.sh (one node) and deploy/cluster/kafka.sh (three) ---
+
+# The broker's classpath: Maven Central jars fetched once by `services/kafka.sh fetch`.
+KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
+
+# kafka_jvm_opts HEAP: sets the array KAFKA_JOPTS (Kafka's own G1 settings, log4j2 to stdout).
+kafka_jvm_opts() {
+  KAFKA_JOPTS=(-Xms"$1" -Xmx"$1" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$DEPLOY_DIR/kafka/log4j2.properties"
+    -cp "$KAFKA_LIBS/*")
+}
+
+# kafka_cluster_id: a new cluster id (16 random bytes, URL-safe base64 without padding, not
+# starting with "-", which the storage tool would read as an option).
+kafka_cluster_id() {
+  local cid
+  cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  while [ "${cid:0:1}" = "-" ]; do cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; done
+  printf '%s\n' "$cid"
+}
+
+# await_healthy PIDFILE LOG WHAT CMD...: poll CMD until it succeeds; fail with the log's last
+# lines when the process of PIDFILE dies first or DS_START_TIMEOUT passes.
+await_healthy() {
+  local pidfile="$1" log="$2" what="$3"; shift 3
+  local deadline=$((SECONDS + ${DS_START_TIMEOUT%.*}))
+  until "$@"; do
+    pid_alive "$pidfile" || fail_with_log "$log" "$what exited during start-up" "see $log"
+    [ $SECONDS -lt $deadline ] || fail_with_log "$log" "$what not healthy within ${DS_START_TIMEOUT}s" "see $log"
+    sleep 0.3
+  done
+}
+
+# --- Elasticsearch: shared by deploy/services/elasticsearch.sh (one node) and deploy/cluster/elasticsearch.sh ---
+# ES refuses to run as root: as root its nodes run as the system user ES_USER.
+
+ES_USER="${DS_ES_USER:-dnsentinel-es}"
+ES_ZIP="$M2_REPO/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ELASTICSEARCH_VERSION/elasticsearch-$ELASTICSEARCH_VERSION.zip"
+
+# as_es CMD...: CMD as ES_USER when root, else as ourselves.
+as_es() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$ES_USER" -- "$@"; else "$@"; fi; }
+
+# es_ensure_user: create ES_USER when running as root and it does not exist.
+es_ensure_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  id "$ES_USER" >/dev/null 2>&1 && return 0
+  say "creating system user $ES_USER (Elasticsearch refuses to run as root)"
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" \
+    || die "could not create user $ES_USER" "create it by hand (useradd --system $ES_USER) or run as a non-root user"
+}
+
+# es_runtime_dir LINK: where a node's home/data/logs live, reachable by ES_USER: LINK itself
+# when ES_USER can reach its parent, else /var/lib/dnsentinel/es-<hash of LINK> (linked from LINK).
+es_runtime_dir() {
+  local link="$1" parent
+  parent="$(dirname "$link")"
+  if [ -L "$link" ]; then readlink -f "$link"; return; fi
+  if [ -d "$link" ]; then echo "$link"; return; fi
+  mkdir -p "$parent"
+  if [ "$(id -u)" -ne 0 ] || runuser -u "$ES_USER" -- test -x "$parent"; then
+    echo "$link"
+  elif [ "$(basename "$link")" = elasticsearch ] && [ "$parent" -ef "$DS_STATE_DIR" ]; then
+    # The single node's historical location (kept so an existing node keeps its data).
+    echo "/var/lib/dnsentinel/es-$(printf '%s' "$(readlink -f "$DS_STATE_DIR")" | sha1sum | cut -c1-10)"
+  else
+    echo "/var/lib/dnsentinel/es-$(printf '%s' "$(readlink -f "$parent")/$(basename "$link")" | sha1sum | cut -c1-10)"
+  fi
+}
+
+# es_fetch: the integ-test zip (x-pack-core and x-pack-security included) from Maven Central, once.
+es_fetch() {
+  [ -f "$ES_ZIP" ] && return 0
+  say "fetching Elasticsearch $ELASTICSEARCH_VERSION (integ-test-zip, ~130 MB) from Maven Central (once)..."
+  mvn_quiet dependency:get -Dtransitive=false \
+    -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ELASTICSEARCH_VERSION:zip" \
+    || die "could not fetch the Elasticsearch zip" "check that Maven Central is reachable (mvn -v)"
+  [ -f "$ES_ZIP" ] || die "$ES_ZIP missing after fetch" "rm -rf $M2_REPO/org/elasticsearch and retry"
+}
+
+# es_unpack DIR: DIR/elasticsearch-$ELASTICSEARCH_VERSION, unpacked once (fetched first if needed).
+es_unpack() {
+  local home="$1/elasticsearch-$ELASTICSEARCH_VERSION"
+  [ -f "$home/.complete" ] && return 0
+  es_fetch
+  say "unpacking Elasticsearch $ELASTICSEARCH_VERSION into $1"
+  rm -rf "$home"
+  unzip -q "$ES_ZIP" -d "$1" || die "could not unpack $ES_ZIP" "remove it and retry (a partial download?)"
+  touch "$home/.complete"
+}
+
+# es_java: the java of a JDK 21+, checked; ES_USER must read it. DS_ES_JAVA_HOME when set (as
+# `dnsentinel stack` sets it), else the newest JDK 21+ in /usr/lib/jvm, else the java on PATH.
+es_java() {
+  local java home="${DS_ES_JAVA_HOME:-}"
+  [ -n "$home" ] || home="$(jdk_home 21)"
+  java="$(java_bin "$home" 21 "Elasticsearch $ELASTICSEARCH_VERSION")"
+  as_es test -r "$java" || die "$ES_USER cannot read $java" "use a JDK outside /root (DNSENTINEL_STACK__ES_JAVA_HOME)"
+  printf '%s\n' "$java"
+}
+
+# jdk_home MIN_MAJOR: the newest JDK home of at least that major version in /usr/lib/jvm (its
+# `release` file says), or nothing.
+jdk_home() {
+  local rel major best="" best_major=0
+  for rel in /usr/lib/jvm/*/release; do
+    [ -f "$rel" ] && [ ! -L "$(dirname "$rel")" ] && [ -x "$(dirname "$rel")/bin/java" ] || continue
+    major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$rel")"
+    [ -n "$major" ] && [ "$major" -ge "$1" ] && [ "$major" -gt "$best_major" ] || continue
+    best="$(dirname "$rel")" best_major="$major"
+  done
+  printf '%s\n' "$best"
+}

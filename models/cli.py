@@ -282,7 +282,8 @@ def list_cmd(
     if json_out:
         print(json.dumps(rows, indent=1))
         return
-    table = Table(title=str(registry.registry_dir()))
+    sh = registry.shared()
+    table = Table(title=str(registry.registry_dir()) + (f" + shared: {sh.versions_index}" if sh else ""))
     for col in ("", "version", "arch", "created", "state", "test AUC", "DGA TPR@1e-3", "unseen AUC"):
         table.add_column(col)
     for row in rows:
@@ -357,6 +358,21 @@ def gate_cmd(
         table.add_row(m.key + (" (higher is better)" if m.higher_is_better else ""),
                       *[f"{results[v][m.key]:.2%}" for v in names])
     console.print(table)
+
+
+@models_app.command()
+def publish(
+    version: Annotated[str, typer.Argument(help="A version of the local registry folder.")],
+) -> None:
+    """Upload a version to the shared registry (model.registry_backend = elasticsearch), checksummed.
+
+    Workers on every host can then load it; `promote` makes it current (and publishes first when needed).
+    Example: [cyan]DNSENTINEL_MODEL__REGISTRY_BACKEND=elasticsearch dnsentinel models publish charcnn-20261201-all[/]
+    """
+    from dnsentinel.models import registry
+
+    done = registry.publish(version)
+    console.print(f"{version}: {'published' if done else 'already published (same files)'}")
 
 
 @models_app.command()

@@ -13,33 +13,34 @@ Layout (``settings.model.registry_dir``)::
 
 Writes go through a temporary file and ``os.replace`` so a reader (a worker
 polling :func:`current_version`) never sees half a file.
+
+With ``model.registry_backend = "elasticsearch"`` the current pointer, the promotion history
+and the published versions live in Elasticsearch (:mod:`dnsentinel.models.shared_registry`),
+so every host follows a promotion. The functions below then take the shared registry when
+called without an explicit ``registry`` folder (an explicit folder is always that folder:
+training and tests keep using folders); the folder stays where versions are trained.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dnsentinel.errors import DnsentinelError
+from dnsentinel.models.registry_layout import (  # noqa: F401 (re-exported: the registry's public names)
+    HISTORY, MANIFEST, METRICS, POINTER, PROMOTIONS, STATUS, VERSION_RE, WEIGHTS, RegistryError, check_version,
+    is_complete, maybe_json, predecessor, read_json, read_pointer, write_pointer)
 
-POINTER = "CURRENT"
-PROMOTIONS = "promotions.jsonl"
-MANIFEST = "manifest.json"
-WEIGHTS = "model.weights.h5"
-METRICS = "metrics.json"
-HISTORY = "history.jsonl"
-STATUS = "status.json"
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_maybe_json = maybe_json
 
+if TYPE_CHECKING:
+    from dnsentinel.models.shared_registry import SharedRegistry
 
-class RegistryError(DnsentinelError):
-    """A registry operation that cannot be done (unknown version, nothing to roll back to, ...)."""
-
+log = logging.getLogger(__name__)
 
 def registry_dir(path: Path | str | None = None) -> Path:
     """The registry directory: ``path`` if given, else ``settings.model.registry_dir``."""
@@ -48,13 +49,6 @@ def registry_dir(path: Path | str | None = None) -> Path:
     from dnsentinel.settings import get_settings
 
     return Path(get_settings().model.registry_dir)
-
-
-def check_version(version: str) -> str:
-    """A version name is a safe directory name without ``|`` (SPEC uses ``|`` as a separator)."""
-    if not VERSION_RE.match(version or ""):
-        raise RegistryError(f"bad model version {version!r}: use 1-80 of [A-Za-z0-9._-], starting alphanumeric")
-    return version
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -76,18 +70,41 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def read_json(path: Path) -> Any:
-    with open(path) as handle:
-        return json.load(handle)
+_SHARED: dict[tuple[Any, ...], SharedRegistry] = {}
+
+
+def shared() -> SharedRegistry | None:
+    """The shared registry when ``model.registry_backend`` is ``elasticsearch`` (one per settings), else None."""
+    from dnsentinel.settings import get_settings
+
+    s = get_settings()
+    if s.model.registry_backend != "elasticsearch":
+        return None
+    key = (s.elasticsearch.url, s.model.shared_index_prefix or s.elasticsearch.index_prefix,
+           str(s.model.cache_dir or s.stack.state_dir), s.model.chunk_bytes)
+    if key not in _SHARED:
+        from dnsentinel.models import shared_registry
+
+        _SHARED[key] = shared_registry.from_settings(s)
+    return _SHARED[key]
+
+
+def _shared_for(registry: Path | str | None) -> SharedRegistry | None:
+    return shared() if registry is None else None
 
 
 def current_version(registry: Path | str | None = None) -> str | None:
-    """The current version's name (reads one small file; meant for hot-reload polling)."""
-    try:
-        text = (registry_dir(registry) / POINTER).read_text().strip()
-    except FileNotFoundError:
-        return None
-    return text or None
+    """The current version's name (one small file, or one GET in the shared registry: poll it to hot-reload).
+
+    Shared registry unreachable: the error propagates (a polling worker keeps its model and counts it).
+    """
+    sh = _shared_for(registry)
+    if sh is not None:
+        version = sh.current_version()
+        if version:
+            sh.remember(version)
+        return version
+    return read_pointer(registry_dir(registry))
 
 
 def version_dir(version: str, registry: Path | str | None = None) -> Path:
@@ -103,9 +120,14 @@ def new_version_name(arch: str, name: str | None = None) -> str:
 
 def list_models(registry: Path | str | None = None) -> list[dict[str, Any]]:
     """Every version directory with its manifest summary, status and whether it is current (oldest first)."""
+    sh = _shared_for(registry)
+    if sh is not None:
+        from dnsentinel.models.shared_registry import rows as shared_rows
+
+        return list(shared_rows(sh, list_models(registry_dir())))
     root = registry_dir(registry)
     current = current_version(root)
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not root.is_dir():
         return rows
     for child in sorted(root.iterdir()):
@@ -129,22 +151,12 @@ def list_models(registry: Path | str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _maybe_json(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def is_complete(path: Path) -> bool:
-    """A version can be loaded and promoted once its weights and manifest exist and training is done."""
-    status = _maybe_json(path / STATUS) or {"state": "done"}
-    return (path / MANIFEST).is_file() and (path / WEIGHTS).is_file() and status.get("state") == "done"
-
-
 def resolve(name_or_path: str | Path | None = None, registry: Path | str | None = None) -> Path:
     """The directory of a model: a path to a model directory, a version name, or the current one."""
     root = registry_dir(registry)
+    sh = _shared_for(registry)
+    if sh is not None:
+        return _resolve_shared(sh, name_or_path, root)
     if name_or_path is None or str(name_or_path) == "current":
         version = current_version(root)
         if version is None:
@@ -158,21 +170,70 @@ def resolve(name_or_path: str | Path | None = None, registry: Path | str | None 
     raise RegistryError(f"no model {str(name_or_path)!r} in {root} (see `dnsentinel models list`)")
 
 
+def _resolve_shared(sh: SharedRegistry, name_or_path: str | Path | None, root: Path) -> Path:
+    """A model directory with the shared backend: a path as is; a published version from this host's
+    cache (downloaded and checked once); else the local folder (versions trained here, not published)."""
+    from dnsentinel.models.shared_registry import NotPublished
+
+    if name_or_path is None or str(name_or_path) == "current":
+        try:
+            name_or_path = current_version()
+        except Exception as exc:  # the cluster is down: start with what this host last followed
+            name_or_path = sh.last_seen()
+            log.warning("shared model registry unreachable (%s); using the last current version seen here: %s",
+                        exc, name_or_path)
+        if name_or_path is None:
+            raise RegistryError("the shared model registry has no current model "
+                                "(`dnsentinel models publish VERSION`, then `dnsentinel models promote VERSION`)")
+    if (Path(name_or_path) / MANIFEST).is_file():
+        return Path(name_or_path)
+    version = check_version(str(name_or_path))
+    if (sh.cache_dir / version / MANIFEST).is_file():
+        return sh.cache_dir / version
+    try:
+        return sh.materialize(version)
+    except NotPublished:
+        pass
+    except RegistryError:
+        raise
+    except Exception as exc:
+        log.warning("shared model registry unreachable (%s); looking for %s in %s", exc, version, root)
+    if (root / version / MANIFEST).is_file():
+        return root / version
+    raise RegistryError(f"no model {version!r} in the shared registry or in {root} (see `dnsentinel models list`)")
+
+
+def publish(version: str, registry: Path | str | None = None) -> bool:
+    """Upload a local version to the shared registry (False: it was there already)."""
+    sh = shared()
+    if sh is None:
+        raise RegistryError("model.registry_backend is 'local': there is no shared registry to publish to "
+                            "(set DNSENTINEL_MODEL__REGISTRY_BACKEND=elasticsearch)")
+    path = version_dir(version, registry)
+    if not path.is_dir():
+        raise RegistryError(f"no model {version!r} in {path.parent} to publish")
+    return sh.publish(path)
+
+
 def _set_current(root: Path, version: str, action: str, previous: str | None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": action, "version": version}
     entry["previous"] = previous
-    with open(root / PROMOTIONS, "a") as log:
-        log.write(json.dumps(entry) + "\n")
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{POINTER}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(version + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, root / POINTER)
+    with open(root / PROMOTIONS, "a") as history:
+        history.write(json.dumps(entry) + "\n")
+    write_pointer(root, version)
 
 
 def promote(version: str, registry: Path | str | None = None) -> str | None:
-    """Make ``version`` current; returns the previously current version."""
+    """Make ``version`` current; returns the previously current version.
+
+    Shared backend: a version trained here and not yet published is published first.
+    """
+    sh = _shared_for(registry)
+    if sh is not None:
+        if sh.published(check_version(version)) is None:
+            publish(version)
+        return sh.promote(version)
     root = registry_dir(registry)
     path = version_dir(version, root)
     if not path.is_dir():
@@ -201,11 +262,7 @@ def _promotions(root: Path) -> list[dict[str, Any]]:
 
 
 def _predecessor(root: Path, version: str) -> str | None:
-    """The version that was current before ``version`` last became current."""
-    for entry in reversed(_promotions(root)):
-        if entry.get("version") == version:
-            return entry.get("previous")
-    return None
+    return predecessor(_promotions(root), version)
 
 
 def rollback(registry: Path | str | None = None) -> str:
@@ -213,6 +270,9 @@ def rollback(registry: Path | str | None = None) -> str:
 
     Repeated rollbacks walk further back along the promotion history.
     """
+    sh = _shared_for(registry)
+    if sh is not None:
+        return sh.rollback()
     root = registry_dir(registry)
     current = current_version(root)
     if current is None:

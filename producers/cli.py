@@ -99,6 +99,11 @@ def replay_cmd(
 
         sink = EventProducer(topic=topic)
         sink.check_reachable()
+        if wait_verdicts:  # a wrong Redis password now, not after the whole replay
+            from dnsentinel.redis_client import check_redis
+            from dnsentinel.settings import get_settings
+
+            check_redis(get_settings().redis)
     with _Stop() as stop, ProgressDisplay(console, enabled=progress and console.is_terminal) as display:
         summary = replay(files, sink, opts, progress=display.update, on_open=display.open_file, stop=stop)
     if not dry_run:

@@ -40,7 +40,7 @@ class EventProducer:
                  overrides: dict[str, Any] | None = None) -> None:
         from confluent_kafka import Producer
 
-        settings = settings or get_settings()
+        settings = self._settings = settings or get_settings()
         self.topic = topic or settings.kafka.queries_topic
         conf: dict[str, Any] = {**settings.kafka.confluent_config(), **THROUGHPUT_CONFIG, **(overrides or {})}
         conf["on_delivery"] = self._on_delivery
@@ -60,9 +60,16 @@ class EventProducer:
         self.errors[err.name() if hasattr(err, "name") else str(err)] += 1
 
     def check_reachable(self, timeout_s: float = 10.0) -> None:
-        """Fail fast with one clear line when the brokers or the topic cannot be reached."""
+        """Fail fast with one clear line when the brokers or the topic cannot be reached.
+
+        The brokers are checked first (kafka_check.py): a wrong SASL password or an untrusted
+        certificate is named as such instead of ending in a metadata timeout.
+        """
         from confluent_kafka import KafkaException
 
+        from dnsentinel.kafka_check import check_kafka
+
+        check_kafka(self._settings.kafka, timeout_s)
         try:
             md = self._producer.list_topics(self.topic, timeout=timeout_s)
         except KafkaException as exc:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from elasticsearch import AsyncElasticsearch
 
     from dnsentinel.stream_processor.detections.service import AlertCache, DetectionService
+    from dnsentinel.stream_processor.rollup import RollupReport
     from faust.types.auth import CredentialsT
 
     from dnsentinel.models.detector import Scorer
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, model_loader: ModelLoader = 
     app.timer(interval=max(0.1, w.es_flush_interval_s / 2))(service.flush_tick)
     app.timer(interval=w.model_poll_s)(service.reload_tick)
     app.timer(interval=s.elasticsearch.retention_interval_s)(service.retention_tick)
+    app.timer(interval=s.elasticsearch.rollup_interval_s)(service.rollup_tick)
     app.page("/health")(HealthView)
     app.page("/metrics")(MetricsView)
     app.page("/score")(ScoreView)
@@ -161,7 +163,7 @@ class WorkerService:
                 log.warning("metrics port %s:%d unavailable (%s); /metrics is still served by the web view",
                             w.metrics_host, w.metrics_port, exc)
         consumer = self.consumer = self._consumer(w.app_id, k.queries_topic)
-        self._consuming = asyncio.ensure_future(consumer.run(proc.handle))
+        self._consuming = asyncio.ensure_future(proc.run(consumer))  # the verdict lane in its own thread
         self._consuming.add_done_callback(self._crashed)
         if detections is not None:
             self._start_signals(detections)
@@ -258,6 +260,19 @@ class WorkerService:
         if deleted:
             log.info("retention: deleted %d index(es) past %d days: %s", len(deleted), es.retention_days,
                      ", ".join(deleted))
+
+    async def rollup_tick(self) -> None:
+        """Bring the hourly roll-up up to date (stream_processor/rollup.py); a failure is logged, retried next tick."""
+        es = self.settings.elasticsearch
+        try:
+            report = await asyncio.to_thread(_roll_up, self.settings)
+        except Exception as exc:
+            log.warning("elasticsearch hourly roll-up not brought up to date now (%s); next try in %.0fs",
+                        exc, es.rollup_interval_s)
+            return
+        if report.hours:
+            log.info("roll-up: %d hour(s) rolled (%d documents from %d minute documents, %d stale deleted) in %.1fs",
+                     report.hours, report.written, report.minute_docs, report.deleted, report.seconds)
 
     async def reload_tick(self) -> None:
         if self.models.model is not None:
@@ -366,6 +381,7 @@ def _faust_app(s: Settings) -> WorkerApp:
         web_port=w.web_port,
         web_bind="127.0.0.1",
         topic_partitions=s.kafka.queries_partitions,
+        topic_replication_factor=s.kafka.replication_factor,  # Faust's own topics: min ISR holds for them too
         topic_allow_declare=True,
         producer_linger_ms=5,
         producer_acks=-1,
@@ -379,11 +395,18 @@ def _broker_credentials(s: Settings) -> CredentialsT | None:
         return None
     import ssl
 
+    from dnsentinel.errors import ConfigError
+
     ctx = None
     if k.security_protocol in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
-        if k.ssl_certfile:
-            ctx.load_cert_chain(str(k.ssl_certfile), str(k.ssl_keyfile) if k.ssl_keyfile else None)
+        # The CA alone (no client certificate) is the usual SASL_SSL set-up: the password authenticates.
+        try:
+            ctx = ssl.create_default_context(cafile=str(k.ssl_cafile) if k.ssl_cafile else None)
+            if k.ssl_certfile:
+                ctx.load_cert_chain(str(k.ssl_certfile), str(k.ssl_keyfile) if k.ssl_keyfile else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"kafka TLS files (ssl_cafile={k.ssl_cafile}, ssl_certfile={k.ssl_certfile}): "
+                              f"cannot load them ({getattr(exc, 'strerror', None) or exc})") from None
     if k.security_protocol == "SSL":
         return faust.SSLCredentials(ctx)
     return faust.SASLCredentials(
@@ -406,6 +429,17 @@ def _apply_retention(s: Settings) -> list[str]:
     es = s.elasticsearch
     with Elasticsearch(**es.client_kwargs()) as client:  # type: ignore[arg-type]
         return apply_retention(client, es.retention_days, prefix=es.index_prefix)
+
+
+def _roll_up(s: Settings) -> RollupReport:
+    from elasticsearch import Elasticsearch
+
+    from dnsentinel.stream_processor.rollup import roll_up
+
+    es = s.elasticsearch
+    with Elasticsearch(**es.client_kwargs()) as client:  # type: ignore[arg-type]
+        # A day's composite pages over a busy cluster can take longer than a DNS-path request may.
+        return roll_up(client.options(request_timeout=120), es.index_prefix, settle_s=es.rollup_settle_s, max_hours=24 * 7)
 
 
 def _default_es(s: Settings) -> AsyncElasticsearch:
@@ -459,13 +493,12 @@ class GcPolicy:
 
 async def _follow_changes(s: Settings, proc: BatchProcessor) -> None:
     """Drop LRU entries announced on the Redis changes channel; reconnects clear the LRU."""
-    import redis.asyncio as aioredis
-
+    from dnsentinel.redis_client import async_client
     from dnsentinel.verdict_cache.keys import changes_channel
 
     channel = changes_channel(s.redis.key_prefix)
     while True:
-        client = aioredis.Redis.from_url(s.redis.url, **s.redis.client_kwargs())
+        client = async_client(s.redis)  # under Sentinel: the current master
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             await pubsub.subscribe(channel)

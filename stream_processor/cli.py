@@ -26,12 +26,17 @@ def register(app: typer.Typer) -> None:
         if workers > 1:
             _spawn(workers, loglevel)
             return
+        _preflight()
         from dnsentinel.stream_processor.app import create_app
 
         app_ = create_app()
         from faust.worker import Worker
 
-        Worker(app_, loglevel=loglevel, quiet=True).execute_from_commandline()
+        worker_ = Worker(app_, loglevel=loglevel, quiet=True)
+        # Faust's terminal spinner sets the root logger to DEBUG at -l warning and above, so every
+        # library debug call (aiokafka: one per message sent) built a log record: ~3% of the CPU.
+        worker_.spinner = None
+        worker_.execute_from_commandline()
 
     @app.command("es-retention")
     def es_retention(
@@ -55,6 +60,41 @@ def register(app: typer.Typer) -> None:
         old = (retention_due if dry_run else apply_retention)(es, keep, prefix=s.index_prefix)
         verb = "would delete" if dry_run else "deleted"
         typer.echo(f"{verb} {len(old)} index(es) older than {keep} days" + ("".join(f"\n  {n}" for n in old)))
+
+
+    @app.command("es-rollup")
+    def es_rollup(
+        settle_s: float = typer.Option(None, "--settle-s", help="Roll hours closed this long (default: elasticsearch.rollup_settle_s)."),
+    ) -> None:
+        """Bring the hourly roll-up of the activity indices up to date (what workers do every
+        ``elasticsearch.rollup_interval_s``): every closed hour whose roll-up is missing or differs
+        from its minute documents is rolled again. Idempotent; safe next to running workers."""
+        from elasticsearch import Elasticsearch
+
+        from dnsentinel.settings import get_settings
+        from dnsentinel.stream_processor.rollup import roll_up
+
+        s = get_settings().elasticsearch
+        es = Elasticsearch(**s.client_kwargs()).options(request_timeout=120)
+        try:
+            r = roll_up(es, s.index_prefix, settle_s=s.rollup_settle_s if settle_s is None else settle_s)
+        except Exception as exc:
+            typer.echo(f"elasticsearch at {s.url}: hourly roll-up failed ({exc}); check the cluster and run it again", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"rolled {r.hours} hour(s): {r.written:,} roll-up documents from {r.minute_docs:,} minute documents, "
+                   f"{r.deleted:,} stale deleted, in {r.seconds:.1f} s")
+
+
+def _preflight() -> None:
+    """Redis and Kafka answer with these credentials: a wrong password, user or CA is one line
+    naming the service, address and cause here, instead of a Faust crash (or endless retries) later."""
+    from dnsentinel.kafka_check import check_kafka
+    from dnsentinel.redis_client import check_redis
+    from dnsentinel.settings import get_settings
+
+    s = get_settings()
+    check_redis(s.redis)
+    check_kafka(s.kafka)
 
 
 def _spawn(n: int, loglevel: str) -> None:

@@ -102,6 +102,7 @@ class BatchConsumer:
         self._consumer = Consumer({**config, "error_cb": self._error})
         self._consumer.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-consume")
+        self._fetching = threading.Lock()  # close() waits for a fetch in another thread (the verdict lane's)
         self._stopping = False
         self.closed = False
 
@@ -163,17 +164,26 @@ class BatchConsumer:
         """
         loop = asyncio.get_running_loop()
         while not self._stopping:
-            records = await loop.run_in_executor(self._pool, self._poll)
+            records, token = await loop.run_in_executor(self._pool, self.fetch)
             if self._stopping:
                 break  # not processed, not committed: the next owner replays them
-            if not records:
-                await process(records, None)
-                continue
-            token: dict[int, int] = {}
-            for r in records:
-                if r.offset > token.get(r.partition, -1):
-                    token[r.partition] = r.offset
             await process(records, token)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def fetch(self) -> tuple[list[Record], Token]:
+        """One batch and its ack token (blocking; any one thread at a time, never after :meth:`close`)."""
+        with self._fetching:
+            records = [] if self.closed else self._poll()
+        if not records:
+            return records, None
+        token: dict[int, int] = {}
+        for r in records:
+            if r.offset > token.get(r.partition, -1):
+                token[r.partition] = r.offset
+        return records, token
 
     def ack(self, tokens: list[Token]) -> None:
         """Commit ``offset + 1`` per partition over ``tokens`` (batches whose effects are all stored)."""
@@ -206,8 +216,9 @@ class BatchConsumer:
         """Commit synchronously what is pending, leave the group."""
         if self.closed:
             return
-        self.closed = True
         self._pool.shutdown(wait=True)
+        with self._fetching:
+            self.closed = True
         try:
             self._consumer.close()
         except Exception as exc:

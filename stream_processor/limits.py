@@ -8,37 +8,46 @@ query. Neither does I/O, so their rules are unit-tested directly.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, OrderedDict
 from typing import Callable
 
 
 class LRU:
-    """Names already known to Redis (label or vetted decision), so repeats skip the round trip."""
+    """Names already known to Redis (label or vetted decision), so repeats skip the round trip.
+
+    Thread-safe: the verdict lane's thread reads and fills it while the event loop applies the
+    Redis changes channel (drop, clear)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._d: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, name: str) -> str | None:
-        v = self._d.get(name)
-        if v is not None:
-            self._d.move_to_end(name)
-        return v
+        with self._lock:
+            v = self._d.get(name)
+            if v is not None:
+                self._d.move_to_end(name)
+            return v
 
     def put(self, name: str, value: str) -> None:
         if self.size <= 0:
             return
-        self._d[name] = value
-        self._d.move_to_end(name)
-        while len(self._d) > self.size:
-            self._d.popitem(last=False)
+        with self._lock:
+            self._d[name] = value
+            self._d.move_to_end(name)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
 
     def drop(self, name: str) -> None:
-        self._d.pop(name, None)
+        with self._lock:
+            self._d.pop(name, None)
 
     def clear(self) -> None:
-        self._d.clear()
+        with self._lock:
+            self._d.clear()
 
     def __len__(self) -> int:
         return len(self._d)

@@ -51,6 +51,9 @@ class Metrics:
         self.es_latency = Histogram(p + "es_bulk_seconds", "Time of one Elasticsearch bulk write", registry=r)
         self.model_version = Gauge(p + "model_info", "Model in use (value 1)", ["version"], registry=r)
         self.model_reloads = Counter(p + "model_reloads", "Hot model swaps", registry=r)
+        self.model_registry_errors = Counter(p + "model_registry_errors",
+                                             "Polls of the model registry that failed (the model in use stays)",
+                                             registry=r)
         self.lru_size = Gauge(p + "lru_names", "Names in the in-worker cache", registry=r)
         self.signals = Counter(p + "detection_signals", "Queries forwarded to the per-client detections", registry=r)
         self.alerts = Counter(p + "alerts", "Behaviour alerts raised (or updated), by kind", ["kind"], registry=r)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # annotations only: the consumer imports this module without 
     from dnsentinel.stream_processor.activity import Fields
     from dnsentinel.stream_processor.es_sink import DocRef
     from dnsentinel.stream_processor.scorer import Scored
-    from dnsentinel.stream_processor.triage import Parsed
+    from dnsentinel.stream_processor.triage import Parsed, Record
     from dnsentinel.verdict_cache.alerts import Signal
 
 Token = dict[int, int] | None
@@ -39,6 +39,21 @@ class BatchScorer(Protocol):
 
     async def score(self, names: Sequence[str]) -> Scored: ...
 
+    def score_now(self, names: Sequence[str]) -> Scored:
+        """The same, blocking, in the caller's thread (the verdict lane's own thread)."""
+        ...
+
+
+class BatchSource(Protocol):
+    """Where the verdict lane's batches come from (consumer.py): called from the lane's own thread."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def fetch(self) -> tuple[list[Record], Token]:
+        """The next batch and its ack token; blocks briefly, ``([], None)`` when nothing came."""
+        ...
+
 
 class Publisher(Protocol):
     """``await publish(topic, key, value)`` enqueues a Kafka message and returns its delivery future."""
@@ -58,7 +73,6 @@ class DetectionHook(Protocol):
 
     def observe(self, parsed: Sequence[Parsed], known: dict[str, str], verdicts: Iterable[Verdict]) -> list[Signal]: ...
 
-    async def after_batch(self, parsed: Sequence[Parsed], signals: list[Signal],
-                          deliveries: list[Awaitable[object]]) -> None: ...
+    async def after_batch(self, signals: list[Signal], deliveries: list[Awaitable[object]]) -> None: ...
 
     async def tick(self) -> None: ...

@@ -1,8 +1,10 @@
 """The model as the worker uses it: off the event loop, swappable while running.
 
-Inference runs in a dedicated single-thread executor so the asyncio loop keeps
-serving Kafka heartbeats, fetches and commits while TensorFlow works (and one
-thread means calls never overlap: the model sees one batch at a time). Hot
+Inference runs off the asyncio loop, so it keeps serving Kafka heartbeats,
+fetches and commits while the model works: the worker's verdict lane calls
+:meth:`ModelHolder.score_now` from its own thread, ``POST /score`` goes through a
+single-thread executor, and a lock keeps calls from overlapping (the model sees
+one batch at a time). Hot
 reload polls the registry pointer, loads the new version in a thread and swaps
 the reference between two batches: in-flight batches finish on the old model,
 no event is lost, every verdict names the version that scored it.
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from dnsentinel.errors import DnsentinelError
 from dnsentinel.models.detector import Detector, Scorer
 from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
 from dnsentinel.stream_processor.metrics import Metrics
@@ -65,9 +69,12 @@ class ModelHolder:
         self._current_version = current_version
         self.metrics = metrics
         self._infer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-infer")
+        self._calling = threading.Lock()
         self._load = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-load")
         self.model: Detector | None = None
         self._reloading = False
+        self._registry_down = False  # logged once per outage, counted every poll
+        self._failed: str | None = None  # the promoted version that last failed to load
 
     @property
     def version(self) -> str | None:
@@ -99,27 +106,53 @@ class ModelHolder:
         loop = asyncio.get_running_loop()
         try:
             wanted = await loop.run_in_executor(self._load, self._current_version)
-        except Exception:
-            log.exception("cannot read the model registry pointer; keeping %s", self.version)
+        except Exception as exc:
+            self._registry_unreachable(exc)
             return False
+        if self._registry_down:
+            self._registry_down = False
+            log.info("model registry reachable again (model %s in use)", self.version)
         if wanted is None or wanted == self.version:
             return False
         self._reloading = True
         try:
             model = await loop.run_in_executor(self._load, self._load_detector, wanted)
-        except Exception:
-            log.exception("cannot load promoted model %s; keeping %s", wanted, self.version)
+        except Exception as exc:
+            if self.metrics:
+                self.metrics.model_registry_errors.inc()
+            if wanted != self._failed:  # retried every poll, logged once per version
+                self._failed = wanted
+                expected = isinstance(exc, DnsentinelError)  # registry unreachable, bad checksum: no traceback
+                log.warning("cannot load promoted model %s (%s); keeping %s", wanted, exc, self.version,
+                            exc_info=not expected)
             return False
         finally:
             self._reloading = False
         self.use(model)
         return True
 
+    def _registry_unreachable(self, exc: Exception) -> None:
+        """Keep scoring with the model in use; count every failed poll, log the first of an outage."""
+        if self.metrics:
+            self.metrics.model_registry_errors.inc()
+        if not self._registry_down:
+            self._registry_down = True
+            log.warning("cannot read the model registry pointer (%s); scoring with %s until it answers again",
+                        exc, self.version)
+
     async def score(self, names: Sequence[str]) -> Scored:
+        """Decide ``names`` in the inference thread (``POST /score``; the loop keeps serving meanwhile)."""
+        return await asyncio.get_running_loop().run_in_executor(self._infer, self.score_now, names)
+
+    def score_now(self, names: Sequence[str]) -> Scored:
+        """Decide ``names`` in the caller's thread: the verdict lane calls the model without a thread hop.
+
+        One call at a time (the lock), so the model never sees two batches at once."""
         model = self.model  # one reference per call: a swap never mixes two versions in one batch
-        loop = asyncio.get_running_loop()
+        assert model is not None, "start() or use() loads a model first"
         t0 = time.perf_counter()
-        out = await loop.run_in_executor(self._infer, _score_sync, model, names)
+        with self._calling:
+            out = _score_sync(model, names)
         if self.metrics:
             self.metrics.inference.observe(time.perf_counter() - t0)
             self.metrics.predict_size.observe(len(names))

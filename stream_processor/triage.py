@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 from dnsentinel.verdict_cache.events import InvalidEvent, QueryEvent, parse_event
 from dnsentinel.verdict_cache.names import InvalidName, Name, normalize, unscored_reason
@@ -64,17 +64,22 @@ class Triage:
 
 
 class NameNormalizer:
-    """``normalize`` memoized: popular names repeat, and tldextract is not free."""
+    """``normalize`` and ``unscored_reason`` memoized: popular names repeat, and tldextract is not free."""
 
     def __init__(self, size: int = 100_000) -> None:
         self._size = size
-        self._memo: dict[str, Name | InvalidName] = {}
+        self._memo: dict[str, tuple[Name, str | None] | InvalidName] = {}
 
     def __call__(self, raw: str) -> Name:
+        return self.scoped(raw)[0]
+
+    def scoped(self, raw: str) -> tuple[Name, str | None]:
+        """``raw`` normalized, and why it is never scored (None: scorable); raises :class:`InvalidName`."""
         hit = self._memo.get(raw)
         if hit is None:
             try:
-                hit = normalize(raw)
+                name = normalize(raw)
+                hit = (name, unscored_reason(name))  # reverse, bare, mDNS/DNS-SD, .lan, no such TLD
             except InvalidName as exc:
                 hit = exc
             if len(self._memo) >= self._size:
@@ -85,7 +90,7 @@ class NameNormalizer:
         return hit
 
 
-def triage(records: Iterable[Record], normalizer: Callable[[str], Name]) -> Triage:
+def triage(records: Iterable[Record], normalizer: NameNormalizer) -> Triage:
     """Validate, normalize and dedup one batch.
 
     Invalid events are returned for dead-lettering; valid ones whose name
@@ -93,6 +98,7 @@ def triage(records: Iterable[Record], normalizer: Callable[[str], Name]) -> Tria
     counted as unscorable by reason but still kept for activity.
     """
     out = Triage()
+    scoped = normalizer.scoped
     for rec in records:
         try:
             ev = parse_event(rec.value)
@@ -100,12 +106,11 @@ def triage(records: Iterable[Record], normalizer: Callable[[str], Name]) -> Tria
             out.invalid.append((rec, exc.reason, exc.detail or str(exc)))
             continue
         try:
-            name = normalizer(ev.name)
+            name, why = scoped(ev.name)
         except InvalidName as exc:
             out.unscorable[exc.reason] += 1
             out.parsed.append(Parsed(rec, ev, None, exc.reason))
             continue
-        why = unscored_reason(name)  # reverse, bare, mDNS/DNS-SD, .lan, no such TLD: never scored
         if why is not None:
             out.unscorable[why] += 1
             out.parsed.append(Parsed(rec, ev, name, why))

@@ -5,21 +5,25 @@ The batch consumer (consumer.py) hands whole batches of :class:`Record` to
 injected (ports.py: verdict cache, model holder, Kafka publisher, Elasticsearch
 sink), so unit tests drive it with fakes and integration tests with the real services.
 
-A batch goes through two lanes. The **verdict lane** (:meth:`BatchProcessor.decide`) does only
-what a new name's verdict needs, and the consume loop fetches the next batch as soon as it is done:
+A batch goes through two lanes. The **verdict lane** (:meth:`BatchProcessor.decide_now`) does only
+what a new name's verdict needs, in a thread of its own (:meth:`BatchProcessor.run`: fetch,
+decide, fetch the next batch), so nothing the event loop does delays a verdict by more than a GIL
+switch interval (1 ms, app.GcPolicy):
 1. triage: parse, normalize, dedup (triage.py);
 2. the batch's distinct scorable names are looked up in the LRU, then in Redis
    (one pipelined ``decide_many``): fresh verdicts and vetted decisions are
    never re-scored;
 3. unseen names pass the per-domain flood limit (limits.py), then ONE model call scores them;
 4. the verdicts go to Redis (what the DNS path reads).
-The **completion lane** (:meth:`BatchProcessor.complete`, one task, batches in order) does the rest:
+The **completion lane** (:meth:`BatchProcessor.complete`, on the event loop, batches in order) does the rest:
 dead letters (counted by reason), the verdicts topic, activity aggregated for the next
 Elasticsearch flush (activity.py), the behaviour detections (detections/: per-domain windows in
 place, signals for the per-client ones published keyed by client), raw event documents.
 Before the lanes, a batch's new names waited for the previous batch's Kafka deliveries, its
 aggregation and detections (and for whatever else held the loop): p50 ~50 ms, p99 0.4-1.8 s at
-5,000 events/s (docs/BENCHMARKS.md).
+5,000 events/s (docs/BENCHMARKS.md). With both lanes on the loop, a fetched batch still waited for
+the loop to finish its current completion step or flush before its triage could start (the
+"transit" stage, ~37 ms per batch on a loaded machine); hence the thread.
 
 The Kafka offsets of a batch are committed only after its verdicts are in Redis and on the
 verdicts topic and its counts are in Elasticsearch (or dropped and counted), which makes a crash
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +49,8 @@ from dnsentinel.stream_processor.activity import Aggregator, Fields
 from dnsentinel.stream_processor.es_sink import aggregate_docs, raw_event_actions
 from dnsentinel.stream_processor.limits import LRU, FloodLimiter
 from dnsentinel.stream_processor.metrics import Metrics
-from dnsentinel.stream_processor.ports import Ack, BatchScorer, CountsSink, DetectionHook, Publisher, Token, VerdictStore
+from dnsentinel.stream_processor.ports import (Ack, BatchScorer, BatchSource, CountsSink, DetectionHook, Publisher,
+                                               Token, VerdictStore)
 from dnsentinel.stream_processor.triage import NameNormalizer, Record, Triage, known_value, triage
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,10 @@ R = TypeVar("R")
 
 LANE_DEPTH = 8
 """Batches decided but not yet completed; beyond this the verdict lane waits (bounded memory)."""
+
+
+class LaneStopped(Exception):
+    """The worker stopped while the verdict lane was waiting (for Redis); its batch is never acked."""
 
 
 @dataclass(slots=True)
@@ -73,6 +83,27 @@ class Decided:
     verdicts: list[Verdict]
     scored_at: float
     size: int
+
+
+class _End:
+    """What the verdict thread posts last when its source stopped cleanly."""
+
+
+_END = _End()
+LaneItem = Decided | BaseException | _End | None
+"""What the verdict thread posts to the loop: a decided batch, an empty poll (None), its failure, or _END."""
+
+
+def _poster(loop: asyncio.AbstractEventLoop, lane: asyncio.Queue[LaneItem]) -> Callable[[LaneItem], None]:
+    """Put items on ``lane`` from another thread (dropped once the loop is closed: nobody is reading)."""
+
+    def post(item: LaneItem) -> None:
+        try:
+            loop.call_soon_threadsafe(lane.put_nowait, item)
+        except RuntimeError:
+            pass
+
+    return post
 
 
 @dataclass(eq=False, kw_only=True)
@@ -100,7 +131,8 @@ class BatchProcessor:
         self.flood = FloodLimiter(w.max_new_names_per_domain_per_min)
         self.normalizer = NameNormalizer()
         self.agg = Aggregator(w.activity_window_s)
-        self._redis = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-redis")
+        self._verdict_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-verdict")
+        self._stop = threading.Event()
         self._pending_tokens: list[Token] = []
         self._pending_events = 0
         self._pending_actions: list[Fields] = []
@@ -116,6 +148,53 @@ class BatchProcessor:
         self._lane_failed()
         if records:
             await self._enqueue(await self.decide(records, token))
+        await self._between_batches()
+
+    async def run(self, source: BatchSource) -> None:
+        """Consume ``source`` until it stops: the verdict lane fetches and decides in its own thread,
+        this coroutine completes the decided batches in order, ticks the detections, flushes when due.
+
+        Raises what failed, a decision or a completion (the worker then stops; nothing unfinished is acked).
+        """
+        lane: asyncio.Queue[LaneItem] = asyncio.Queue()
+        room = threading.Semaphore(LANE_DEPTH)
+        self._stop.clear()
+        post = _poster(asyncio.get_running_loop(), lane)
+        threading.Thread(target=self._verdict_thread, args=(source, room, post), name="dnsentinel-verdict-lane",
+                         daemon=True).start()
+        try:
+            while not isinstance(item := await lane.get(), _End):
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Decided):
+                    await self.complete(item)
+                    room.release()
+                await self._between_batches()
+        finally:
+            self._stop.set()
+
+    def _verdict_thread(self, source: BatchSource, room: threading.Semaphore,
+                        post: Callable[[LaneItem], None]) -> None:
+        """The verdict lane's loop: fetch, decide (verdicts in Redis), post the batch to the loop, repeat.
+
+        Waits only while the completion lane is ``LANE_DEPTH`` batches behind; an empty poll is
+        posted too (the loop ticks the detections and flushes on it)."""
+        try:
+            while not (source.stopping or self._stop.is_set()):
+                if not room.acquire(timeout=0.1):
+                    continue
+                records, token = source.fetch()
+                if not records or source.stopping:  # a batch fetched while stopping is left to the next owner
+                    room.release()
+                    post(None)
+                    continue
+                post(self.decide_now(records, token))
+        except BaseException as exc:
+            post(exc)
+        else:
+            post(_END)
+
+    async def _between_batches(self) -> None:
         if self.detections is not None:
             await self.detections.tick()
         if self.flush_due():
@@ -128,7 +207,12 @@ class BatchProcessor:
         return batch.verdicts
 
     async def decide(self, records: Sequence[Record], token: Token = None) -> Decided:
-        """The verdict lane: triage, lookups, flood limit, one model call, verdicts into Redis."""
+        """The verdict lane (:meth:`decide_now`) for one batch, in the lane's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._verdict_pool, self.decide_now, records, token)
+
+    def decide_now(self, records: Sequence[Record], token: Token = None) -> Decided:
+        """The verdict lane, blocking (in its own thread): triage, lookups, flood limit, one model call,
+        verdicts into Redis."""
         m = self.metrics
         t0 = time.perf_counter()
         m.batches.inc()
@@ -140,14 +224,14 @@ class BatchProcessor:
         stage.labels(stage="triage").observe(t1 - t0)
         if tri.first_ts:
             stage.labels(stage="transit").observe(max(0.0, self.clock() - min(tri.first_ts.values()) / 1000))
-        known, missing = await self._known(tri.domains)
+        known, missing = self._known(tri.domains)
         unseen = self._admit(missing, known, tri.domains)
         t2 = time.perf_counter()
         stage.labels(stage="lookup").observe(t2 - t1)
         verdicts: list[Verdict] = []
         step = self.settings.batch_max
         for i in range(0, len(unseen), step):
-            verdicts.extend(await self._score(unseen[i:i + step], tri.first_ts))
+            verdicts.extend(self._score(unseen[i:i + step], tri.first_ts))
         if verdicts:
             stage.labels(stage="score").observe(time.perf_counter() - t2)
         return Decided(tri, token, known, verdicts, self.clock(), len(records))
@@ -176,7 +260,7 @@ class BatchProcessor:
             await asyncio.sleep(0)
             t2 = time.perf_counter()
             signals = self.detections.observe(tri.parsed, known, verdicts)
-            await self.detections.after_batch(tri.parsed, signals, deliveries)
+            await self.detections.after_batch(signals, deliveries)
             stage.labels(stage="detections").observe(time.perf_counter() - t2)
         for v in verdicts:
             self.agg.note_verdict(v, now_ms)
@@ -241,7 +325,7 @@ class BatchProcessor:
             m.unscorable.labels(reason=reason).inc(n)
         return deliveries
 
-    async def _known(self, names: dict[str, Name]) -> tuple[dict[str, str], list[str]]:
+    def _known(self, names: dict[str, Name]) -> tuple[dict[str, str], list[str]]:
         """(what the LRU or Redis knows per name, the names that were not in the LRU)."""
         m = self.metrics
         known: dict[str, str] = {}
@@ -255,7 +339,7 @@ class BatchProcessor:
         if known:
             m.cache_hits.labels(where="lru").inc(len(known))
         if missing:
-            decisions = await self._redis_call(self.cache.decide_many, missing)
+            decisions = self._redis_now(self.cache.decide_many, missing)
             hits = 0
             for n in missing:
                 k = known_value(decisions.get(n))
@@ -279,9 +363,9 @@ class BatchProcessor:
                 self.metrics.flood_limited.inc()
         return unseen
 
-    async def _score(self, names: list[str], first_ts: dict[str, int]) -> list[Verdict]:
+    def _score(self, names: list[str], first_ts: dict[str, int]) -> list[Verdict]:
         """One model call, then the verdicts into Redis (the DNS path reads them from there)."""
-        scored = await self.scorer.score(names)
+        scored = self.scorer.score_now(names)
         now = self.clock()
         verdicts = [
             Verdict(n, label, round(score, 4), scored.version, int(now), fam, None if fp is None else round(fp, 4),
@@ -290,7 +374,7 @@ class BatchProcessor:
                                                           scored.families)
         ]
         t0 = time.perf_counter()
-        await self._redis_call(self.cache.put_verdicts, verdicts)
+        self._redis_now(self.cache.put_verdicts, verdicts)
         done = self.clock()
         m = self.metrics
         m.stage.labels(stage="redis_write").observe(time.perf_counter() - t0)
@@ -302,19 +386,20 @@ class BatchProcessor:
             latency.observe(max(0.0, done - first_ts[v.name] / 1000))
         return verdicts
 
-    async def _redis_call(self, fn: Callable[[T], R], arg: T) -> R:
-        """A blocking verdict-cache call off the loop; retried while Redis is down (nothing is acked meanwhile)."""
-        loop = asyncio.get_running_loop()
+    def _redis_now(self, fn: Callable[[T], R], arg: T) -> R:
+        """A blocking verdict-cache call (in the lane's thread); retried while Redis is down (nothing is
+        acked meanwhile) until the worker stops (:class:`LaneStopped`)."""
         backoff = 0.2
         while True:
             t0 = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._redis, fn, arg)
+                result = fn(arg)
             except Exception as exc:
                 self.metrics.redis_errors.labels(kind=type(exc).__name__).inc()
                 log.warning("redis %s failed (%s: %s); retrying in %.1fs", getattr(fn, "__name__", fn),
                             type(exc).__name__, exc, backoff)
-                await asyncio.sleep(backoff)
+                if self._stop.wait(backoff):
+                    raise LaneStopped(f"worker stopping while redis is unreachable ({exc})") from exc
                 backoff = min(backoff * 2, 5.0)
                 continue
             self.metrics.redis_latency.observe(time.perf_counter() - t0)
@@ -357,6 +442,7 @@ class BatchProcessor:
             self.lru.drop(name)
 
     def close(self) -> None:
+        self._stop.set()
         if self._lane_task is not None:
             self._lane_task.cancel()
-        self._redis.shutdown(wait=False, cancel_futures=True)
+        self._verdict_pool.shutdown(wait=False, cancel_futures=True)

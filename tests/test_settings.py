@@ -199,7 +199,7 @@ def test_every_secret_setting_is_a_SecretStr():
     from dnsentinel.settings import secret_settings
 
     assert set(secret_settings(Settings)) == {
-        ("kafka", "sasl_password"), ("redis", "password"), ("elasticsearch", "password"),
+        ("kafka", "sasl_password"), ("redis", "password"), ("redis", "sentinel_password"), ("elasticsearch", "password"),
         ("elasticsearch", "api_key"), ("dashboard", "session_secret")}
 
 

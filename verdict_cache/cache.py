@@ -99,13 +99,12 @@ class VerdictCache:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> VerdictCache:
-        """A cache on the configured Redis (``redis.*`` settings)."""
-        import redis
-
+        """A cache on the configured Redis (``redis.*`` settings: one server or a Sentinel-managed master)."""
+        from dnsentinel.redis_client import sync_client
         from dnsentinel.settings import get_settings
 
         r = (settings or get_settings()).redis
-        client = redis.Redis.from_url(r.url, **r.client_kwargs())
+        client = sync_client(r)
         ttls = {"malicious": r.ttl_malicious_s, "benign": r.ttl_benign_s, "uncertain": r.ttl_uncertain_s}
         return cls(client, r.key_prefix, ttls)
 

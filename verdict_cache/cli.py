@@ -39,19 +39,13 @@ def _who(by: str | None) -> str:
 
 def _cache():
     """A VerdictCache on the configured Redis; an unreachable Redis is one clear error."""
-    import redis
-
+    from dnsentinel.redis_client import check_redis
     from dnsentinel.settings import get_settings
     from dnsentinel.verdict_cache.cache import VerdictCache
 
     settings = get_settings()
     cache = VerdictCache.from_settings(settings)
-    try:
-        cache.client.ping()
-    except redis.RedisError as exc:
-        raise ServiceUnavailable(
-            f"Redis at {settings.redis.url} is unreachable ({exc}); start it with: dnsentinel stack up"
-        ) from None
+    check_redis(settings.redis, cache.client)
     return cache
 
 

@@ -13,12 +13,12 @@ import datetime as dt
 import hashlib
 from typing import Any, Literal
 
-Family = Literal["verdicts", "activity", "vetting", "audit", "events", "alerts", "domains"]
+Family = Literal["verdicts", "activity", "vetting", "audit", "events", "alerts", "domains", "hourly"]
 
-DATED: frozenset[str] = frozenset({"activity", "events"})
+DATED: frozenset[str] = frozenset({"activity", "events", "hourly"})
 """Families stored in one index per UTC day (deleted by retention)."""
 
-FAMILIES: tuple[str, ...] = ("verdicts", "activity", "vetting", "audit", "events", "alerts", "domains")
+FAMILIES: tuple[str, ...] = ("verdicts", "activity", "vetting", "audit", "events", "alerts", "domains", "hourly")
 
 
 def _prefix(prefix: str | None) -> str:
@@ -147,7 +147,7 @@ AUDIT_AFTER = "dnsentinel.audit.after"
 AUDIT_NOTE = "dnsentinel.audit.note"
 
 EVENT_KINDS: dict[str, str] = {"verdicts": "enrichment", "activity": "metric", "vetting": "state",
-                               "events": "event", "audit": "event"}
+                               "events": "event", "audit": "event", "hourly": "metric"}
 """The ``event.kind`` (one of ECS's allowed values) of each family's documents."""
 
 MAPPINGS: dict[str, dict[str, Any]] = {
@@ -244,6 +244,20 @@ DOMAIN_FIELDS: dict[str, dict[str, Any]] = {
 its first query this deployment saw (``@timestamp``), the name and the client that queried it."""
 MAPPINGS["domains"] = DOMAIN_FIELDS
 
+_KW_EAGER = {"type": "keyword", "eager_global_ordinals": True}
+"""A keyword the dashboard's ``terms`` aggregations group by: ordinals built at refresh, not by the first
+reader. Cheap on the roll-up (its days change only when rolled, every few minutes)."""
+HOURLY_FIELDS: dict[str, dict[str, Any]] = {
+    EVENT_KIND: _KW, TIMESTAMP: _DATE, EVENT_START: _DATE, Q_NAME: _KW_EAGER, Q_REGISTERED: _KW, CLIENT_ADDRESS: _KW_EAGER,
+    COUNT: _LONG, BLOCKED: _LONG, DECISION: _KW, LABEL: _KW,
+}
+"""Activity rolled up per hour (stream_processor/rollup.py): one document per name, client, hour, decision
+and label, with the activity fields the dashboard aggregates on. ``@timestamp`` is the *last* minute of the
+hour the key was seen and ``event.start`` the first, so that ``max(@timestamp)`` is the last-seen time over
+minute and hourly documents alike; ``_doc_count`` (an Elasticsearch metadata field, not mapped) holds the
+number of minute documents folded in, so bucket document counts equal those over the minute documents."""
+MAPPINGS["hourly"] = HOURLY_FIELDS
+
 
 MAX_ID_BYTES = 512
 """Elasticsearch refuses a longer ``_id``, and one such action fails the whole bulk request."""
@@ -273,15 +287,28 @@ def properties(fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _copies() -> tuple[int, int]:
+    """(shards, replicas) of the settings: one shard, no replica locally; replicas on a cluster."""
+    from dnsentinel.settings import get_settings
+
+    es = get_settings().elasticsearch
+    return es.shards, es.replicas
+
+
 def template_body(family: str, *, prefix: str | None = None) -> dict[str, Any]:
-    """The composable index template for one family (strict mappings: a typo fails loudly)."""
+    """The composable index template for one family (strict mappings: a typo fails loudly).
+
+    Shards and replicas come from the settings (``elasticsearch.shards`` / ``.replicas``), so the
+    same code writes unreplicated indices on the local node and replicated ones on a cluster.
+    """
     p = _prefix(prefix)
     pattern = f"{p}-{family}-*" if family in DATED else f"{p}-{family}"
+    shards, replicas = _copies()
     return {
         "index_patterns": [pattern],
         "priority": 200,
         "template": {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+            "settings": {"number_of_shards": shards, "number_of_replicas": replicas, "refresh_interval": "1s"},
             "mappings": {"dynamic": "strict", "properties": properties(MAPPINGS[family])},
         },
         "_meta": {"owner": "dnsentinel", "contract": 1},

@@ -91,12 +91,7 @@ start() {
   : > "$LOG"
   (cd "$DIR" && spawn "$PIDFILE" "$LOG" "$BIN" -conf "$CONF")
   cp "$BIN.srchash" "$DIR/binary.srchash"
-  local deadline=$((SECONDS + ${DS_START_TIMEOUT%.*}))
-  until healthy; do
-    pid_alive "$PIDFILE" || fail_with_log "$LOG" "CoreDNS exited during start-up" "see $LOG and the Corefile $CONF"
-    [ $SECONDS -lt $deadline ] || fail_with_log "$LOG" "not ready on $HOST:$READY_PORT within ${DS_START_TIMEOUT}s" "see $LOG"
-    sleep 0.3
-  done
+  await_healthy "$PIDFILE" "$LOG" "CoreDNS (Corefile $CONF, ready on $HOST:$READY_PORT)" healthy
   say "healthy on $HOST:$PORT (udp+tcp)"
 }
 

@@ -13,46 +13,15 @@ HOST="${DS_ES_HOST:-127.0.0.1}"
 PORT="${DS_ES_PORT:-9200}"
 TRANSPORT_PORT="${DS_ES_TRANSPORT_PORT:-9300}"
 HEAP="${DS_ES_HEAP:-1g}"
-ES_USER="${DS_ES_USER:-dnsentinel-es}"
-ZIP="$M2_REPO/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ELASTICSEARCH_VERSION/elasticsearch-$ELASTICSEARCH_VERSION.zip"
 LINK="$DS_STATE_DIR/elasticsearch"
-
-as_es() { if [ "$(id -u)" -eq 0 ]; then runuser -u "$ES_USER" -- "$@"; else "$@"; fi; }
-
-ensure_user() {
-  [ "$(id -u)" -eq 0 ] || return 0
-  id "$ES_USER" >/dev/null 2>&1 && return 0
-  say "creating system user $ES_USER (Elasticsearch refuses to run as root)"
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$ES_USER" \
-    || die "could not create user $ES_USER" "create it by hand (useradd --system $ES_USER) or run as a non-root user"
-}
-
-# runtime_dir: where home/data/logs live; reachable by ES_USER.
-runtime_dir() {
-  if [ -L "$LINK" ]; then readlink -f "$LINK"; return; fi
-  if [ -d "$LINK" ]; then echo "$LINK"; return; fi
-  mkdir -p "$DS_STATE_DIR"
-  if [ "$(id -u)" -ne 0 ] || runuser -u "$ES_USER" -- test -x "$DS_STATE_DIR"; then
-    echo "$LINK"
-  else
-    echo "/var/lib/dnsentinel/es-$(printf '%s' "$(readlink -f "$DS_STATE_DIR")" | sha1sum | cut -c1-10)"
-  fi
-}
-
-fetch() {
-  [ -f "$ZIP" ] && return 0
-  say "fetching Elasticsearch $ELASTICSEARCH_VERSION (integ-test-zip, ~130 MB) from Maven Central (once)..."
-  mvn_quiet dependency:get -Dtransitive=false \
-    -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ELASTICSEARCH_VERSION:zip" \
-    || die "could not fetch the Elasticsearch zip" "check that Maven Central is reachable (mvn -v)"
-  [ -f "$ZIP" ] || die "$ZIP missing after fetch" "rm -rf $M2_REPO/org/elasticsearch and retry"
-}
+# ES_USER, as_es, es_ensure_user, es_runtime_dir, es_fetch, es_unpack, es_java: deploy/lib.sh
+# (shared with the cluster profile's deploy/cluster/elasticsearch.sh).
 
 # setup_dirs [create]: the paths; only `start` (create) makes the user and directories.
 setup_dirs() {
   if [ "${1:-}" = create ]; then
-    ensure_user
-    RT="$(runtime_dir)"
+    es_ensure_user
+    RT="$(es_runtime_dir "$LINK")"
     mkdir -p "$RT"
     if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
   elif [ -e "$LINK" ]; then
@@ -66,15 +35,6 @@ setup_dirs() {
   PIDFILE="$RT/es.pid"
   LOG="$LOG_DIR/dnsentinel-local.log"
   LAUNCH_LOG="$LOG_DIR/launcher.log"
-}
-
-unpack() {
-  [ -f "$ES_HOME/.complete" ] && return 0
-  fetch
-  say "unpacking Elasticsearch $ELASTICSEARCH_VERSION into $RT"
-  rm -rf "$ES_HOME"
-  unzip -q "$ZIP" -d "$RT" || die "could not unpack $ZIP" "remove it and retry (a partial download?)"
-  touch "$ES_HOME/.complete"
 }
 
 serves() { health; }
@@ -92,13 +52,12 @@ start() {
   if adopted "$PIDFILE"; then say "http://$HOST:$PORT is already served by $(port_owner "$PORT"), not from this state dir; using it"; return 0; fi
   check_port_free "$PORT" "Elasticsearch HTTP, DNSENTINEL_ELASTICSEARCH__URL"
   check_port_free "$TRANSPORT_PORT" "Elasticsearch transport, DNSENTINEL_STACK__ES_TRANSPORT_PORT"
-  local java; java="$(java_bin "${DS_ES_JAVA_HOME:-}" 21 "Elasticsearch $ELASTICSEARCH_VERSION")"
-  unpack
+  local java; java="$(es_java)"
+  es_unpack "$RT"
   mkdir -p "$DATA_DIR" "$LOG_DIR"
   render "$DEPLOY_DIR/elasticsearch/elasticsearch.yml.tmpl" > "$ES_HOME/config/elasticsearch.yml"
   printf -- '-Xms%s\n-Xmx%s\n' "$HEAP" "$HEAP" > "$ES_HOME/config/jvm.options.d/heap.options"
   [ "$(id -u)" -eq 0 ] && chown -R "$ES_USER:" "$RT"
-  as_es test -r "$java" || die "$ES_USER cannot read $java" "use a JDK outside /root (DNSENTINEL_STACK__ES_JAVA_HOME)"
   rm -f "$PIDFILE"
   # -d: the launcher daemonizes the node and exits once it is started (or failed).
   as_es env ES_JAVA_HOME="$(dirname "$(dirname "$java")")" ES_PATH_CONF="$ES_HOME/config" \
@@ -153,7 +112,7 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   logs) shift; setup_dirs; show_logs "$LOG" "$@" ;;
-  fetch) fetch ;;
+  fetch) es_fetch ;;
   version) echo "$ELASTICSEARCH_VERSION" ;;
   *) echo "usage: $0 start|stop|status|logs [-n N] [-f]|fetch|version" >&2; exit 2 ;;
 esac

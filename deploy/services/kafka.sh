@@ -10,7 +10,7 @@ PORT="${DS_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${DS_KAFKA_CONTROLLER_PORT:-9093}"
 HEAP="${DS_KAFKA_HEAP:-512m}"
 DIR="$DS_STATE_DIR/kafka"
-LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
+LIBS="$KAFKA_LIBS"
 DATA_DIR="$DIR/data"
 PIDFILE="$DIR/kafka.pid"
 LOG="$DIR/logs/kafka.log"
@@ -45,15 +45,11 @@ start() {
   fetch
   mkdir -p "$DATA_DIR" "$DIR/logs"
   render "$DEPLOY_DIR/kafka/server.properties.tmpl" > "$CONF"
-  local jopts=(-Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
-    -Djava.awt.headless=true -Dlog4j2.configurationFile="$DEPLOY_DIR/kafka/log4j2.properties"
-    -cp "$LIBS/*")
+  kafka_jvm_opts "$HEAP"
+  local jopts=("${KAFKA_JOPTS[@]}")
   if [ ! -f "$DATA_DIR/meta.properties" ]; then
     local cid
-    # A Kafka cluster id is 16 random bytes, URL-safe base64 without padding.
-    cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-    while [ "${cid:0:1}" = "-" ]; do cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; done
+    cid="$(kafka_cluster_id)"
     say "formatting the KRaft log dir (cluster id $cid)"
     "$java" "${jopts[@]}" kafka.tools.StorageTool format -t "$cid" -c "$CONF" --ignore-formatted \
       >> "$DIR/logs/format.log" 2>&1 || fail_with_log "$DIR/logs/format.log" "kafka-storage format failed" \

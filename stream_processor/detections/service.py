@@ -92,15 +92,25 @@ class DetectionService:
     # -- stage 1: every query of the batch -----------------------------------------------------
 
     def observe(self, parsed: Sequence[Parsed], known: dict[str, str], verdicts: Iterable[Verdict]) -> list[Signal]:
-        """Feed one batch to the per-domain stage; the signals to publish keyed by client."""
+        """Feed one batch to the per-domain stage; the signals to publish keyed by client.
+
+        The same pass notes the first query of each registrable domain this worker has not seen
+        (newly observed domains, recorded off the batch's path by :meth:`tick`).
+        """
         scores = {v.name: v.score for v in verdicts}
         observe = self.domains.observe
+        seen, sightings = self._seen, self._sightings
         out = []
         for p in parsed:
             name = p.name
             if name is None:
                 continue
             ev, n = p.event, name.name
+            d = name.registrable
+            if d is not None and d not in seen and p.unscorable is None:
+                first = sightings.get(d)
+                if first is None or ev.ts < first.event.ts:
+                    sightings[d] = p
             label = known.get(n)
             sig = observe(ev.ts, ev.client, n, name.registrable or n, ev.qtype, ev.rcode == "NXDOMAIN",
                           p.unscorable is None, scores.get(n), label if label in VERDICT_LABELS else None,
@@ -111,34 +121,15 @@ class DetectionService:
             self.metrics.signals.inc(len(out))
         return out
 
-    async def after_batch(self, parsed: Sequence[Parsed], signals: list[Signal],
-                          deliveries: list[Awaitable[object]]) -> None:
-        """Publish the batch's signals (their deliveries join the batch's); queue its first sightings.
+    async def after_batch(self, signals: list[Signal], deliveries: list[Awaitable[object]]) -> None:
+        """Publish the batch's signals (their deliveries join the batch's).
 
-        First sightings are recorded off the batch's path (see :meth:`tick`): they are not part of
-        what a batch's ack waits for, so a Redis round trip per batch never delays the next one.
+        First sightings (noted by :meth:`observe`) are recorded off the batch's path (see
+        :meth:`tick`): they are not part of what a batch's ack waits for, so a Redis round trip
+        per batch never delays the next one.
         """
         for sig in signals:
             deliveries.append(await self.publish(self.settings.signals_topic, sig.client.encode(), sig.encode()))
-        for d, p in self._unseen_domains(parsed).items():
-            first = self._sightings.get(d)
-            if first is None or p.event.ts < first.event.ts:
-                self._sightings[d] = p
-
-    def _unseen_domains(self, parsed: Sequence[Parsed]) -> dict[str, Parsed]:
-        """Registrable domains of public names this worker has not seen yet: the first query of each."""
-        fresh: dict[str, Parsed] = {}
-        seen = self._seen
-        for p in parsed:
-            if p.unscorable is not None or p.name is None:
-                continue
-            d = p.name.registrable
-            if d is None or d in seen:
-                continue
-            first = fresh.get(d)
-            if first is None or p.event.ts < first.event.ts:
-                fresh[d] = p
-        return fresh
 
     async def _record_first_sightings(self, fresh: dict[str, Parsed]) -> None:
         """Newly observed domains: the deployment's first sighting (Redis ``SET NX``) goes to Elasticsearch.

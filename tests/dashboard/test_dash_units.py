@@ -54,7 +54,8 @@ def test_store_names_table_pages_in_python_and_never_fetches_rows():
     page = s.names_table(timerange.last(timedelta(hours=1)), store.ALLOWED_DECISIONS, search="N", page=1, page_size=4)
     assert page.total == 6 and page.rows["name"].tolist() == ["n4.example", "n5.example"]
     assert set(page.rows["decision"]) == {"uncertain"}
-    req = es.requests[0]
+    assert es.requests[0]["index"] == "t-hourly-*"  # the roll-up's watermark (none here: minutes only)
+    req = es.requests[1]
     assert req["size"] == 0 and req["index"] == "t-activity-*"
     assert req["aggs"]["n"]["terms"]["size"] == 8
     assert {"wildcard": {Q_NAME: {"value": "*n*", "case_insensitive": True}}} in req["query"]["bool"]["filter"]
@@ -199,6 +200,7 @@ def test_cli_runs_streamlit_headless_without_telemetry(monkeypatch):
 
     calls = []
     monkeypatch.setattr(cli.subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
+    monkeypatch.setattr(cli, "_accounts", lambda: None)  # the start-up Redis check (tests/test_redis_client.py)
     result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--address", "127.0.0.1"])
     assert result.exit_code == 0, result.output
     argv, env = calls[0]

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from dnsentinel.dashboard.report import FLAGGED_DECISIONS, build_query, parse_when, report_rows
+from dnsentinel.dashboard.output import parse_when
+from dnsentinel.dashboard.report import FLAGGED_DECISIONS, build_query, report_rows
 from dnsentinel.verdict_cache.es_schema import BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, LABEL, Q_NAME, TIMESTAMP
 from dnsentinel.verdict_cache.vocabulary import FLAGGED_LABELS
 

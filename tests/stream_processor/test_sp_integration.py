@@ -208,3 +208,42 @@ def test_templates_and_retention_on_the_real_cluster(services):
         assert es.indices.exists(index=index_name("verdicts", prefix=prefix))  # undated indices are never touched
     finally:
         drop_prefix(es, prefix=prefix)
+
+
+def _lags(env) -> dict[tuple[str, str], float]:
+    """The worker's consumer-lag gauges of the queries topic: (partition, of) -> messages behind."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = env.env["DNSENTINEL_WORKER__METRICS_PORT"]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {(s.labels["partition"], s.labels["of"]): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.name == "dnsentinel_worker_consumer_lag" and s.labels["topic"] == env.queries}
+
+
+def test_lag_per_partition_and_time_to_verdict_are_on_metrics_and_follow_the_traffic(worker_env):
+    """/metrics has the consumer lag of every partition the worker consumed from (librdkafka
+    statistics, every 5 s) and the first-event-to-verdict histogram; with flushes 20 s apart, events
+    consumed but not yet committed show as committed lag until the flush after them commits them."""
+    env = worker_env(SCORES)
+    env.env["DNSENTINEL_WORKER__ES_FLUSH_INTERVAL_S"] = "20"
+    first = [f"a.lag{i}.com" for i in range(60)]  # 60 registrable domains: spread over the partitions
+    env.produce([ev(n) for n in first])
+    env.start()
+    env.wait_for(lambda: all(_label(env, n) for n in first), what="a verdict for every name")
+    hist = "dnsentinel_worker_first_event_to_verdict_seconds_count"
+    assert env.wait_for(lambda: _metric(env, hist) == len(first), what="one latency observation per new name")
+
+    def committed() -> float | None:
+        per = {p: v for (p, of), v in _lags(env).items() if of == "committed"}
+        return sum(per.values()) if per else None  # a partition's committed lag exists once it has a commit
+
+    env.wait_for(lambda: committed() == 0, timeout=60, what="committed lag 0 after the first flush")
+    lags = _lags(env)
+    assert {of for _, of in lags} == {"committed", "consumed"}
+    assert 1 < len({p for p, _ in lags}) <= 6 and {p for p, _ in lags} <= {str(i) for i in range(6)}
+    second = [f"b.lag{i}.com" for i in range(40)]  # new names on partitions that already have commits
+    env.produce([ev(n) for n in second])
+    env.wait_for(lambda: committed() == len(second), timeout=40, what="the new events as committed lag")
+    env.wait_for(lambda: committed() == 0, timeout=60, what="committed lag back to 0 after the next flush")
+    assert _metric(env, hist) == len(first) + len(second)

@@ -7,6 +7,7 @@ import gc
 import json
 import socket
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -16,7 +17,7 @@ from dnsentinel.stream_processor.app import GcPolicy
 from dnsentinel.stream_processor.consumer import lags
 from dnsentinel.stream_processor.metrics import Metrics
 
-from .fakes import FakeModel, FakePublisher, event, records
+from .fakes import FakeCache, FakeModel, FakePublisher, event, records
 from .test_sp_pipeline import make_proc, sample
 
 
@@ -126,3 +127,102 @@ def test_metrics_endpoint_binds_the_configured_host_only():
     for addr in others:  # not reachable on the machine's other addresses
         with pytest.raises(OSError):
             socket.create_connection((addr, port), timeout=1).close()
+
+
+class ListSource:
+    """A :class:`~dnsentinel.stream_processor.ports.BatchSource` over prepared batches; stops once they are out."""
+
+    def __init__(self, batches: list[tuple[list, dict]]) -> None:
+        self.batches = list(batches)
+        self.stopping = False
+        self.threads: set[str] = set()
+
+    def fetch(self):
+        self.threads.add(threading.current_thread().name)
+        if self.batches:
+            return self.batches.pop(0)
+        self.stopping = True
+        return [], None
+
+
+class ThreadNoting(FakeCache):
+    """Records which thread wrote each verdict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[str] = set()
+
+    def put_verdicts(self, verdicts) -> None:
+        self.writers.add(threading.current_thread().name)
+        super().put_verdicts(verdicts)
+
+
+def test_run_decides_in_the_verdict_thread_and_completes_in_order():
+    cache = ThreadNoting()
+    proc, pub, acked = make_proc(FakeModel(), cache)
+    source = ListSource([(records([event(f"n{i}.com")], start=i), {0: i}) for i in range(20)])
+
+    async def run() -> None:
+        await proc.run(source)
+        proc.flush()
+
+    asyncio.run(run())
+    assert source.threads == {"dnsentinel-verdict-lane"} and cache.writers == {"dnsentinel-verdict-lane"}
+    assert [o["name"] for o in pub.on("verdicts")] == [f"n{i}.com" for i in range(20)]
+    assert acked == [{0: i} for i in range(20)]
+    assert proc.agg.events == 0 and sample(proc.metrics, "dnsentinel_worker_events_in_total") == 20
+
+
+def test_a_stalled_completion_lane_does_not_hold_up_verdicts():
+    """Kafka deliveries that do not come stall the completion lane; the verdict thread goes on
+    writing verdicts to Redis for the batches behind (up to the lane's depth), none is acked early."""
+    from dnsentinel.stream_processor.worker import LANE_DEPTH
+
+    proc, _, acked = make_proc(FakeModel())
+    gate: asyncio.Future[None] | None = None
+
+    class Stalled(FakePublisher):
+        async def __call__(self, topic, key, value):
+            self.sent.append((topic, key, value))
+            assert gate is not None
+            return gate
+
+    proc.publish = Stalled()
+    n = LANE_DEPTH + 3
+    source = ListSource([(records([event(f"s{i}.com")], start=i), {0: i}) for i in range(n)])
+
+    async def run() -> None:
+        nonlocal gate
+        gate = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(proc.run(source))
+        for _ in range(500):
+            if len(proc.cache.verdicts) >= LANE_DEPTH:
+                break
+            await asyncio.sleep(0.01)
+        assert len(proc.cache.verdicts) >= LANE_DEPTH  # in Redis while batch 0 still awaits its deliveries
+        proc.flush()
+        assert acked == [] and not task.done()
+        gate.set_result(None)
+        await task
+        proc.flush()
+
+    asyncio.run(run())
+    assert set(proc.cache.verdicts) == {f"s{i}.com" for i in range(n)}
+    assert acked == [{0: i} for i in range(n)]
+
+
+def test_a_failed_decision_stops_run_and_is_never_acked():
+    class Broken(FakeModel):
+        def predict(self, domains):
+            raise RuntimeError("model exploded")
+
+    proc, _, acked = make_proc(Broken())
+    source = ListSource([(records([event("a.com")]), {0: 0})])
+
+    async def run() -> None:
+        with pytest.raises(RuntimeError, match="model exploded"):
+            await proc.run(source)
+        proc.flush()
+
+    asyncio.run(run())
+    assert acked == []

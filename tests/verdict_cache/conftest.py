@@ -29,8 +29,10 @@ def redis_client(vc_settings: Any) -> Iterator[Any]:
     """A client of the real Redis; unreachable Redis fails the test loudly."""
     import redis
 
+    from dnsentinel.redis_client import sync_client
+
     r = vc_settings.redis
-    client = redis.Redis.from_url(r.url, **r.client_kwargs())
+    client = sync_client(r)
     try:
         client.ping()
     except redis.RedisError as exc:

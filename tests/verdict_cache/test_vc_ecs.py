@@ -17,7 +17,7 @@ from dnsentinel.verdict_cache import es_schema
 from dnsentinel.verdict_cache.alerts import Alert
 
 ECS_FILE = Path(es_schema.__file__).with_name("ecs_fields.csv.xz")
-ECS_FAMILIES = ("alerts", "domains", "verdicts", "activity", "vetting", "events", "audit")
+ECS_FAMILIES = ("alerts", "domains", "verdicts", "activity", "vetting", "events", "audit", "hourly")
 """Index families in ECS: all of them."""
 SAME_TYPE = {"match_only_text": "text", "constant_keyword": "keyword", "wildcard": "keyword"}
 

@@ -23,6 +23,13 @@ type Config struct {
 	RedisPrefix   string
 	RedisTimeout  time.Duration
 
+	// SentinelMaster and SentinelAddrs, when set, replace RedisAddr: the master is whichever
+	// server the Sentinels name, followed across failovers. RedisTLS applies to both.
+	SentinelMaster   string
+	SentinelAddrs    []string
+	SentinelUser     string
+	SentinelPassword string
+
 	Brokers     []string
 	KafkaSASL   []string // mechanism, user, password
 	KafkaTLS    *tls.Config

@@ -3,6 +3,8 @@ package dnsentinel
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -49,7 +51,15 @@ type kafkaEmitter struct {
 	ctx    context.Context
 	drop   func(reason string)
 	ok     func()
+
+	brokers  string
+	warnf    func(format string, args ...any)
+	lastWarn atomic.Int64 // unix nanoseconds of the last delivery warning
 }
+
+// warnEvery spaces the delivery warnings: a wrong SASL password or an untrusted CA fails
+// every event the same way, and the log must say why once in a while, not per event.
+const warnEvery = time.Minute
 
 func newKafkaEmitter(cfg Config) (*kafkaEmitter, error) {
 	opts := []kgo.Opt{
@@ -86,11 +96,13 @@ func newKafkaEmitter(cfg Config) (*kafkaEmitter, error) {
 	}
 	server := cfg.ServerID
 	return &kafkaEmitter{
-		cl:     cl,
-		server: server,
-		ctx:    context.Background(),
-		drop:   func(reason string) { eventsDropped.WithLabelValues(server, reason).Inc() },
-		ok:     func() { eventsProduced.WithLabelValues(server).Inc() },
+		cl:      cl,
+		server:  server,
+		ctx:     context.Background(),
+		drop:    func(reason string) { eventsDropped.WithLabelValues(server, reason).Inc() },
+		ok:      func() { eventsProduced.WithLabelValues(server).Inc() },
+		brokers: strings.Join(cfg.Brokers, ","),
+		warnf:   log.Warningf,
 	}, nil
 }
 
@@ -124,7 +136,18 @@ func (k *kafkaEmitter) promise(_ *kgo.Record, err error) {
 		k.drop("closed")
 	default:
 		k.drop("kafka_error")
+		k.warn(err)
 	}
+}
+
+// warn logs why events fail (e.g. SASL_AUTHENTICATION_FAILED), at most once per warnEvery.
+func (k *kafkaEmitter) warn(err error) {
+	now := time.Now().UnixNano()
+	if last := k.lastWarn.Load(); last != 0 && now-last < int64(warnEvery) {
+		return
+	}
+	k.lastWarn.Store(now)
+	k.warnf("kafka %s: events dropped, delivery failed: %v (check kafka_sasl and kafka_tls)", k.brokers, err)
 }
 
 func (k *kafkaEmitter) buffered() int64 { return k.cl.BufferedProduceRecords() }

@@ -3,9 +3,14 @@ package dnsentinel
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coredns/caddy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -106,5 +111,46 @@ func TestKafkaEmitterTooLarge(t *testing.T) {
 	em.emit([]byte("k"), &event{V: 1, Name: string(big)})
 	if reason != "too_large" || em.buffered() != 0 {
 		t.Errorf("reason %q buffered %d; want too_large and nothing buffered", reason, em.buffered())
+	}
+}
+
+// TestKafkaEmitterSCRAM: `kafka_sasl scram-sha-512 USER PASSWORD` reaches franz-go (the
+// cluster profile's brokers accept only SCRAM-SHA-512); several seed brokers are all used.
+func TestKafkaEmitterSCRAM(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(2, "q"), kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", "coredns", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg, err := parse(caddy.NewTestController("dns", "dnsentinel {\nkafka "+strings.Join(c.ListenAddrs(), " ")+
+		"\nkafka_sasl SCRAM-SHA-512 coredns s3cret\ntopic q\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := newKafkaEmitter(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	produced := testutil.ToFloat64(eventsProduced.WithLabelValues(cfg.ServerID))
+	em.emit([]byte("a.example.com"), &event{V: 1, TS: 1795392000000, Name: "a.example.com", QType: "A", Client: "192.0.2.1", Source: "live"})
+	em.close() // flushes
+	if got := testutil.ToFloat64(eventsProduced.WithLabelValues(cfg.ServerID)); got != produced+1 {
+		t.Fatalf("events produced with SCRAM-SHA-512: %v; want 1", got-produced)
+	}
+}
+
+// TestKafkaEmitterWarnsOncePerInterval: a delivery error (e.g. a wrong SASL password) is
+// logged with the brokers, but not once per event.
+func TestKafkaEmitterWarnsOncePerInterval(t *testing.T) {
+	var logged []string
+	em := &kafkaEmitter{brokers: "k1:9092,k2:9092", drop: func(string) {}, ok: func() {},
+		warnf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	sasl := errors.New("SASL_AUTHENTICATION_FAILED: SASL Authentication failed")
+	for i := 0; i < 3; i++ {
+		em.promise(nil, sasl)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "k1:9092,k2:9092") || !strings.Contains(logged[0], "SASL_AUTHENTICATION_FAILED") {
+		t.Fatalf("logged %q; want one line naming the brokers and the cause", logged)
 	}
 }

@@ -39,6 +39,7 @@ func setup(c *caddy.Controller) error {
 // parse reads one dnsentinel block; every error names the Corefile line (c.Errf/ArgErr).
 func parse(c *caddy.Controller) (Config, error) {
 	cfg := defaultConfig()
+	seen := map[string]bool{}
 	blocks := 0
 	for c.Next() {
 		if blocks++; blocks > 1 {
@@ -46,6 +47,7 @@ func parse(c *caddy.Controller) (Config, error) {
 		}
 		cfg.Zones = plugin.OriginsFromArgsOrServerBlock(c.RemainingArgs(), c.ServerBlockKeys)
 		for c.NextBlock() {
+			seen[c.Val()] = true
 			if err := parseOption(c, &cfg); err != nil {
 				return cfg, err
 			}
@@ -53,6 +55,12 @@ func parse(c *caddy.Controller) (Config, error) {
 	}
 	if cfg.ServerID == "" {
 		cfg.ServerID, _ = os.Hostname()
+	}
+	if seen["redis"] && seen["redis_sentinel"] {
+		return cfg, c.Err("redis and redis_sentinel exclude each other: with Sentinels, the master's address comes from them")
+	}
+	if seen["redis_sentinel_auth"] && !seen["redis_sentinel"] {
+		return cfg, c.Err("redis_sentinel_auth needs redis_sentinel")
 	}
 	if cfg.Action == contract.ActionSinkhole && len(cfg.SinkholeV4)+len(cfg.SinkholeV6) == 0 {
 		return cfg, c.Err("action sinkhole needs at least one IP address")
@@ -75,29 +83,31 @@ type optionParser func(c *caddy.Controller, cfg *Config, opt string, args []stri
 
 // options is the syntax of the block (README.md, Syntax), one parser per option.
 var options = map[string]optionParser{
-	"redis":          oneArg(func(cfg *Config) *string { return &cfg.RedisAddr }, hostPort),
-	"redis_username": oneArg(func(cfg *Config) *string { return &cfg.RedisUser }, anyText),
-	"redis_password": oneArg(func(cfg *Config) *string { return &cfg.RedisPassword }, anyText),
-	"redis_db":       oneArg(func(cfg *Config) *int { return &cfg.RedisDB }, intIn(0, 15)),
-	"redis_tls":      tlsOption(func(cfg *Config) **tls.Config { return &cfg.RedisTLS }),
-	"redis_prefix":   oneArg(func(cfg *Config) *string { return &cfg.RedisPrefix }, keyPrefix),
-	"redis_timeout":  oneArg(func(cfg *Config) *time.Duration { return &cfg.RedisTimeout }, durationIn(100*time.Microsecond, 10*time.Second)),
-	"kafka":          parseKafka,
-	"kafka_sasl":     parseKafkaSASL,
-	"kafka_tls":      tlsOption(func(cfg *Config) **tls.Config { return &cfg.KafkaTLS }),
-	"topic":          oneArg(func(cfg *Config) *string { return &cfg.Topic }, anyText),
-	"kafka_buffer":   oneArg(func(cfg *Config) *int { return &cfg.KafkaBuffer }, intIn(1, 100_000_000)),
-	"no_events":      parseNoEvents,
-	"action":         parseAction,
-	"honeypot":       parseHoneypot,
-	"blocked_ttl":    oneArg(func(cfg *Config) *uint32 { return &cfg.BlockedTTL }, ttl),
-	"cache_size":     oneArg(func(cfg *Config) *int { return &cfg.CacheSize }, intIn(1, 100_000_000)),
-	"cache_ttl":      oneArg(func(cfg *Config) *time.Duration { return &cfg.CacheTTL }, durationIn(time.Millisecond, 24*time.Hour)),
-	"no_block":       parseNoBlock,
-	"exclude":        parseExclude,
-	"fail":           oneArg(func(cfg *Config) *bool { return &cfg.FailClosed }, either("open", "closed")),
-	"ready":          oneArg(func(cfg *Config) *bool { return &cfg.ReadyAlways }, either("redis", "always")),
-	"server_id":      oneArg(func(cfg *Config) *string { return &cfg.ServerID }, anyText),
+	"redis":               oneArg(func(cfg *Config) *string { return &cfg.RedisAddr }, hostPort),
+	"redis_username":      oneArg(func(cfg *Config) *string { return &cfg.RedisUser }, anyText),
+	"redis_password":      oneArg(func(cfg *Config) *string { return &cfg.RedisPassword }, anyText),
+	"redis_db":            oneArg(func(cfg *Config) *int { return &cfg.RedisDB }, intIn(0, 15)),
+	"redis_tls":           tlsOption(func(cfg *Config) **tls.Config { return &cfg.RedisTLS }),
+	"redis_prefix":        oneArg(func(cfg *Config) *string { return &cfg.RedisPrefix }, keyPrefix),
+	"redis_timeout":       oneArg(func(cfg *Config) *time.Duration { return &cfg.RedisTimeout }, durationIn(100*time.Microsecond, 10*time.Second)),
+	"redis_sentinel":      parseSentinel,
+	"redis_sentinel_auth": parseSentinelAuth,
+	"kafka":               parseKafka,
+	"kafka_sasl":          parseKafkaSASL,
+	"kafka_tls":           tlsOption(func(cfg *Config) **tls.Config { return &cfg.KafkaTLS }),
+	"topic":               oneArg(func(cfg *Config) *string { return &cfg.Topic }, anyText),
+	"kafka_buffer":        oneArg(func(cfg *Config) *int { return &cfg.KafkaBuffer }, intIn(1, 100_000_000)),
+	"no_events":           parseNoEvents,
+	"action":              parseAction,
+	"honeypot":            parseHoneypot,
+	"blocked_ttl":         oneArg(func(cfg *Config) *uint32 { return &cfg.BlockedTTL }, ttl),
+	"cache_size":          oneArg(func(cfg *Config) *int { return &cfg.CacheSize }, intIn(1, 100_000_000)),
+	"cache_ttl":           oneArg(func(cfg *Config) *time.Duration { return &cfg.CacheTTL }, durationIn(time.Millisecond, 24*time.Hour)),
+	"no_block":            parseNoBlock,
+	"exclude":             parseExclude,
+	"fail":                oneArg(func(cfg *Config) *bool { return &cfg.FailClosed }, either("open", "closed")),
+	"ready":               oneArg(func(cfg *Config) *bool { return &cfg.ReadyAlways }, either("redis", "always")),
+	"server_id":           oneArg(func(cfg *Config) *string { return &cfg.ServerID }, anyText),
 	"fallthrough": func(_ *caddy.Controller, cfg *Config, _ string, args []string) error {
 		cfg.Fall.SetZonesFromArgs(args)
 		return nil
@@ -178,6 +188,41 @@ func parseKafkaSASL(c *caddy.Controller, cfg *Config, _ string, args []string) e
 		return c.Errf("kafka_sasl mechanism %q is not plain, scram-sha-256 or scram-sha-512", args[0])
 	}
 	cfg.KafkaSASL = []string{strings.ToLower(args[0]), args[1], args[2]}
+	return nil
+}
+
+// parseSentinel reads `redis_sentinel MASTER ADDR...`: the master name the Sentinels monitor
+// and at least one Sentinel; the plugin then connects wherever they say the master is.
+func parseSentinel(c *caddy.Controller, cfg *Config, opt string, args []string) error {
+	if len(args) < 2 {
+		return c.Errf("%s takes MASTER ADDR [ADDR...], got %d arguments", opt, len(args))
+	}
+	if strings.Contains(args[0], ":") {
+		return c.Errf("%s: the first argument is the master name, got the address %q", opt, args[0])
+	}
+	addrs := make([]string, 0, len(args)-1)
+	for _, a := range args[1:] {
+		hp, err := hostPort(c, opt, a)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, hp)
+	}
+	cfg.SentinelMaster, cfg.SentinelAddrs = args[0], addrs
+	return nil
+}
+
+// parseSentinelAuth reads `redis_sentinel_auth [USER] PASSWORD`: the Sentinels' own ACL
+// user (redis_username and redis_password are the data servers').
+func parseSentinelAuth(c *caddy.Controller, cfg *Config, opt string, args []string) error {
+	switch len(args) {
+	case 1:
+		cfg.SentinelUser, cfg.SentinelPassword = "", args[0]
+	case 2:
+		cfg.SentinelUser, cfg.SentinelPassword = args[0], args[1]
+	default:
+		return c.Errf("%s takes [USER] PASSWORD, got %d arguments", opt, len(args))
+	}
 	return nil
 }
 

@@ -70,6 +70,24 @@ func TestParse(t *testing.T) {
 				t.Errorf("action %s, no_events %v", c.Action, c.NoEvents)
 			}
 		}},
+		{"sentinel", `dnsentinel {
+			redis_sentinel dnsentinel 10.0.0.1:26379 10.0.0.2:26379 [2001:db8::3]:26379
+			redis_sentinel_auth sentinel-user s3cret
+			redis_username coredns
+			redis_password p
+		}`, "", func(t *testing.T, c Config) {
+			if c.SentinelMaster != "dnsentinel" || !slices.Equal(c.SentinelAddrs, []string{"10.0.0.1:26379", "10.0.0.2:26379", "[2001:db8::3]:26379"}) ||
+				c.SentinelUser != "sentinel-user" || c.SentinelPassword != "s3cret" || c.RedisUser != "coredns" || c.RedisPassword != "p" {
+				t.Errorf("sentinel: %+v", c)
+			}
+		}},
+		{"sentinel password only", "dnsentinel {\nredis_sentinel m 127.0.0.1:26379\nredis_sentinel_auth pw\n}", "", func(t *testing.T, c Config) {
+			if c.SentinelUser != "" || c.SentinelPassword != "pw" || len(c.SentinelAddrs) != 1 {
+				t.Errorf("sentinel auth: %+v", c)
+			}
+		}},
+		{"redis and sentinel", "dnsentinel {\nredis 127.0.0.1:6379\nredis_sentinel m 127.0.0.1:26379\n}", "redis and redis_sentinel exclude each other", nil},
+		{"sentinel auth alone", "dnsentinel {\nredis_sentinel_auth u p\n}", "redis_sentinel_auth needs redis_sentinel", nil},
 		{"twice", "dnsentinel\ndnsentinel", "plugin", nil},
 		{"line number", "dnsentinel {\nredis 127.0.0.1:6379\n\nblocked_ttl x\n}", "Testfile:4", nil},
 	}
@@ -103,6 +121,12 @@ func TestParseOptionErrors(t *testing.T) {
 		{"redis_timeout 5", `redis_timeout "5" is not a duration in 100µs..10s`},
 		{"redis_timeout 1m", `redis_timeout "1m" is not a duration in 100µs..10s`},
 		{"redis_tls a b c d", "redis_tls takes at most CERT KEY CA, got 4 arguments"},
+		{"redis_sentinel m", "redis_sentinel takes MASTER ADDR [ADDR...], got 1 arguments"},
+		{"redis_sentinel 10.0.0.1:26379 10.0.0.2:26379", `redis_sentinel: the first argument is the master name, got the address "10.0.0.1:26379"`},
+		{"redis_sentinel m 10.0.0.1:26379 sentinel-2", `redis_sentinel "sentinel-2" is not host:port`},
+		{"redis_sentinel m 10.0.0.1:0", `redis_sentinel "10.0.0.1:0": port "0" is not 1-65535`},
+		{"redis_sentinel_auth", "redis_sentinel_auth takes [USER] PASSWORD, got 0 arguments"},
+		{"redis_sentinel_auth a b c", "redis_sentinel_auth takes [USER] PASSWORD, got 3 arguments"},
 		{"kafka", "kafka needs at least one broker host:port"},
 		{"kafka a:1 b", `kafka "b" is not host:port`},
 		{"kafka_sasl gssapi a b", `kafka_sasl mechanism "gssapi" is not plain, scram-sha-256 or scram-sha-512`},

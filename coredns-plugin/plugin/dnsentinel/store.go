@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +58,7 @@ type redisStore struct {
 	prefix string
 	ttl    time.Duration
 	opt    rueidis.ClientOption
+	where  string // for logs: the address, or the master name and its Sentinels
 	client atomic.Pointer[rueidis.Client]
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,7 +75,8 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 		hot:    hot,
 		prefix: cfg.RedisPrefix,
 		ttl:    cfg.CacheTTL,
-		opt: rueidis.ClientOption{
+		where:  redisWhere(cfg),
+		opt: withSentinel(cfg, rueidis.ClientOption{
 			InitAddress:       []string{cfg.RedisAddr},
 			Username:          cfg.RedisUser,
 			Password:          cfg.RedisPassword,
@@ -87,12 +91,45 @@ func newRedisStore(cfg Config, logf func(string, ...any)) *redisStore {
 			// key and the vetted hash out to goroutines per connection even on a cache hit.
 			PipelineMultiplex: -1,
 			OnInvalidations:   hot.invalidate,
-		},
+		}),
 		ctx:          ctx,
 		cancel:       cancel,
 		log:          logf,
 		refreshSlots: make(chan struct{}, maxRefreshes),
 	}
+}
+
+// withSentinel points opt at the Sentinels when redis_sentinel is set: rueidis then asks them
+// for the master, follows +switch-master events (and re-checks every sentinelRefresh, in case
+// one was missed) and moves its connection, so a failover needs no restart. The lookups in
+// between fail open like any Redis error; the local caches are flushed when the old
+// connection closes (OnInvalidations(nil)), so no stale verdict outlives the switch.
+func withSentinel(cfg Config, opt rueidis.ClientOption) rueidis.ClientOption {
+	if cfg.SentinelMaster == "" {
+		return opt
+	}
+	opt.InitAddress = cfg.SentinelAddrs
+	opt.Sentinel = rueidis.SentinelOption{
+		MasterSet:               cfg.SentinelMaster,
+		Username:                cfg.SentinelUser,
+		Password:                cfg.SentinelPassword,
+		TLSConfig:               cfg.RedisTLS,
+		Dialer:                  netDialer(),
+		TopologyRefreshInterval: sentinelRefresh,
+	}
+	return opt
+}
+
+const sentinelRefresh = 5 * time.Second
+
+// oneLine is err's text on one log line (rueidis adds hints on lines of their own).
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+func redisWhere(cfg Config) string {
+	if cfg.SentinelMaster == "" {
+		return cfg.RedisAddr
+	}
+	return fmt.Sprintf("master %s via sentinels %s", cfg.SentinelMaster, strings.Join(cfg.SentinelAddrs, ","))
 }
 
 // cacheEntryBytes converts cache_size (names) into rueidis' byte budget: a name costs two
@@ -110,7 +147,7 @@ func (s *redisStore) connect() {
 			s.client.Store(&c)
 			return
 		}
-		s.log("redis %s not reachable (%v); queries fail open until it is, retrying", s.opt.InitAddress[0], err)
+		s.log("redis %s not reachable (%s); queries fail open until it is, retrying", s.where, oneLine(err))
 		select {
 		case <-s.ctx.Done():
 			return

@@ -2,7 +2,9 @@ package dnsentinel
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,5 +104,31 @@ func TestParseVettedAction(t *testing.T) {
 		if got := parseVettedAction(in); got != want {
 			t.Errorf("parseVettedAction(%s) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestSentinelOptionWiring: with redis_sentinel the client dials the Sentinels (not redis),
+// names the master set, authenticates to them with their own user, uses redis_tls for them
+// too, and re-checks the topology periodically; without it, nothing of that is set.
+func TestSentinelOptionWiring(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.RedisTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg.RedisUser, cfg.RedisPassword = "coredns", "data-pw"
+	plain := newRedisStore(cfg, t.Logf)
+	if plain.opt.Sentinel.MasterSet != "" || !slices.Equal(plain.opt.InitAddress, []string{"127.0.0.1:6379"}) || plain.where != "127.0.0.1:6379" {
+		t.Errorf("no sentinel: %+v, where %q", plain.opt.Sentinel, plain.where)
+	}
+	cfg.SentinelMaster, cfg.SentinelAddrs = "dnsentinel", []string{"10.0.0.1:26379", "10.0.0.2:26379"}
+	cfg.SentinelUser, cfg.SentinelPassword = "sentinel-user", "sentinel-pw"
+	s := newRedisStore(cfg, t.Logf)
+	o := s.opt
+	if !slices.Equal(o.InitAddress, cfg.SentinelAddrs) || o.Sentinel.MasterSet != "dnsentinel" ||
+		o.Sentinel.Username != "sentinel-user" || o.Sentinel.Password != "sentinel-pw" ||
+		o.Sentinel.TLSConfig != cfg.RedisTLS || o.TLSConfig != cfg.RedisTLS || o.Sentinel.TopologyRefreshInterval <= 0 ||
+		o.Sentinel.Dialer.Timeout <= 0 || o.Username != "coredns" || o.Password != "data-pw" || !o.DisableRetry {
+		t.Errorf("sentinel option: %+v", o)
+	}
+	if want := "master dnsentinel via sentinels 10.0.0.1:26379,10.0.0.2:26379"; s.where != want {
+		t.Errorf("where %q; want %q", s.where, want)
 	}
 }

@@ -1,0 +1,191 @@
+"""Kafka of the cluster profile: clients per principal, the pipeline topics (RF 3) and the ACLs.
+
+deploy/cluster/kafka.sh starts the nodes (SCRAM users are made when a node is formatted); this
+module does what needs a client, connected as ``admin`` over SASL_SSL: it waits until every
+broker is registered, creates the topics through stackctl.ensure_topics (the one place that
+knows their partitions and configs) with the cluster's replication factor and min ISR, and
+grants each principal what its component does, nothing more (:func:`acl_bindings`). Topic and
+group names come from the settings only.
+
+    python -m dnsentinel.cli.cluster.kafka setup     # after deploy/cluster/kafka.sh start
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from dnsentinel.errors import DnsentinelError, ServiceUnavailable
+from dnsentinel.settings import REPO_ROOT, Settings, get_settings
+
+CLUSTER_ENV = REPO_ROOT / "deploy" / "multi" / "cluster.env"
+PRINCIPALS = ("admin", "coredns", "worker", "replay", "dashboard")
+"""The SCRAM users (deploy/cluster/kafka.sh formats the nodes with them; pki.sh makes their passwords)."""
+DASHBOARD_GROUP_PREFIX = "dnsentinel-dashboard"
+"""Consumer groups the dashboard may use (it reads verdicts and alerts)."""
+REPLICATION_FACTOR = 3
+MIN_INSYNC_REPLICAS = 2
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (comments after ``#`` dropped), as cluster.env and secrets.env are written."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def cluster_dir(settings: Settings) -> Path:
+    """The profile's runtime dir: ``DS_CLUSTER_DIR``, else ``<state_dir>/cluster`` (as the scripts)."""
+    named = os.environ.get("DS_CLUSTER_DIR")
+    return Path(named) if named else settings.stack.state_dir / "cluster"
+
+
+def bootstrap_servers(env: Mapping[str, str]) -> str:
+    """Every node's client listener: node N on KAFKA_CLIENT_PORT + N - 1."""
+    host, base = env["CLUSTER_HOST"], int(env["KAFKA_CLIENT_PORT"])
+    return ",".join(f"{host}:{base + i}" for i in range(int(env["KAFKA_NODES"])))
+
+
+def client_settings(settings: Settings, user: str, directory: Path | None = None) -> Settings:
+    """``settings`` with Kafka pointed at the cluster as ``user`` (SCRAM-SHA-512 over TLS, the profile's CA)."""
+    if user not in PRINCIPALS:
+        raise ValueError(f"no Kafka principal {user!r}; one of {', '.join(PRINCIPALS)}")
+    directory = directory or cluster_dir(settings)
+    secrets_file = directory / "secrets.env"
+    if not secrets_file.is_file():
+        raise ServiceUnavailable(f"kafka cluster: no {secrets_file}; start it first: deploy/cluster/kafka.sh start")
+    password = read_env_file(secrets_file)[f"PASSWORD_{user.upper()}"]
+    kafka = settings.kafka.model_copy(update={
+        "bootstrap_servers": bootstrap_servers(read_env_file(CLUSTER_ENV)),
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": user,
+        "sasl_password": SecretStr(password),
+        "ssl_cafile": directory / "pki" / "ca.crt",
+        "replication_factor": REPLICATION_FACTOR,
+        "min_insync_replicas": MIN_INSYNC_REPLICAS,
+    })
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def wait_brokers(settings: Settings, expected: int, timeout_s: float = 120.0) -> int:
+    """Wait until ``expected`` brokers are registered (in the metadata); a bad login fails at once."""
+    from confluent_kafka.admin import AdminClient
+
+    from dnsentinel.kafka_check import check_kafka
+
+    k = settings.kafka
+    check_kafka(k, min(timeout_s, 30.0))
+    admin = AdminClient(k.confluent_config())
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    while time.monotonic() < deadline:
+        seen = len(admin.list_topics(timeout=10).brokers)
+        if seen >= expected:
+            return seen
+        time.sleep(0.5)
+    raise ServiceUnavailable(f"kafka at {k.bootstrap_servers}: {seen} of {expected} brokers registered after "
+                             f"{timeout_s:.0f}s; see deploy/cluster/kafka.sh status and logs")
+
+
+def acl_bindings(settings: Settings) -> list[Any]:
+    """Every ACL of the pipeline, per principal, from the topic and group names of ``settings``.
+
+    * coredns: produces query events (its franz-go producer is not idempotent: no IdempotentWrite).
+    * replay: produces query events (an idempotent producer needs only Write on a topic, KIP-679).
+    * worker: consumes queries and signals (groups ``<app_id>``, ``<app_id>-signals``); produces
+      verdicts, dead letters, signals and alerts; Faust declares those topics at start (Create on
+      an existing topic only answers "already exists") and keeps its own topics and groups under
+      the app id (prefixed).
+    * dashboard: reads verdicts and alerts in groups starting with :data:`DASHBOARD_GROUP_PREFIX`.
+    * admin is a super user (server.properties.tmpl); so are the nodes' certificates.
+    """
+    from confluent_kafka.admin import AclOperation as Op
+    from confluent_kafka.admin import ResourcePatternType as Pattern
+    from confluent_kafka.admin import ResourceType as Res
+
+    k, d, app = settings.kafka, settings.detections, settings.worker.app_id
+    pipeline = [k.queries_topic, k.verdicts_topic, k.dlq_topic, d.signals_topic, d.alerts_topic]
+    grants: list[tuple[str, Any, str, Any, tuple[Any, ...]]] = [
+        ("coredns", Res.TOPIC, k.queries_topic, Pattern.LITERAL, (Op.WRITE, Op.DESCRIBE)),
+        ("replay", Res.TOPIC, k.queries_topic, Pattern.LITERAL, (Op.WRITE, Op.DESCRIBE)),
+        ("worker", Res.TOPIC, k.queries_topic, Pattern.LITERAL, (Op.READ,)),
+        ("worker", Res.TOPIC, d.signals_topic, Pattern.LITERAL, (Op.READ,)),
+        *(("worker", Res.TOPIC, t, Pattern.LITERAL, (Op.DESCRIBE, Op.CREATE)) for t in pipeline),
+        *(("worker", Res.TOPIC, t, Pattern.LITERAL, (Op.WRITE,))
+          for t in (k.verdicts_topic, k.dlq_topic, d.signals_topic, d.alerts_topic)),
+        ("worker", Res.TOPIC, app, Pattern.PREFIXED, (Op.CREATE, Op.READ, Op.WRITE, Op.DESCRIBE)),
+        ("worker", Res.GROUP, app, Pattern.PREFIXED, (Op.READ, Op.DESCRIBE)),
+        *(("dashboard", Res.TOPIC, t, Pattern.LITERAL, (Op.READ, Op.DESCRIBE)) for t in (k.verdicts_topic, d.alerts_topic)),
+        ("dashboard", Res.GROUP, DASHBOARD_GROUP_PREFIX, Pattern.PREFIXED, (Op.READ, Op.DESCRIBE)),
+    ]
+    return [_allow(user, res, name, pattern, op) for user, res, name, pattern, ops in grants for op in ops]
+
+
+def _allow(user: str, res: Any, name: str, pattern: Any, op: Any) -> Any:
+    from confluent_kafka.admin import AclBinding, AclPermissionType
+
+    return AclBinding(res, name, pattern, f"User:{user}", "*", op, AclPermissionType.ALLOW)
+
+
+def ensure_acls(settings: Settings, bindings: list[Any], timeout_s: float = 30.0) -> None:
+    """Create the ACLs (creating one that exists changes nothing); ``settings`` connect as admin."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from dnsentinel.kafka_check import explain_kafka
+
+    k = settings.kafka
+    admin = AdminClient(k.confluent_config())
+    for binding, fut in admin.create_acls(bindings, request_timeout=timeout_s).items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise ServiceUnavailable(f"kafka at {k.bootstrap_servers}: could not grant {binding.principal} "
+                                     f"{binding.operation.name} on {binding.name}: {explain_kafka(exc.args[0], k)}") from None
+
+
+def setup(settings: Settings, echo: bool = True, timeout_s: float = 120.0) -> Settings:
+    """After the nodes are up: every broker registered, then the topics, then the ACLs (idempotent).
+
+    Returns the admin client settings it used."""
+    from dnsentinel.cli import stackctl
+
+    admin = client_settings(settings, "admin")
+    nodes = int(read_env_file(CLUSTER_ENV)["KAFKA_NODES"])
+    wait_brokers(admin, nodes, timeout_s)
+    stackctl.ensure_topics(admin, echo=echo)
+    bindings = acl_bindings(admin)
+    ensure_acls(admin, bindings)
+    if echo:
+        print(f"kafka: {nodes} brokers registered; topics RF {admin.kafka.replication_factor}, "
+              f"min ISR {admin.kafka.min_insync_replicas}; {len(bindings)} ACLs in place")
+    return admin
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dnsentinel.cli.cluster.kafka setup``: one line and exit 1 on an expected failure."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["setup"]:
+        print("usage: python -m dnsentinel.cli.cluster.kafka setup", file=sys.stderr)
+        return 2
+    try:
+        setup(get_settings())
+    except DnsentinelError as exc:
+        print(f"kafka: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
