@@ -2,7 +2,7 @@
 
 Nothing here returns raw activity rows: each method sends one aggregation or a
 bounded, paginated search and turns the buckets into a small DataFrame. Activity
-aggregations read the hourly roll-up (stream_processor/rollup.py) for the whole
+aggregations read the hourly roll-up (written by stream_processor/rollup.py) for the whole
 hours it covers and the minute documents for the rest, in one request: the
 roll-up documents have the same fields, ``_doc_count`` and a last-seen
 ``@timestamp``, so every aggregation gives the answer it gives over minutes. The
@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 
 from dnsentinel.dashboard.timerange import GRANULARITIES, TimeRange
-from dnsentinel.stream_processor.rollup import HOUR_MS, rolled_until
 from dnsentinel.verdict_cache.es_schema import (
-    AUDIT_COLUMNS, AUDIT_TARGET, BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_END, EVENT_START, FAMILY, FAMILY_P, LABEL, MODEL,
-    Q_NAME, Q_REGISTERED, QUERY_COUNT, REASON, SCORE, STATUS, TIMESTAMP, audit_document, audit_entry, doc_id, index_name,
+    AUDIT_COLUMNS, AUDIT_TARGET, BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_END, EVENT_START, FAMILY, FAMILY_P,
+    HOUR_MS, LABEL, MODEL, Q_NAME, Q_REGISTERED, QUERY_COUNT, REASON, SCORE, STATUS, TIMESTAMP, audit_document,
+    audit_entry, doc_id, index_name, rolled_until,
 )
 from dnsentinel.verdict_cache.vocabulary import BLOCKING_DECISIONS, DECISIONS, LABELS, VETTED_ACTIONS
 

@@ -34,6 +34,7 @@ known() {
 post_start() {
   case "$1" in
     kafka) "$PY" -m dnsentinel.cli.cluster.kafka setup ;;
+    elasticsearch) "$PY" -m dnsentinel.cli.cluster.es check && "$PY" -m dnsentinel.cli.cluster.es seed-models ;;
   esac
 }
 

@@ -68,8 +68,9 @@ class Metrics:
                                  "Events that arrived for an already closed window, by stage", ["stage"], registry=r)
         self.stage = Histogram(p + "stage_seconds",
                                "Time per batch in each step: transit (its oldest scorable event's time to triage done), "
-                               "triage, lookup, score (model and Redis write), redis_write, complete (the "
-                               "completion lane's own work), flush", ["stage"], buckets=_STAGE_BUCKETS, registry=r)
+                               "triage, lookup, score (model and Redis write), redis_write, lane_full (the verdict thread "
+                               "waiting for room in the completion lane), complete (the completion lane's own "
+                               "work), flush", ["stage"], buckets=_STAGE_BUCKETS, registry=r)
         self.gc_pause = Histogram(p + "gc_pause_seconds", "Cyclic garbage collections, by generation",
                                   ["generation"], buckets=_STAGE_BUCKETS, registry=r)
         self.consumer_lag = Gauge(p + "consumer_lag",

@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from dnsentinel.verdict_cache.es_schema import (
-    BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_KIND, EVENT_KINDS, EVENT_START, LABEL, Q_NAME, Q_REGISTERED,
-    TIMESTAMP, doc_id, index_name, template_body, template_name,
+    BLOCKED, CLIENT_ADDRESS, COUNT, DECISION, EVENT_KIND, EVENT_KINDS, EVENT_START, HOUR_MS, LABEL, Q_NAME,
+    Q_REGISTERED, TIMESTAMP, doc_id, index_name, rolled_until, template_body, template_name,
 )
 
 
-HOUR_MS = 3_600_000
 PAGE = 10_000
 """Composite buckets per request (ES's default ``search.max_buckets`` is far above)."""
 KEY_FIELDS: tuple[tuple[str, str], ...] = (("n", Q_NAME), ("c", CLIENT_ADDRESS), ("d", DECISION), ("l", LABEL),
@@ -163,14 +162,6 @@ def batches(hours: list[tuple[int, bool]]) -> list[tuple[int, int, bool]]:
         else:
             out.append((hour, hour + HOUR_MS, had))
     return out
-
-
-def rolled_until(es: Any, prefix: str) -> int | None:
-    """Start of the newest hour with roll-up documents: every hour before it is rolled, that one may be
-    half-written (hours are rolled oldest first). None when nothing is rolled yet."""
-    res = _search(es, index_name("hourly", prefix=prefix), aggs={"w": {"max": {"field": TIMESTAMP}}})
-    value = (res.get("aggregations") or {}).get("w", {}).get("value")
-    return floor_hour(int(value)) if value is not None else None
 
 
 def roll_up(es: Any, prefix: str, *, settle_s: float = 300.0, now_ms: int | None = None,

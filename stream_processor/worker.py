@@ -180,9 +180,7 @@ class BatchProcessor:
         Waits only while the completion lane is ``LANE_DEPTH`` batches behind; an empty poll is
         posted too (the loop ticks the detections and flushes on it)."""
         try:
-            while not (source.stopping or self._stop.is_set()):
-                if not room.acquire(timeout=0.1):
-                    continue
+            while self._room(room, source):
                 records, token = source.fetch()
                 if not records or source.stopping:  # a batch fetched while stopping is left to the next owner
                     room.release()
@@ -193,6 +191,20 @@ class BatchProcessor:
             post(exc)
         else:
             post(_END)
+
+    def _room(self, room: threading.Semaphore, source: BatchSource) -> bool:
+        """Take a place in the completion lane, waiting while it is full (timed as the ``lane_full``
+        stage); False once the worker stops."""
+        if not room.acquire(blocking=False):
+            t0 = time.perf_counter()
+            while not room.acquire(timeout=0.1):
+                if source.stopping or self._stop.is_set():
+                    return False
+            self.metrics.stage.labels(stage="lane_full").observe(time.perf_counter() - t0)
+        if source.stopping or self._stop.is_set():
+            room.release()
+            return False
+        return True
 
     async def _between_batches(self) -> None:
         if self.detections is not None:

@@ -412,3 +412,19 @@ def apply_retention(es: Any, retention_days: int, *, prefix: str | None = None, 
     for name in old:
         es.indices.delete(index=name, ignore_unavailable=True)
     return old
+
+
+HOUR_MS = 3_600_000
+"""The span of one roll-up (``hourly``) document."""
+
+
+def rolled_until(es: Any, prefix: str | None = None) -> int | None:
+    """Start of the newest hour with roll-up documents: every hour before it is rolled, that one may be
+    half-written (stream_processor/rollup.py rolls hours oldest first). None when nothing is rolled yet.
+
+    The dashboard reads roll-ups before this hour and minute documents from it on (SPEC §4.2).
+    """
+    res = es.search(index=index_name("hourly", prefix=prefix), size=0, track_total_hits=False,
+                    ignore_unavailable=True, allow_no_indices=True, aggs={"w": {"max": {"field": TIMESTAMP}}})
+    value = (res.get("aggregations") or {}).get("w", {}).get("value")
+    return int(value) - int(value) % HOUR_MS if value is not None else None

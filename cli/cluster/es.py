@@ -121,13 +121,41 @@ def check(settings: Settings, directory: Path | None = None) -> list[str]:
     return lines
 
 
+def seed_models(settings: Settings, directory: Path | None = None) -> list[str]:
+    """A cluster without a current model gets this checkout's current one (published, then promoted).
+
+    Workers on the cluster read the shared registry (``model.registry_backend = "elasticsearch"``
+    in deploy/multi/dnsentinel.toml.tmpl) and refuse to start without a current model; a registry
+    that already has one is left alone, so a promotion made on the cluster survives a restart.
+    """
+    from dnsentinel.models import registry, shared_registry
+
+    admin = settings.model_copy(update={
+        "elasticsearch": es_settings(settings, "admin", directory),
+        "model": settings.model.model_copy(update={"registry_backend": "elasticsearch"})})
+    shared = shared_registry.from_settings(admin)
+    current = shared.current_version()
+    if current:
+        return [f"models: current {current} (kept)"]
+    local = registry.read_pointer(registry.registry_dir())
+    if not local:
+        raise ServiceUnavailable("models: the shared registry has no current model and this checkout has none "
+                                 "to seed it with (models/registry/CURRENT)")
+    shared.publish(registry.version_dir(local))
+    shared.promote(local)
+    return [f"models: published and promoted {local} (the checkout's current model)"]
+
+
+COMMANDS = {"check": check, "seed-models": seed_models}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["check"]:
-        print("usage: python -m dnsentinel.cli.cluster.es check", file=sys.stderr)
+    if len(args) != 1 or args[0] not in COMMANDS:
+        print(f"usage: python -m dnsentinel.cli.cluster.es {'|'.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
-        for line in check(get_settings()):
+        for line in COMMANDS[args[0]](get_settings()):
             print(f"es-cluster: {line}")
     except DnsentinelError as exc:
         print(f"es-cluster: error: {exc}", file=sys.stderr)

@@ -209,6 +209,7 @@ def test_a_stalled_completion_lane_does_not_hold_up_verdicts():
     asyncio.run(run())
     assert set(proc.cache.verdicts) == {f"s{i}.com" for i in range(n)}
     assert acked == [{0: i} for i in range(n)]
+    assert sample(proc.metrics, "dnsentinel_worker_stage_seconds_count", stage="lane_full") >= 1  # it waited
 
 
 def test_a_failed_decision_stops_run_and_is_never_acked():
