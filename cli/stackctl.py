@@ -281,18 +281,11 @@ def _check_services(services: tuple[str, ...]) -> tuple[str, ...]:
     return services
 
 
-def _run(args: list[str], env: dict[str, str], echo: bool = True) -> tuple[int, list[str]]:
-    """Run deploy/stack.sh, echoing its lines as they come; returns (rc, last lines)."""
-    full_env = {**os.environ, **env}
+def run_script(script: Path, args: list[str], env: dict[str, str], echo: bool = True) -> tuple[int, list[str]]:
+    """Run a deploy/ driver script (stack.sh, cluster.sh), echoing its lines as they come; returns (rc, last lines)."""
     tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen(
-        [str(STACK_SH), *args],
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    ) as proc:
+    with subprocess.Popen([str(script), *args], env={**os.environ, **env}, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))
@@ -302,10 +295,19 @@ def _run(args: list[str], env: dict[str, str], echo: bool = True) -> tuple[int, 
     return proc.returncode, list(tail)
 
 
-def _failure(action: str, tail: list[str]) -> ServiceUnavailable:
+def script_failure(what: str, action: str, tail: list[str]) -> ServiceUnavailable:
+    """One line from a failed script run: its ``error:``/``hint:`` lines, else its last line."""
     errors = [ln for ln in tail if ": error: " in ln or ": hint: " in ln]
     summary = " | ".join(errors) if errors else (tail[-1] if tail else "no output")
-    return ServiceUnavailable(f"stack {action} failed: {summary}")
+    return ServiceUnavailable(f"{what} {action} failed: {summary}")
+
+
+def _run(args: list[str], env: dict[str, str], echo: bool = True) -> tuple[int, list[str]]:
+    return run_script(STACK_SH, args, env, echo)
+
+
+def _failure(action: str, tail: list[str]) -> ServiceUnavailable:
+    return script_failure("stack", action, tail)
 
 
 def up(settings: Settings, services: tuple[str, ...] = SERVICES, echo: bool = True) -> None:

@@ -129,6 +129,14 @@ class RedisSettings(BaseModel):
     ttl_malicious_s: int = Field(7 * 86400, ge=1)
     ttl_benign_s: int = Field(86400, ge=1)
     ttl_uncertain_s: int = Field(3600, ge=1)
+    vetted_replicas: int = Field(0, ge=0)
+    """Replicas a vetted change must reach before it returns (``WAIT``). Replication is
+    asynchronous: without it, a primary killed right after an analyst's decision can take the
+    decision with it when Sentinel promotes the replica. 1 on a primary + replica (the cluster
+    profile); 0 (no wait) on a single server."""
+    vetted_wait_ms: int = Field(500, ge=1)
+    """Longest wait for those replicas; past it the change stands on the primary alone (logged and
+    counted as ``unreplicated``), so a dead replica slows vetting down but never stops it."""
 
     @field_validator("sentinels", mode="before")
     @classmethod

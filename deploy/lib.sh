@@ -288,3 +288,30 @@ jdk_home() {
   done
   printf '%s\n' "$best"
 }
+
+# es_dirs LINK [create]: sets RT (the runtime dir LINK points to, reachable by ES_USER) and ES_HOME;
+# only `start` (create) makes the user, the dir and the link.
+es_dirs() {
+  local link="$1"
+  if [ "${2:-}" = create ]; then
+    es_ensure_user
+    RT="$(es_runtime_dir "$link")"
+    mkdir -p "$RT"
+    if [ "$RT" != "$link" ] && [ ! -e "$link" ]; then ln -s "$RT" "$link"; fi
+  elif [ -e "$link" ]; then
+    RT="$(readlink -f "$link")"
+  else
+    RT="$link"
+  fi
+  ES_HOME="$RT/elasticsearch-$ELASTICSEARCH_VERSION"
+}
+
+# ports_closed WHAT PORT...: wait (10 s each) until no process listens on the ports; die naming
+# the stragglers otherwise (a node that "stopped" but still holds a port would break the next start).
+ports_closed() {
+  local what="$1" p failed=0; shift
+  for p in "$@"; do
+    wait_port_closed "$p" 10 || { warn "port $p still listened on by $(port_owner "$p")"; failed=1; }
+  done
+  [ $failed -eq 0 ] || die "some $what node did not stop cleanly (see above)"
+}

@@ -2,12 +2,15 @@
 
 Workers read and write in batches (one round trip per batch, whatever its
 size); analysts' vetted changes go through ``MULTI`` so the hash, the audit
-stream and the change announcement never disagree.
+stream and the change announcement never disagree, and, on a primary with a
+replica, wait (``WAIT``, bounded) until the replica has them: replication is
+asynchronous, and a decision only the dead primary held would be lost in a failover.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     from dnsentinel.settings import Settings
 
 __all__ = ["MAX_NOTE", "VerdictCache", "Verdict", "VettedRecord"]
+
+log = logging.getLogger(__name__)
 
 MAX_NOTE = 512
 LOG_MAXLEN = 100_000
@@ -87,15 +92,20 @@ def vetted_entry(raw: str | bytes) -> str:
 class VerdictCache:
     """Verdicts and vetted decisions in Redis, under ``<prefix>:v1:``."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "dnsentinel", ttls: Mapping[str, int] | None = None) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "dnsentinel", ttls: Mapping[str, int] | None = None,
+                 *, vetted_replicas: int = 0, vetted_wait_ms: int = 500) -> None:
         self.client = client
+        self.vetted_replicas = vetted_replicas
+        """Replicas each vetted change waits for (``redis.vetted_replicas``; 0: none)."""
+        self.vetted_wait_ms = vetted_wait_ms
         self.prefix = prefix
         self.ttls = {"malicious": 7 * 86400, "benign": 86400, "uncertain": 3600, **(ttls or {})}
         self.vetted_key = K.vetted_key(prefix)
         self.log_key = K.vetted_log_key(prefix)
         self.channel = K.changes_channel(prefix)
         self.counts: Counter[str] = Counter()
-        """``bad_value`` and ``bad_record`` counts, for metrics."""
+        """``bad_value``, ``bad_record`` and ``unreplicated`` (a vetted change no replica
+        acknowledged within ``vetted_wait_ms``) counts, for metrics."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> VerdictCache:
@@ -106,7 +116,7 @@ class VerdictCache:
         r = (settings or get_settings()).redis
         client = sync_client(r)
         ttls = {"malicious": r.ttl_malicious_s, "benign": r.ttl_benign_s, "uncertain": r.ttl_uncertain_s}
-        return cls(client, r.key_prefix, ttls)
+        return cls(client, r.key_prefix, ttls, vetted_replicas=r.vetted_replicas, vetted_wait_ms=r.vetted_wait_ms)
 
     def close(self) -> None:
         self.client.close()
@@ -256,17 +266,55 @@ class VerdictCache:
                     if record is None and raw is None:
                         pipe.unwatch()
                         return None
-                    pipe.multi()
-                    if record is None:
-                        pipe.hdel(self.vetted_key, entry)
-                    else:
-                        pipe.hset(self.vetted_key, entry, record.to_json())
-                    self._log(pipe, entry, before, record, by)
-                    pipe.publish(self.channel, f"vetted {entry}")
-                    pipe.execute()
+
+                    def writes(tx: Any) -> None:
+                        if record is None:
+                            tx.hdel(self.vetted_key, entry)
+                        else:
+                            tx.hset(self.vetted_key, entry, record.to_json())
+                        self._log(tx, entry, before, record, by)
+                        tx.publish(self.channel, f"vetted {entry}")
+
+                    self._commit(pipe, writes, entry)
                     return before
                 except redis.WatchError:
                     continue
+
+    def _commit(self, pipe: Any, writes: Callable[[Any], None], what: str) -> None:
+        """``writes`` in one MULTI/EXEC on the connection ``pipe`` WATCHes with, then ``WAIT``.
+
+        WAIT counts the replicas that have the writes *of its own connection*, so it must follow
+        EXEC on that connection: the transaction is sent command by command in the pipeline's
+        immediate (WATCH) mode instead of through ``execute``, which releases the connection.
+        Raises ``WatchError`` when a watched key changed (the caller reads again and retries).
+        """
+        import redis
+
+        try:
+            pipe.execute_command("MULTI")
+            writes(pipe)  # each one answered QUEUED
+            replies = pipe.execute_command("EXEC")
+            if replies is None:
+                raise redis.WatchError("a watched key changed")
+            failed = next((r for r in replies if isinstance(r, Exception)), None)
+            if failed is not None:
+                raise failed
+            if self.vetted_replicas:
+                self._await_replicas(pipe, what)
+        except redis.ResponseError:
+            pipe.connection.disconnect()  # maybe still inside MULTI: never back to the pool so
+            raise
+        finally:
+            pipe.watching = False  # EXEC (or the disconnect) ended the WATCH: no UNWATCH needed
+
+    def _await_replicas(self, pipe: Any, what: str) -> None:
+        """``WAIT vetted_replicas vetted_wait_ms``; short of them, the change stands on the primary alone."""
+        acked = int(pipe.execute_command("WAIT", self.vetted_replicas, self.vetted_wait_ms))
+        if acked < self.vetted_replicas:
+            self.counts["unreplicated"] += 1
+            log.warning("redis: vetted change of %s acknowledged by %d of %d replica(s) within %d ms; it is on "
+                        "the primary only until the replica catches up (a failover now would lose it)",
+                        what, acked, self.vetted_replicas, self.vetted_wait_ms)
 
     def _log(self, pipe: Any, entry: str, before: VettedRecord | None, after: VettedRecord | None, by: str) -> None:
         fields = {
@@ -317,7 +365,21 @@ class VerdictCache:
             return counts
         now = int(time.time())
         text = VettedRecord(action, by, now, note).to_json()
-        previous = self.client.hmget(self.vetted_key, entries)
+        import redis
+
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self.vetted_key)
+                    previous = pipe.hmget(self.vetted_key, entries)
+                    return self._bulk_change(pipe, entries, previous, action, by, note, text, now, replace, source)
+                except redis.WatchError:
+                    continue
+
+    def _bulk_change(self, pipe: Any, entries: list[str], previous: list[Any], action: str, by: str,
+                     note: str | None, text: str, now: int, replace: bool, source: str | None) -> dict[str, int]:
+        """The writes of :meth:`set_vetted_many`, given the entries' current records (under WATCH)."""
+        counts = {"added": 0, "changed": 0, "unchanged": 0, "conflicts": 0}
         mapping: dict[str, str] = {}
         for entry, raw in zip(entries, previous):
             if raw is None:
@@ -339,11 +401,15 @@ class VerdictCache:
                 fields["note"] = note
             if source:
                 fields["source"] = source[:512]
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(self.vetted_key, mapping=mapping)
-            pipe.xadd(self.log_key, fields, maxlen=LOG_MAXLEN, approximate=True)
-            pipe.publish(self.channel, f"vetted {BULK_ALL}")
-            pipe.execute()
+
+            def writes(tx: Any) -> None:
+                tx.hset(self.vetted_key, mapping=mapping)
+                tx.xadd(self.log_key, fields, maxlen=LOG_MAXLEN, approximate=True)
+                tx.publish(self.channel, f"vetted {BULK_ALL}")
+
+            self._commit(pipe, writes, f"{len(mapping)} entries")
+        else:
+            pipe.unwatch()
         return counts
 
     def get_vetted(self, names: Iterable[str]) -> dict[str, VettedRecord]:

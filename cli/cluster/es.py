@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from dnsentinel.cli.cluster.profile import CLUSTER_ENV, cluster_dir, read_env_file
-from dnsentinel.errors import DnsentinelError, ServiceUnavailable
-from dnsentinel.settings import ElasticsearchSettings, Settings, get_settings
+from dnsentinel.cli.cluster.profile import CLUSTER_ENV, cluster_dir, read_env_file, run_main
+from dnsentinel.errors import ServiceUnavailable
+from dnsentinel.settings import ElasticsearchSettings, Settings
 
 USERS: dict[str, str] = {"admin": "superuser", "worker": "dnsentinel_worker", "dashboard": "dnsentinel_dashboard"}
 """File-realm user -> its role (deploy/cluster/elasticsearch.sh REALM_USERS); coredns and replay have none."""
@@ -150,17 +150,7 @@ COMMANDS = {"check": check, "seed-models": seed_models}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in COMMANDS:
-        print(f"usage: python -m dnsentinel.cli.cluster.es {'|'.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    try:
-        for line in COMMANDS[args[0]](get_settings()):
-            print(f"es-cluster: {line}")
-    except DnsentinelError as exc:
-        print(f"es-cluster: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main("es", "es-cluster", COMMANDS, argv)
 
 
 if __name__ == "__main__":

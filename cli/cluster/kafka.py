@@ -12,7 +12,6 @@ group names come from the settings only.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -21,33 +20,16 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from dnsentinel.errors import DnsentinelError, ServiceUnavailable
-from dnsentinel.settings import REPO_ROOT, Settings, get_settings
+from dnsentinel.cli.cluster.profile import CLUSTER_ENV, cluster_dir, read_env_file, run_main
+from dnsentinel.errors import ServiceUnavailable
+from dnsentinel.settings import Settings
 
-CLUSTER_ENV = REPO_ROOT / "deploy" / "multi" / "cluster.env"
 PRINCIPALS = ("admin", "coredns", "worker", "replay", "dashboard")
 """The SCRAM users (deploy/cluster/kafka.sh formats the nodes with them; pki.sh makes their passwords)."""
 DASHBOARD_GROUP_PREFIX = "dnsentinel-dashboard"
 """Consumer groups the dashboard may use (it reads verdicts and alerts)."""
 REPLICATION_FACTOR = 3
 MIN_INSYNC_REPLICAS = 2
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (comments after ``#`` dropped), as cluster.env and secrets.env are written."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return values
-
-
-def cluster_dir(settings: Settings) -> Path:
-    """The profile's runtime dir: ``DS_CLUSTER_DIR``, else ``<state_dir>/cluster`` (as the scripts)."""
-    named = os.environ.get("DS_CLUSTER_DIR")
-    return Path(named) if named else settings.stack.state_dir / "cluster"
 
 
 def bootstrap_servers(env: Mapping[str, str]) -> str:
@@ -174,17 +156,8 @@ def setup(settings: Settings, echo: bool = True, timeout_s: float = 120.0) -> Se
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dnsentinel.cli.cluster.kafka setup``: one line and exit 1 on an expected failure."""
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["setup"]:
-        print("usage: python -m dnsentinel.cli.cluster.kafka setup", file=sys.stderr)
-        return 2
-    try:
-        setup(get_settings())
-    except DnsentinelError as exc:
-        print(f"kafka: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """``python -m dnsentinel.cli.cluster.kafka setup`` (deploy/cluster.sh runs it after the nodes start)."""
+    return run_main("kafka", "kafka", {"setup": lambda s: setup(s) and None}, argv)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ import os
 import subprocess
 import sys
 import time
-from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnsentinel.errors import ConfigError, ServiceUnavailable
+from dnsentinel.errors import ConfigError, DnsentinelError, ServiceUnavailable
 from dnsentinel.settings import REPO_ROOT, Settings
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -124,23 +124,16 @@ def _check_services(services: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _run(args: list[str], settings: Settings, echo: bool) -> tuple[int, list[str]]:
-    """Run deploy/cluster.sh, echoing its lines as they come; returns (rc, last lines)."""
-    tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen([str(CLUSTER_SH), *args], env={**os.environ, **cluster_env(settings)}, cwd=REPO_ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            tail.append(line.rstrip("\n"))
-            if echo:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-    return proc.returncode, list(tail)
+    """Run deploy/cluster.sh with the profile's environment; returns (rc, last lines)."""
+    from dnsentinel.cli.stackctl import run_script
+
+    return run_script(CLUSTER_SH, args, cluster_env(settings), echo)
 
 
 def _failure(action: str, tail: list[str]) -> ServiceUnavailable:
-    errors = [ln for ln in tail if ": error: " in ln or ": hint: " in ln]
-    summary = " | ".join(errors) if errors else (tail[-1] if tail else "no output")
-    return ServiceUnavailable(f"cluster {action} failed: {summary}")
+    from dnsentinel.cli.stackctl import script_failure
+
+    return script_failure("cluster", action, tail)
 
 
 def up(settings: Settings, services: tuple[str, ...] = SERVICES, echo: bool = True) -> float:
@@ -201,3 +194,22 @@ def logs(settings: Settings, service: str, node: str | None = None, lines: int =
         return subprocess.run(args, env={**os.environ, **cluster_env(settings)}, cwd=REPO_ROOT).returncode
     except KeyboardInterrupt:
         return 0
+
+
+def run_main(module: str, label: str, commands: dict[str, Callable[[Settings], Iterable[str] | None]],
+             argv: list[str] | None = None) -> int:
+    """``python -m dnsentinel.cli.cluster.MODULE COMMAND``: the lines a command returns, each prefixed with
+    ``label``; an expected failure is one ``label: error:`` line and exit 1 (the driver script shows it)."""
+    from dnsentinel.settings import get_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] not in commands:
+        print(f"usage: python -m dnsentinel.cli.cluster.{module} {'|'.join(commands)}", file=sys.stderr)
+        return 2
+    try:
+        for line in commands[args[0]](get_settings()) or ():
+            print(f"{label}: {line}")
+    except DnsentinelError as exc:
+        print(f"{label}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

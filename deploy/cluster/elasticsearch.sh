@@ -33,17 +33,7 @@ url() { printf 'https://%s:%s\n' "$HOST" "$(http_port "$1")"; }
 
 # setup_dirs [create]: RT (runtime dir), ES_HOME; only `start` (create) makes user and dirs.
 setup_dirs() {
-  if [ "${1:-}" = create ]; then
-    es_ensure_user
-    RT="$(es_runtime_dir "$LINK")"
-    mkdir -p "$RT"
-    if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
-  elif [ -e "$LINK" ]; then
-    RT="$(readlink -f "$LINK")"
-  else
-    RT="$LINK"
-  fi
-  ES_HOME="$RT/elasticsearch-$ELASTICSEARCH_VERSION"
+  es_dirs "$LINK" "${1:-}"
 }
 node_dir() { printf '%s/es-%s\n' "$RT" "$1"; }
 pidfile() { printf '%s/es.pid\n' "$(node_dir "$1")"; }
@@ -252,16 +242,12 @@ kill_strays() {
 
 # stop [NODE]: TERM to every node at once, KILL what is left after 60 s.
 stop() {
-  local n list pids=() failed=0 port
+  local n list pids=() failed=0
   list="$(nodes "${1:-}")"
   setup_dirs
   for n in $list; do { stop_pidfile "$(pidfile "$n")" 60; kill_strays "$n"; } & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
-  for n in $list; do
-    for port in "$(http_port "$n")" "$(transport_port "$n")"; do
-      wait_port_closed "$port" 10 || { warn "port $port still listened on by $(port_owner "$port")"; failed=1; }
-    done
-  done
+  ports_closed Elasticsearch $(for n in $list; do http_port "$n"; transport_port "$n"; done)
   [ $failed -eq 0 ] || die "some Elasticsearch node did not stop cleanly (see above)"
   say "stopped: $(echo "$list" | sed 's/^/es-/' | paste -sd' ')"
 }

@@ -137,13 +137,7 @@ stop() {
     sleep 0.5; t=$((t + 1))
   done
   for n in $list; do rm -f "$(pidfile "$n")"; done
-  local failed=0 port
-  for n in $list; do
-    for port in "$(client_port "$n")" "$(internal_port "$n")" "$(controller_port "$n")"; do
-      wait_port_closed "$port" 10 || { warn "port $port still listened on by $(port_owner "$port")"; failed=1; }
-    done
-  done
-  [ $failed -eq 0 ] || die "some Kafka node did not stop cleanly (see above)"
+  ports_closed Kafka $(for n in $list; do client_port "$n"; internal_port "$n"; controller_port "$n"; done)
   say "stopped: $(echo "$list" | sed 's/^/kafka-/' | paste -sd' ')"
 }
 

@@ -19,17 +19,7 @@ LINK="$DS_STATE_DIR/elasticsearch"
 
 # setup_dirs [create]: the paths; only `start` (create) makes the user and directories.
 setup_dirs() {
-  if [ "${1:-}" = create ]; then
-    es_ensure_user
-    RT="$(es_runtime_dir "$LINK")"
-    mkdir -p "$RT"
-    if [ "$RT" != "$LINK" ] && [ ! -e "$LINK" ]; then ln -s "$RT" "$LINK"; fi
-  elif [ -e "$LINK" ]; then
-    RT="$(readlink -f "$LINK")"
-  else
-    RT="$LINK"
-  fi
-  ES_HOME="$RT/elasticsearch-$ELASTICSEARCH_VERSION"
+  es_dirs "$LINK" "${1:-}"
   DATA_DIR="$RT/data"
   LOG_DIR="$RT/logs"
   PIDFILE="$RT/es.pid"

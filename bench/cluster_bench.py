@@ -1,0 +1,466 @@
+"""Cluster profile benchmark: replay, workers and the CoreDNS plugin on the running cluster profile.
+
+Needs the profile up (`dnsentinel stack up --profile cluster`); starts nothing of it, stops
+nothing of it. Every client authenticates as the component it stands for, over TLS, with the
+cluster's settings file ($DS_CLUSTER_DIR/dnsentinel.toml) and passwords (secrets.env):
+
+1. **replay**: a synthetic Zeek dns.log (bench/replay_bench.py's generator) replayed by the
+   product's replay path (producers.replay + EventProducer: confluent-kafka, lz4, acks=all,
+   idempotent) as SCRAM user ``replay`` into a topic of its own (RF 3, min ISR 2; created,
+   granted to ``replay`` and deleted again by ``admin``); lines/s including the final flush.
+2. **workers**: another such log replayed into the real queries topic; the cluster's running
+   workers (one consumer group) consume and decide it. events/s = the events produced divided by
+   the time from the first to the last of them counted by the workers' own
+   ``dnsentinel_worker_events_in`` counters (Prometheus, polled every 0.25 s), with the CPU the
+   worker processes used (from /proc) and the Elasticsearch bytes the run added (primaries and
+   replicas, after a refresh) per event.
+3. **plugin**: dnsperf against the cluster's CoreDNS node 1 (Redis through the Sentinels over
+   TLS, Kafka over SASL_SSL) and against a plain CoreDNS started here with node 1's own Corefile
+   minus the ``dnsentinel`` block (same binary, same ``cache`` and resolver block). The query mix
+   and its seeded verdicts are bench/plugin_bench.py's; runs alternate; the ratio of the medians
+   and the ratio of CPU per query are recorded.
+
+Afterwards the workers are given time to drain, then every verdict key, vetted entry and
+Elasticsearch document of the bench's names is deleted (names the bench made up; the
+``example.com``/``example.net`` first sightings of the plugin mix are left: they expire).
+
+    .venv/bin/python bench/cluster_bench.py [--replay-lines 300000] [--worker-events 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plugin_bench as pb  # noqa: E402  (dnsperf, CoreDNS start, the plugin's query mix)
+from benchlib import machine, record  # noqa: E402
+from replay_bench import make_log  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = os.environ.get("DNSENTINEL_BENCH_QUICK") == "1"
+
+
+# ----------------------------------------------------------------------------- the profile
+
+
+class Profile:
+    """The running cluster profile: its dir, node table, secrets and a component's settings."""
+
+    def __init__(self) -> None:
+        from dnsentinel.cli.cluster import profile
+        from dnsentinel.settings import get_settings
+
+        base = get_settings()
+        self.dir = profile.cluster_dir(base)
+        self.env = profile.node_table()
+        self.secrets = profile.secrets(base)
+        self.settings_file = profile.settings_file(base)
+        self.state_dir = base.stack.state_dir
+        if not self.settings_file.is_file():
+            raise SystemExit(f"cluster bench: no {self.settings_file}; start the profile: "
+                             "dnsentinel stack up --profile cluster")
+
+    def settings_as(self, user: str):  # -> Settings
+        """The cluster's settings file with ``user`` and its password for Redis, Kafka and ES."""
+        from dnsentinel.settings import Settings
+
+        data = tomllib.loads(self.settings_file.read_text())
+        pw = self.secrets[f"PASSWORD_{user.upper()}"]
+        data["redis"].update(username=user, password=pw)
+        data["kafka"].update(sasl_username=user, sasl_password=pw)
+        data["elasticsearch"].update(username=user, password=pw)
+        return Settings(**data)
+
+    def use_admin_process_wide(self) -> None:
+        """Make ``get_settings()`` (plugin_bench's seeding) the cluster as ``admin``."""
+        from dnsentinel.settings import get_settings
+
+        pw = self.secrets["PASSWORD_ADMIN"]
+        os.environ.update({
+            "DNSENTINEL_CONFIG": str(self.settings_file),
+            "DNSENTINEL_REDIS__USERNAME": "admin", "DNSENTINEL_REDIS__PASSWORD": pw,
+            "DNSENTINEL_KAFKA__SASL_USERNAME": "admin", "DNSENTINEL_KAFKA__SASL_PASSWORD": pw,
+            "DNSENTINEL_ELASTICSEARCH__USERNAME": "admin", "DNSENTINEL_ELASTICSEARCH__PASSWORD": pw,
+        })
+        get_settings.cache_clear()
+
+    def pid(self, node: str, pidfile: str) -> int:
+        return int((self.dir / node / pidfile).read_text().split()[0])
+
+    def workers(self) -> list[tuple[str, int, int]]:
+        """(node, metrics port, pid) of each worker (deploy/cluster/apps.sh: web port + 100 + N - 1)."""
+        base = int(self.env["WORKER_WEB_PORT"]) + 100
+        return [(f"worker-{i}", base + i - 1, self.pid(f"worker-{i}", f"worker-{i}.pid"))
+                for i in range(1, int(self.env["WORKER_NODES"]) + 1)]
+
+
+def log_names(path: Path) -> set[str]:
+    """The distinct query names of a Zeek TSV log (column 10)."""
+    names = set()
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                names.add(line.split("\t", 10)[9])
+    return names
+
+
+# ----------------------------------------------------------------------------- 1. replay
+
+
+def replay_phase(p: Profile, lines: int, n_names: int, partitions: int, work: Path) -> dict:
+    """Replay ``lines`` Zeek lines as ``replay`` into a fresh RF-3 topic; lines/s incl. the flush."""
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       AdminClient, NewTopic, ResourcePatternType, ResourceType)
+
+    from dnsentinel.producers.kafka_out import EventProducer
+    from dnsentinel.producers.replay import ReplayOptions, replay
+
+    admin_s = p.settings_as("admin")
+    admin = AdminClient(admin_s.kafka.confluent_config())
+    topic = f"bench.cluster.{random.randrange(1 << 32):08x}"
+    grants = [AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:replay", "*", op,
+                         AclPermissionType.ALLOW) for op in (AclOperation.WRITE, AclOperation.DESCRIBE)]
+    path = work / "replay.log"
+    make_log(path, lines, n_names, seed=random.randrange(1 << 30))
+    admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])[topic].result(60)
+    try:
+        for fut in admin.create_acls(grants).values():
+            fut.result(30)
+        time.sleep(3)  # ACLs reach every broker's authorizer asynchronously
+        sink = EventProducer(topic=topic, settings=p.settings_as("replay"))
+        sink.check_reachable()
+        load0, t, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
+        summary = replay([str(path)], sink, ReplayOptions(fmt="zeek"))
+        sink.close()
+        took, cpu = time.perf_counter() - t, time.process_time() - cpu
+        return {"lines": summary.lines, "delivered": sink.delivered, "failed": dict(sink.failed), "s": took,
+                "cpu_s": cpu, "load": (load0, os.getloadavg()[0]), "topic": topic, "partitions": partitions}
+    finally:
+        try:
+            admin.delete_topics([topic])[topic].result(60)
+            flt = AclBindingFilter(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:replay", "*",
+                                   AclOperation.ANY, AclPermissionType.ANY)
+            for fut in admin.delete_acls([flt]).values():
+                fut.result(30)
+        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result
+            print(f"cluster bench: could not remove topic {topic} or its ACLs: {exc}", file=sys.stderr)
+        path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- 2. workers
+
+
+def events_in(workers: list[tuple[str, int, int]]) -> list[float]:
+    return [pb.metric(port, "dnsentinel_worker_events_in_total") for _, port, _ in workers]
+
+
+class Counting(threading.Thread):
+    """Poll the workers' events_in every 0.25 s: (monotonic time, total) samples."""
+
+    def __init__(self, workers: list[tuple[str, int, int]]) -> None:
+        super().__init__(daemon=True)
+        self.workers, self.samples, self.done = workers, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                self.samples.append((time.monotonic(), sum(events_in(self.workers))))
+            except OSError:
+                pass
+            self.done.wait(0.25)
+
+
+def es_usage(p: Profile) -> tuple[float, dict[str, int]]:
+    """Bytes on disk of the pipeline's indices (primaries + replicas) and docs per index, after a refresh."""
+    from dnsentinel.cli.cluster import es as cluster_es
+
+    es = cluster_es.client(p.settings_as("admin").elasticsearch, request_timeout=120)
+    prefix = p.settings_as("admin").elasticsearch.index_prefix
+    pattern = f"{prefix}-*,-{prefix}-models-*"
+    es.indices.refresh(index=pattern, expand_wildcards="open")
+    stats = es.indices.stats(index=pattern, metric="store,docs", expand_wildcards="open")
+    total = stats["_all"]["total"]["store"]["size_in_bytes"]
+    docs = {name: s["primaries"]["docs"]["count"] for name, s in stats["indices"].items()}
+    return total, docs
+
+
+def wait_drained(workers: list[tuple[str, int, int]], target: float, quiet_s: float, timeout_s: float) -> float:
+    """Wait until the workers' events_in reaches ``target`` (or stops growing for ``quiet_s``)."""
+    deadline, last, last_change = time.monotonic() + timeout_s, -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        total = sum(events_in(workers))
+        if total >= target:
+            return total
+        if total != last:
+            last, last_change = total, time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            return total
+        time.sleep(0.5)
+    return last
+
+
+def es_backlog_empty(workers: list[tuple[str, int, int]], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(pb.metric(port, "dnsentinel_worker_es_backlog_actions") == 0 for _, port, _ in workers):
+            return
+        time.sleep(1)
+
+
+def worker_phase(p: Profile, events: int, n_names: int, work: Path, names: set[str]) -> dict:
+    """Replay ``events`` into the queries topic; time the running workers through them."""
+    from dnsentinel.producers.kafka_out import EventProducer
+    from dnsentinel.producers.replay import ReplayOptions, replay
+
+    workers = p.workers()
+    path = work / "workers.log"
+    make_log(path, events, n_names, seed=random.randrange(1 << 30))
+    names |= log_names(path)
+    bytes0, docs0 = es_usage(p)
+    per0 = events_in(workers)
+    cpu0 = [pb.cpu_seconds(pid) for _, _, pid in workers]
+    counting = Counting(workers)
+    counting.start()
+    load0 = os.getloadavg()[0]
+    sink = EventProducer(settings=p.settings_as("replay"))
+    sink.check_reachable()
+    replay([str(path)], sink, ReplayOptions(fmt="zeek"))
+    sink.close()
+    produced = sink.delivered
+    reached = wait_drained(workers, sum(per0) + produced, quiet_s=30, timeout_s=900)
+    counting.done.set()
+    counting.join()
+    cpu = [pb.cpu_seconds(pid) - c for (_, _, pid), c in zip(workers, cpu0)]
+    per = [a - b for a, b in zip(events_in(workers), per0)]
+    start = next((t for t, n in counting.samples if n > sum(per0)), None)
+    if start is None:
+        raise SystemExit("cluster bench: the workers consumed none of the replayed events; "
+                         "see dnsentinel stack logs apps --profile cluster")
+    end = next((t for t, n in counting.samples if n >= sum(per0) + produced), counting.samples[-1][0])
+    es_backlog_empty(workers)
+    time.sleep(2)
+    bytes1, docs1 = es_usage(p)
+    new_docs = {i: docs1.get(i, 0) - docs0.get(i, 0) for i in docs1 if docs1.get(i, 0) != docs0.get(i, 0)}
+    path.unlink(missing_ok=True)
+    return {"produced": produced, "consumed": reached - sum(per0), "s": end - start, "per_worker": per,
+            "cpu_s": cpu, "load": (load0, os.getloadavg()[0]), "names": n_names,
+            "es_bytes": bytes1 - bytes0, "es_docs": new_docs}
+
+
+# ----------------------------------------------------------------------------- 3. plugin
+
+
+def plain_corefile(cluster_corefile: str, port: int, health: int, ready: int, metrics: int) -> str:
+    """The cluster node's Corefile without the dnsentinel block, on ports of its own."""
+    text = re.sub(r"\n    dnsentinel \{.*?\n    \}\n", "\n", cluster_corefile, flags=re.S)
+    text = re.sub(r"^\.:\d+ \{", f".:{port} {{", text, flags=re.M)
+    for plugin, value in (("health", health), ("ready", ready), ("prometheus", metrics)):
+        text = re.sub(rf"^(    {plugin} [^:\s]+):\d+$", rf"\g<1>:{value}", text, flags=re.M)
+    if "dnsentinel {" in text:
+        raise SystemExit("cluster bench: could not strip the dnsentinel block from the cluster's Corefile")
+    return text
+
+
+def warm(port: int, mport: int, qfile: Path, names: int) -> None:
+    """Replay the mix until nearly every lookup is answered from the plugin's local cache."""
+    for attempt in range(8):
+        before = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"')
+        before += pb.metric(mport, "coredns_dnsentinel_redis_errors_total")
+        pb.dnsperf(port, qfile, "-n", "1", "-q", "20")
+        after = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"')
+        after += pb.metric(mport, "coredns_dnsentinel_redis_errors_total")
+        print(f"warm-up pass {attempt + 1}: {after - before:.0f} of {names} lookups not local", flush=True)
+        if after - before < 0.01 * names:
+            return
+
+
+def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, names: set[str],
+                 vetted_added: list[str]) -> dict:
+    """dnsperf, alternating: the cluster's coredns-1 vs a plain CoreDNS with its resolver block."""
+    from dnsentinel.redis_client import sync_client
+    from dnsentinel.verdict_cache.keys import vetted_key
+
+    admin = p.settings_as("admin")
+    prefix = admin.redis.key_prefix
+    r = sync_client(admin.redis)
+    had = set(r.hkeys(vetted_key(prefix)))
+    lines = pb.seed(n_names, prefix, random.Random(5))  # get_settings() is the cluster as admin here
+    names |= {line.split()[0] for line in lines}
+    vetted_added.extend(k.decode() if isinstance(k, bytes) else k for k in r.hkeys(vetted_key(prefix)) if k not in had)
+    qfile = work / "queries.txt"
+    qfile.write_text("\n".join(lines) + "\n")
+
+    port = int(p.env["COREDNS_PORT"])
+    mport = port + 3
+    cluster_pid = p.pid("coredns-1", "coredns.pid")
+    binary = p.state_dir / "bin" / "coredns"
+    plain_port, plain_mport = pb.free_port(), pb.free_port()
+    conf = work / "plain.conf"
+    conf.write_text(plain_corefile((p.dir / "coredns-1" / "Corefile").read_text(), plain_port,
+                                   pb.free_port(), pb.free_port(), plain_mport))
+    plain = pb.start(binary, conf, plain_port)
+    try:
+        pb.dnsperf(plain_port, qfile, "-n", "1", "-q", "20")
+        warm(port, mport, qfile, n_names)
+        produced0 = pb.metric(mport, "coredns_dnsentinel_events_produced_total")
+        dropped0 = pb.metric(mport, "coredns_dnsentinel_events_dropped_total")
+        errors0 = pb.metric(mport, "coredns_dnsentinel_redis_errors_total")
+        qps: dict[str, list[float]] = {"plain": [], "cluster": []}
+        cpu_us: dict[str, list[float]] = {"plain": [], "cluster": []}
+        pids = {"plain": plain.pid, "cluster": cluster_pid}
+        loads = [os.getloadavg()[0]]
+        for _ in range(runs):
+            for kind, prt in (("plain", plain_port), ("cluster", port)):
+                cpu0 = pb.cpu_seconds(pids[kind])
+                out = pb.dnsperf(prt, qfile, "-l", str(seconds), "-c", "4", "-q", "200")
+                cpu_us[kind].append(1e6 * (pb.cpu_seconds(pids[kind]) - cpu0) / max(1, pb.completed(out)))
+                qps[kind].append(pb.qps(out))
+                loads.append(os.getloadavg()[0])
+                print(f"{kind}: {qps[kind][-1]:,.0f} qps, {cpu_us[kind][-1]:.1f} CPU us/query "
+                      f"(load {loads[-1]:.1f})", flush=True)
+        time.sleep(2)  # the producer's linger
+        return {"qps": qps, "cpu_us": cpu_us, "load": (min(loads), max(loads)),
+                "produced": pb.metric(mport, "coredns_dnsentinel_events_produced_total") - produced0,
+                "dropped": pb.metric(mport, "coredns_dnsentinel_events_dropped_total") - dropped0,
+                "redis_errors": pb.metric(mport, "coredns_dnsentinel_redis_errors_total") - errors0}
+    finally:
+        plain.send_signal(signal.SIGTERM)
+        try:
+            plain.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            plain.kill()
+
+
+# ----------------------------------------------------------------------------- clean-up
+
+
+def cleanup(p: Profile, names: set[str], vetted_added: list[str]) -> None:
+    """Delete the bench names' verdicts, first sightings, vetted entries and Elasticsearch documents."""
+    from dnsentinel.cli.cluster import es as cluster_es
+    from dnsentinel.redis_client import sync_client
+    from dnsentinel.verdict_cache.es_schema import Q_NAME, Q_REGISTERED
+    from dnsentinel.verdict_cache.keys import seen_domain_key, verdict_key, vetted_key
+    from dnsentinel.verdict_cache.names import registrable_domain
+
+    admin = p.settings_as("admin")
+    prefix = admin.redis.key_prefix
+    shared = {"example.com", "example.net"}
+    domains = sorted({d for n in names if (d := registrable_domain(n)) and d not in shared})
+    r = sync_client(admin.redis)
+    keys = [verdict_key(prefix, n) for n in names] + [seen_domain_key(prefix, d) for d in domains]
+    for i in range(0, len(keys), 1000):
+        r.delete(*keys[i:i + 1000])
+    if vetted_added:
+        r.hdel(vetted_key(prefix), *vetted_added)
+    es = cluster_es.client(admin.elasticsearch, request_timeout=300)
+    idx = admin.elasticsearch.index_prefix
+    listed = sorted(names)
+    deleted = 0
+    for field, values in ((Q_NAME, listed), (Q_REGISTERED, domains)):
+        for i in range(0, len(values), 10_000):
+            out = es.delete_by_query(index=f"{idx}-*,-{idx}-models-*", query={"terms": {field: values[i:i + 10_000]}},
+                                     conflicts="proceed", refresh=True, expand_wildcards="open")
+            deleted += out.get("deleted", 0)
+    print(f"clean-up: {len(keys)} Redis keys, {len(vetted_added)} vetted entries, {deleted} ES documents deleted")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def report_replay(a: dict) -> None:
+    rate = a["lines"] / a["s"]
+    cfg = (f"{a['lines']:,} lines, {a['partitions']} partitions RF 3 min ISR 2, lz4, acks=all, SASL_SSL SCRAM as "
+           f"replay, 3 brokers; {a['lines'] / max(a['cpu_s'], 1e-9):,.0f} lines per CPU-second; "
+           f"load {a['load'][0]:.1f}→{a['load'][1]:.1f}; {machine()}")
+    print(f"replay: {rate:,.0f} lines/s ({a['delivered']:,} delivered, failed {a['failed'] or 0}, {a['s']:.1f} s, "
+          f"{a['cpu_s']:.1f} CPU-s)")
+    record("cluster", "replay into Kafka (3 nodes, TLS+SCRAM, RF 3)", rate, "lines/s", config=cfg)
+
+
+def report_workers(b: dict) -> None:
+    rate, cpu = b["produced"] / b["s"], sum(b["cpu_s"])
+    per_cpu = b["consumed"] / max(cpu, 1e-9)
+    es_per_event = b["es_bytes"] / max(1, b["produced"])
+    split = ", ".join(f"{n:,.0f} events / {c:.1f} CPU-s" for n, c in zip(b["per_worker"], b["cpu_s"]))
+    cfg = (f"{b['produced']:,} events replayed, Zipf over {b['names']:,} names (all new to the cluster), "
+           f"{len(b['per_worker'])} workers ({split}); load {b['load'][0]:.1f}→{b['load'][1]:.1f}; {machine()}")
+    print(f"workers: {rate:,.0f} events/s over {b['s']:.1f} s; {b['consumed']:,.0f} consumed; {per_cpu:,.0f} events "
+          f"per worker CPU-second; ES +{b['es_bytes'] / 1e6:.1f} MB ({es_per_event:.0f} B/event), docs {b['es_docs']}")
+    record("cluster", "workers' throughput (2 workers, one group)", rate, "events/s", config=cfg)
+    record("cluster", "events per worker CPU-second", per_cpu, "events/CPU-s", config=cfg)
+    record("cluster", "Elasticsearch bytes per event (primaries + replicas)", es_per_event, "B",
+           higher_is_better=False, config=f"docs added {b['es_docs']}; {cfg}")
+
+
+def report_plugin(c: dict, n_names: int, seconds: int, runs: int) -> None:
+    plain_q, clus_q = statistics.median(c["qps"]["plain"]), statistics.median(c["qps"]["cluster"])
+    plain_cpu, clus_cpu = statistics.median(c["cpu_us"]["plain"]), statistics.median(c["cpu_us"]["cluster"])
+    cfg = (f"coredns-1 of the profile (Sentinel + TLS to Redis, SASL_SSL to Kafka) vs plain CoreDNS with the same "
+           f"Corefile minus dnsentinel; plugin_bench's mix of {n_names} names; dnsperf -c 4 -q 200 -l {seconds} "
+           f"x{runs}; plain {[round(q) for q in c['qps']['plain']]}, cluster {[round(q) for q in c['qps']['cluster']]} "
+           f"qps; {c['produced']:.0f} events produced, {c['dropped']:.0f} dropped, {c['redis_errors']:.0f} Redis "
+           f"errors; load {c['load'][0]:.1f}-{c['load'][1]:.1f}; {machine()}")
+    print(f"plugin: plain {plain_q:,.0f} qps / cluster {clus_q:,.0f} qps; CPU us/query {plain_cpu:.1f} / {clus_cpu:.1f}")
+    record("cluster", "plain CoreDNS QPS (median)", plain_q, "qps", config=cfg)
+    record("cluster", "cluster CoreDNS QPS (median)", clus_q, "qps", config=cfg)
+    record("cluster", "cluster plugin QPS / plain QPS (medians)", 100 * clus_q / plain_q, "%", target=90, config=cfg)
+    record("cluster", "CPU-bound QPS ratio (plain / cluster plugin CPU per query)", 100 * plain_cpu / clus_cpu, "%",
+           target=90, config=f"CPU us/query plain {plain_cpu:.1f}, cluster {clus_cpu:.1f}; {cfg}")
+    record("cluster", "plugin events dropped", c["dropped"], "events", target=0, higher_is_better=False, config=cfg)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--replay-lines", type=int, default=100_000 if QUICK else 300_000)
+    ap.add_argument("--replay-names", type=int, default=50_000)
+    ap.add_argument("--partitions", type=int, default=6, help="partitions of the replay phase's topic")
+    ap.add_argument("--worker-events", type=int, default=30_000 if QUICK else 100_000)
+    ap.add_argument("--worker-names", type=int, default=3_000,
+                    help="distinct names of the worker phase (each new to the cluster: scored once)")
+    ap.add_argument("--plugin-names", type=int, default=10_000)
+    ap.add_argument("--seconds", type=int, default=5 if QUICK else 8, help="length of each dnsperf run")
+    ap.add_argument("--runs", type=int, default=3, help="dnsperf runs per instance (alternating)")
+    ap.add_argument("--skip", action="append", default=[], choices=["replay", "workers", "plugin"])
+    args = ap.parse_args()
+
+    p = Profile()
+    p.use_admin_process_wide()
+    names: set[str] = set()
+    vetted_added: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
+    print(f"cluster bench: {p.dir}, load {os.getloadavg()[0]:.1f}", flush=True)
+    try:
+        if "replay" not in args.skip:
+            report_replay(replay_phase(p, args.replay_lines, args.replay_names, args.partitions, work))
+        if "workers" not in args.skip:
+            report_workers(worker_phase(p, args.worker_events, args.worker_names, work, names))
+        if "plugin" not in args.skip:
+            report_plugin(plugin_phase(p, args.plugin_names, args.seconds, args.runs, work, names, vetted_added),
+                          args.plugin_names, args.seconds, args.runs)
+    finally:
+        if names:
+            print("waiting for the workers to drain the bench's events before cleaning up...", flush=True)
+            workers = p.workers()
+            wait_drained(workers, float("inf"), quiet_s=10, timeout_s=600)
+            es_backlog_empty(workers)
+            cleanup(p, names, vetted_added)
+        for f in work.iterdir():
+            f.unlink()
+        work.rmdir()
+
+
+if __name__ == "__main__":
+    main()
