@@ -12,8 +12,10 @@ cluster's settings file ($DS_CLUSTER_DIR/dnsentinel.toml) and passwords (secrets
    workers (one consumer group) consume and decide it. events/s = the events produced divided by
    the time from the first to the last of them counted by the workers' own
    ``dnsentinel_worker_events_in`` counters (Prometheus, polled every 0.25 s), with the CPU the
-   worker processes used (from /proc) and the Elasticsearch bytes the run added (primaries and
-   replicas, after a refresh) per event.
+   worker processes used (from /proc) and what one event costs the data services: Elasticsearch
+   bytes (primaries and replicas, after a refresh), Kafka segment bytes of the queries, signals
+   and verdicts topics, Redis memory per new key, and the nodes' CPU (from /proc). These are the
+   inputs of the sizing in deploy/multi/README.md.
 3. **plugin**: dnsperf against the cluster's CoreDNS node 1 (Redis through the Sentinels over
    TLS, Kafka over SASL_SSL) and against a plain CoreDNS started here with node 1's own Corefile
    minus the ``dnsentinel`` block (same binary, same ``cache`` and resolver block). The query mix
@@ -24,7 +26,12 @@ Afterwards the workers are given time to drain, then every verdict key, vetted e
 Elasticsearch document of the bench's names is deleted (names the bench made up; the
 ``example.com``/``example.net`` first sightings of the plugin mix are left: they expire).
 
-    .venv/bin/python bench/cluster_bench.py [--replay-lines 300000] [--worker-events 100000]
+    .venv/bin/python bench/cluster_bench.py [--replay-lines 300000] [--worker-events 100000] [--skip plugin]
+
+Not up (no cluster settings file): prints why and exits 0, so a plain `dnsentinel bench` still
+runs. A node not healthy: exits 1. Run it when no fault test (tests/cluster/test_faults.py) is
+running: a worker restarted mid-measurement ends the run, a killed Kafka or ES node just gives
+wrong numbers.
 """
 
 from __future__ import annotations
@@ -41,15 +48,17 @@ import tempfile
 import threading
 import time
 import tomllib
-import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plugin_bench as pb  # noqa: E402  (dnsperf, CoreDNS start, the plugin's query mix)
 from benchlib import machine, record  # noqa: E402
 from replay_bench import make_log  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from dnsentinel.settings import Settings
+
 QUICK = os.environ.get("DNSENTINEL_BENCH_QUICK") == "1"
 
 
@@ -66,14 +75,19 @@ class Profile:
         base = get_settings()
         self.dir = profile.cluster_dir(base)
         self.env = profile.node_table()
-        self.secrets = profile.secrets(base)
         self.settings_file = profile.settings_file(base)
         self.state_dir = base.stack.state_dir
-        if not self.settings_file.is_file():
-            raise SystemExit(f"cluster bench: no {self.settings_file}; start the profile: "
-                             "dnsentinel stack up --profile cluster")
+        if not self.settings_file.is_file() or not (self.dir / "secrets.env").is_file():
+            print(f"cluster bench: skipped: the cluster profile is not set up (no {self.settings_file}); "
+                  "start it with: dnsentinel stack up --profile cluster")
+            raise SystemExit(0)
+        sick = [f"{r.service}/{r.node} {r.state}" for r in profile.status(base) if not r.healthy]
+        if sick:
+            raise SystemExit(f"cluster bench: the cluster profile is not healthy ({', '.join(sick)}); "
+                             "see dnsentinel stack status --profile cluster")
+        self.secrets = profile.secrets(base)
 
-    def settings_as(self, user: str):  # -> Settings
+    def settings_as(self, user: str) -> Settings:
         """The cluster's settings file with ``user`` and its password for Redis, Kafka and ES."""
         from dnsentinel.settings import Settings
 
@@ -107,6 +121,27 @@ class Profile:
                 for i in range(1, int(self.env["WORKER_NODES"]) + 1)]
 
 
+def service_cpu(p: Profile) -> dict[str, float]:
+    """CPU seconds used so far by each data service's nodes together (from /proc; profile nodes only)."""
+    pidfiles = {"kafka": list(p.dir.glob("kafka-*/kafka.pid")),
+                "elasticsearch": list(p.dir.glob("elasticsearch/es-*/es.pid")),
+                "redis": list(p.dir.glob("redis/redis-*/redis.pid"))}
+    used: dict[str, float] = {}
+    for service, files in pidfiles.items():
+        total = 0.0
+        for f in files:
+            try:
+                total += pb.cpu_seconds(int(f.read_text().split()[0]))
+            except (OSError, ValueError):
+                pass  # a node restarting: its share is missing from this figure
+        used[service] = total
+    return used
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before[k] for k in before}
+
+
 def log_names(path: Path) -> set[str]:
     """The distinct query names of a Zeek TSV log (column 10)."""
     names = set()
@@ -118,6 +153,11 @@ def log_names(path: Path) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- 1. replay
+
+
+def topic_bytes(p: Profile, topic: str) -> int:
+    """Bytes of a topic's log segments on every node (the profile's data dirs: all replicas)."""
+    return sum(f.stat().st_size for f in p.dir.glob(f"kafka-*/data/{topic}-*/*.log"))
 
 
 def replay_phase(p: Profile, lines: int, n_names: int, partitions: int, work: Path) -> dict:
@@ -142,11 +182,12 @@ def replay_phase(p: Profile, lines: int, n_names: int, partitions: int, work: Pa
         time.sleep(3)  # ACLs reach every broker's authorizer asynchronously
         sink = EventProducer(topic=topic, settings=p.settings_as("replay"))
         sink.check_reachable()
-        load0, t, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
+        load0, t, cpu, services0 = os.getloadavg()[0], time.perf_counter(), time.process_time(), service_cpu(p)
         summary = replay([str(path)], sink, ReplayOptions(fmt="zeek"))
         sink.close()
         took, cpu = time.perf_counter() - t, time.process_time() - cpu
-        return {"lines": summary.lines, "delivered": sink.delivered, "failed": dict(sink.failed), "s": took,
+        time.sleep(2)  # followers fetch the last batches
+        return {"disk": topic_bytes(p, topic), "services_cpu": cpu_delta(services0, service_cpu(p)), "lines": summary.lines, "delivered": sink.delivered, "failed": dict(sink.failed), "s": took,
                 "cpu_s": cpu, "load": (load0, os.getloadavg()[0]), "topic": topic, "partitions": partitions}
     finally:
         try:
@@ -163,8 +204,24 @@ def replay_phase(p: Profile, lines: int, n_names: int, partitions: int, work: Pa
 # ----------------------------------------------------------------------------- 2. workers
 
 
-def events_in(workers: list[tuple[str, int, int]]) -> list[float]:
-    return [pb.metric(port, "dnsentinel_worker_events_in_total") for _, port, _ in workers]
+def events_in(workers: list[tuple[str, int, int]], wait_s: float = 60) -> list[float]:
+    """Each worker's events_in counter; a worker whose metrics do not answer is waited for."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return [pb.metric(port, "dnsentinel_worker_events_in_total") for _, port, _ in workers]
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"cluster bench: a worker's metrics do not answer ({exc}); "
+                                 "see dnsentinel stack status --profile cluster") from None
+            time.sleep(1)
+
+
+def same_workers(p: Profile, workers: list[tuple[str, int, int]]) -> None:
+    """A worker restarted during a measurement resets its counters: the run means nothing then."""
+    if [w[2] for w in p.workers()] != [w[2] for w in workers]:
+        raise SystemExit("cluster bench: a worker restarted during the measurement (someone restarted the "
+                         "apps, or a fault test ran); run the bench again")
 
 
 class Counting(threading.Thread):
@@ -183,15 +240,22 @@ class Counting(threading.Thread):
             self.done.wait(0.25)
 
 
+def redis_usage(admin: Settings) -> tuple[int, int]:
+    """Keys and used memory of the Redis primary."""
+    from dnsentinel.redis_client import sync_client
+
+    r = sync_client(admin.redis)
+    return int(r.dbsize()), int(r.info("memory")["used_memory"])
+
+
 def es_usage(p: Profile) -> tuple[float, dict[str, int]]:
     """Bytes on disk of the pipeline's indices (primaries + replicas) and docs per index, after a refresh."""
     from dnsentinel.cli.cluster import es as cluster_es
 
     es = cluster_es.client(p.settings_as("admin").elasticsearch, request_timeout=120)
-    prefix = p.settings_as("admin").elasticsearch.index_prefix
-    pattern = f"{prefix}-*,-{prefix}-models-*"
-    es.indices.refresh(index=pattern, expand_wildcards="open")
-    stats = es.indices.stats(index=pattern, metric="store,docs", expand_wildcards="open")
+    pattern = ",".join(pipeline_indices(es, p.settings_as("admin").elasticsearch.index_prefix))
+    es.indices.refresh(index=pattern)
+    stats = es.indices.stats(index=pattern, metric="store,docs")
     total = stats["_all"]["total"]["store"]["size_in_bytes"]
     docs = {name: s["primaries"]["docs"]["count"] for name, s in stats["indices"].items()}
     return total, docs
@@ -213,10 +277,14 @@ def wait_drained(workers: list[tuple[str, int, int]], target: float, quiet_s: fl
 
 
 def es_backlog_empty(workers: list[tuple[str, int, int]], timeout_s: float = 60) -> None:
+    """Wait until no worker holds Elasticsearch actions back (so the indices have the run's documents)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if all(pb.metric(port, "dnsentinel_worker_es_backlog_actions") == 0 for _, port, _ in workers):
-            return
+        try:
+            if all(pb.metric(port, "dnsentinel_worker_es_backlog_actions") == 0 for _, port, _ in workers):
+                return
+        except OSError:
+            pass
         time.sleep(1)
 
 
@@ -229,9 +297,16 @@ def worker_phase(p: Profile, events: int, n_names: int, work: Path, names: set[s
     path = work / "workers.log"
     make_log(path, events, n_names, seed=random.randrange(1 << 30))
     names |= log_names(path)
+    admin = p.settings_as("admin")
+    topics = {"queries": admin.kafka.queries_topic, "signals": admin.detections.signals_topic,
+              "verdicts": admin.kafka.verdicts_topic}
+    kafka0 = {k: topic_bytes(p, t) for k, t in topics.items()}
+    redis0 = redis_usage(admin)
+    signals0 = sum(pb.metric(port, "dnsentinel_worker_detection_signals_total") for _, port, _ in workers)
     bytes0, docs0 = es_usage(p)
     per0 = events_in(workers)
     cpu0 = [pb.cpu_seconds(pid) for _, _, pid in workers]
+    services0 = service_cpu(p)
     counting = Counting(workers)
     counting.start()
     load0 = os.getloadavg()[0]
@@ -243,6 +318,8 @@ def worker_phase(p: Profile, events: int, n_names: int, work: Path, names: set[s
     reached = wait_drained(workers, sum(per0) + produced, quiet_s=30, timeout_s=900)
     counting.done.set()
     counting.join()
+    same_workers(p, workers)
+    services = cpu_delta(services0, service_cpu(p))
     cpu = [pb.cpu_seconds(pid) - c for (_, _, pid), c in zip(workers, cpu0)]
     per = [a - b for a, b in zip(events_in(workers), per0)]
     start = next((t for t, n in counting.samples if n > sum(per0)), None)
@@ -253,11 +330,15 @@ def worker_phase(p: Profile, events: int, n_names: int, work: Path, names: set[s
     es_backlog_empty(workers)
     time.sleep(2)
     bytes1, docs1 = es_usage(p)
+    kafka = {k: topic_bytes(p, t) - kafka0[k] for k, t in topics.items()}
+    redis1 = redis_usage(admin)
+    signals = sum(pb.metric(port, "dnsentinel_worker_detection_signals_total") for _, port, _ in workers) - signals0
     new_docs = {i: docs1.get(i, 0) - docs0.get(i, 0) for i in docs1 if docs1.get(i, 0) != docs0.get(i, 0)}
     path.unlink(missing_ok=True)
     return {"produced": produced, "consumed": reached - sum(per0), "s": end - start, "per_worker": per,
             "cpu_s": cpu, "load": (load0, os.getloadavg()[0]), "names": n_names,
-            "es_bytes": bytes1 - bytes0, "es_docs": new_docs}
+            "es_bytes": bytes1 - bytes0, "es_docs": new_docs, "kafka": kafka, "signals": signals,
+            "redis_keys": redis1[0] - redis0[0], "redis_bytes": redis1[1] - redis0[1], "services_cpu": services}
 
 
 # ----------------------------------------------------------------------------- 3. plugin
@@ -315,6 +396,13 @@ def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, 
     try:
         pb.dnsperf(plain_port, qfile, "-n", "1", "-q", "20")
         warm(port, mport, qfile, n_names)
+        # the workers score the mix's unknown names from the warm-up's events; each new verdict
+        # invalidates the plugin's cached miss (client-side caching): measure after that settles
+        workers = p.workers()
+        wait_drained(workers, float("inf"), quiet_s=5, timeout_s=300)
+        warm(port, mport, qfile, n_names)
+        local0 = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="local"')
+        remote0 = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"')
         produced0 = pb.metric(mport, "coredns_dnsentinel_events_produced_total")
         dropped0 = pb.metric(mport, "coredns_dnsentinel_events_dropped_total")
         errors0 = pb.metric(mport, "coredns_dnsentinel_redis_errors_total")
@@ -335,7 +423,9 @@ def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, 
         return {"qps": qps, "cpu_us": cpu_us, "load": (min(loads), max(loads)),
                 "produced": pb.metric(mport, "coredns_dnsentinel_events_produced_total") - produced0,
                 "dropped": pb.metric(mport, "coredns_dnsentinel_events_dropped_total") - dropped0,
-                "redis_errors": pb.metric(mport, "coredns_dnsentinel_redis_errors_total") - errors0}
+                "redis_errors": pb.metric(mport, "coredns_dnsentinel_redis_errors_total") - errors0,
+                "local": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="local"') - local0,
+                "remote": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"') - remote0}
     finally:
         plain.send_signal(signal.SIGTERM)
         try:
@@ -347,8 +437,16 @@ def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, 
 # ----------------------------------------------------------------------------- clean-up
 
 
-def cleanup(p: Profile, names: set[str], vetted_added: list[str]) -> None:
+def pipeline_indices(es: Any, prefix: str) -> list[str]:
+    """The pipeline's indices (not the model registry's)."""
+    found = es.indices.get(index=f"{prefix}-*", expand_wildcards="open")
+    return sorted(i for i in found if not i.startswith(f"{prefix}-models-"))
+
+
+def cleanup(p: Profile, names: set[str], vetted_added: list[str], indices_before: set[str]) -> None:
     """Delete the bench names' verdicts, first sightings, vetted entries and Elasticsearch documents."""
+    from elasticsearch import helpers
+
     from dnsentinel.cli.cluster import es as cluster_es
     from dnsentinel.redis_client import sync_client
     from dnsentinel.verdict_cache.es_schema import Q_NAME, Q_REGISTERED
@@ -366,14 +464,21 @@ def cleanup(p: Profile, names: set[str], vetted_added: list[str]) -> None:
     if vetted_added:
         r.hdel(vetted_key(prefix), *vetted_added)
     es = cluster_es.client(admin.elasticsearch, request_timeout=300)
-    idx = admin.elasticsearch.index_prefix
+    indices = pipeline_indices(es, admin.elasticsearch.index_prefix)
     listed = sorted(names)
     deleted = 0
+    # scan + bulk delete: the profile's Elasticsearch has no reindex module (no _delete_by_query)
     for field, values in ((Q_NAME, listed), (Q_REGISTERED, domains)):
         for i in range(0, len(values), 10_000):
-            out = es.delete_by_query(index=f"{idx}-*,-{idx}-models-*", query={"terms": {field: values[i:i + 10_000]}},
-                                     conflicts="proceed", refresh=True, expand_wildcards="open")
-            deleted += out.get("deleted", 0)
+            hits = helpers.scan(es, index=",".join(indices), query={"query": {"terms": {field: values[i:i + 10_000]}}},
+                                _source=False, size=2000)
+            actions = ({"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits)
+            ok, _ = helpers.bulk(es, actions, chunk_size=2000, raise_on_error=False, refresh=True)
+            deleted += ok
+    # an index the bench's events made (activity of the synthetic logs' day) goes when empty
+    for index in sorted(set(indices) - indices_before):
+        if es.count(index=index)["count"] == 0:
+            es.indices.delete(index=index)
     print(f"clean-up: {len(keys)} Redis keys, {len(vetted_added)} vetted entries, {deleted} ES documents deleted")
 
 
@@ -388,6 +493,14 @@ def report_replay(a: dict) -> None:
     print(f"replay: {rate:,.0f} lines/s ({a['delivered']:,} delivered, failed {a['failed'] or 0}, {a['s']:.1f} s, "
           f"{a['cpu_s']:.1f} CPU-s)")
     record("cluster", "replay into Kafka (3 nodes, TLS+SCRAM, RF 3)", rate, "lines/s", config=cfg)
+    per_m = {k: 1e6 * v / a["delivered"] for k, v in a["services_cpu"].items()}
+    print(f"CPU of the data services per million events produced: " + ", ".join(f"{k} {v:.0f} s" for k, v in per_m.items()))
+    record("cluster", "Kafka CPU per million events produced (3 nodes)", per_m["kafka"], "CPU-s",
+           higher_is_better=False, config=cfg)
+    print(f"Kafka: {a['disk'] / 1e6:.1f} MB of log segments on the 3 nodes = {a['disk'] / a['delivered'] / 3:.0f} "
+          f"B per event per replica (lz4)")
+    record("cluster", "Kafka bytes per query event per replica (lz4)", a["disk"] / a["delivered"] / 3, "B",
+           higher_is_better=False, config=cfg)
 
 
 def report_workers(b: dict) -> None:
@@ -403,6 +516,23 @@ def report_workers(b: dict) -> None:
     record("cluster", "events per worker CPU-second", per_cpu, "events/CPU-s", config=cfg)
     record("cluster", "Elasticsearch bytes per event (primaries + replicas)", es_per_event, "B",
            higher_is_better=False, config=f"docs added {b['es_docs']}; {cfg}")
+    per_m = {k: 1e6 * v / max(1, b["produced"]) for k, v in b["services_cpu"].items()}
+    print(f"CPU of the data services per million events decided (while replay also produced them): "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in per_m.items()))
+    record("cluster", "Elasticsearch CPU per million events decided (3 nodes)", per_m["elasticsearch"], "CPU-s",
+           higher_is_better=False, config=f"Kafka {per_m['kafka']:.0f} CPU-s (incl. producing them), Redis "
+           f"{per_m['redis']:.0f} CPU-s per million; {cfg}")
+    k = b["kafka"]
+    print(f"Kafka segments added (3 replicas): queries {k['queries'] / 1e6:.1f} MB, signals {k['signals'] / 1e6:.1f} MB, "
+          f"verdicts {k['verdicts'] / 1e6:.1f} MB; {b['signals']:,.0f} detection signals; Redis +{b['redis_keys']:,} keys, "
+          f"+{b['redis_bytes'] / 1e6:.1f} MB")
+    per_event = (k["queries"] + k["signals"] + k["verdicts"]) / 3 / max(1, b["produced"])
+    record("cluster", "Kafka bytes per event per replica (queries + signals + verdicts)", per_event, "B",
+           higher_is_better=False, config=f"queries {k['queries'] / 3 / max(1, b['produced']):.0f} B, signals "
+           f"{k['signals'] / 3 / max(1, b['produced']):.0f} B, verdicts {k['verdicts'] / 3 / max(1, b['produced']):.0f} B; {cfg}")
+    if b["redis_keys"] > 0:
+        record("cluster", "Redis memory per new key (verdicts, first sightings)", b["redis_bytes"] / b["redis_keys"], "B",
+               higher_is_better=False, config=f"+{b['redis_keys']:,} keys; {cfg}")
 
 
 def report_plugin(c: dict, n_names: int, seconds: int, runs: int) -> None:
@@ -411,7 +541,8 @@ def report_plugin(c: dict, n_names: int, seconds: int, runs: int) -> None:
     cfg = (f"coredns-1 of the profile (Sentinel + TLS to Redis, SASL_SSL to Kafka) vs plain CoreDNS with the same "
            f"Corefile minus dnsentinel; plugin_bench's mix of {n_names} names; dnsperf -c 4 -q 200 -l {seconds} "
            f"x{runs}; plain {[round(q) for q in c['qps']['plain']]}, cluster {[round(q) for q in c['qps']['cluster']]} "
-           f"qps; {c['produced']:.0f} events produced, {c['dropped']:.0f} dropped, {c['redis_errors']:.0f} Redis "
+           f"qps; {c['local']:.0f} local cache hits, {c['remote']:.0f} Redis round trips; "
+           f"{c['produced']:.0f} events produced, {c['dropped']:.0f} dropped, {c['redis_errors']:.0f} Redis "
            f"errors; load {c['load'][0]:.1f}-{c['load'][1]:.1f}; {machine()}")
     print(f"plugin: plain {plain_q:,.0f} qps / cluster {clus_q:,.0f} qps; CPU us/query {plain_cpu:.1f} / {clus_cpu:.1f}")
     record("cluster", "plain CoreDNS QPS (median)", plain_q, "qps", config=cfg)
@@ -442,6 +573,10 @@ def main() -> None:
     vetted_added: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     print(f"cluster bench: {p.dir}, load {os.getloadavg()[0]:.1f}", flush=True)
+    from dnsentinel.cli.cluster import es as cluster_es
+
+    admin_es = p.settings_as("admin").elasticsearch
+    indices_before = set(pipeline_indices(cluster_es.client(admin_es), admin_es.index_prefix))
     try:
         if "replay" not in args.skip:
             report_replay(replay_phase(p, args.replay_lines, args.replay_names, args.partitions, work))
@@ -453,10 +588,13 @@ def main() -> None:
     finally:
         if names:
             print("waiting for the workers to drain the bench's events before cleaning up...", flush=True)
-            workers = p.workers()
-            wait_drained(workers, float("inf"), quiet_s=10, timeout_s=600)
-            es_backlog_empty(workers)
-            cleanup(p, names, vetted_added)
+            try:
+                workers = p.workers()
+                wait_drained(workers, float("inf"), quiet_s=10, timeout_s=180)
+                es_backlog_empty(workers)
+            except (OSError, SystemExit) as exc:
+                print(f"cluster bench: could not wait for the workers ({exc}); cleaning up now", file=sys.stderr)
+            cleanup(p, names, vetted_added, indices_before)
         for f in work.iterdir():
             f.unlink()
         work.rmdir()

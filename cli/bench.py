@@ -65,7 +65,7 @@ def _num(value: float) -> str:
 def _config(r: dict) -> str:
     """The row's configuration without the machine facts (they have a column of their own)."""
     machine = r.get("machine", "")
-    return r["config"].replace(f"; {machine}", "").replace(machine, "").strip("; ")
+    return r["config"].replace(f"; {machine}", "").replace(machine, "").strip("; ,")
 
 
 def _verdict(r: dict) -> str:

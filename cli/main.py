@@ -77,7 +77,8 @@ def main() -> None:
     try:
         app()
     except DnsentinelError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        # soft_wrap: one line in a log file too (rich would fold it at 80 columns off a terminal)
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
 
 

@@ -9,7 +9,6 @@ and Elasticsearch credentials, so it acts as an admin named ``cli:<os user>``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
@@ -87,7 +86,11 @@ def dashboard(
                           f"add one with `{ADD_USER_HINT}` before listening on {address}")
     typer.echo(f"dashboard on http://{address}:{port}")
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    raise typer.Exit(subprocess.call(streamlit_argv(port, address), env=env))
+    sys.stdout.flush()
+    # exec, not a child: the process a supervisor started (and signals) *is* the server, so stopping
+    # it stops Streamlit instead of orphaning it on the port (deploy/cluster/apps.sh, systemd).
+    argv = streamlit_argv(port, address)
+    os.execve(argv[0], argv, env)
 
 
 # -- users ----------------------------------------------------------------------------------

@@ -6,7 +6,12 @@ Faust, Kafka, TensorFlow and Elasticsearch are imported inside the commands so
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from dnsentinel.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -95,6 +100,24 @@ def _preflight() -> None:
     s = get_settings()
     check_redis(s.redis)
     check_kafka(s.kafka)
+    _check_es_credentials(s)
+
+
+def _check_es_credentials(s: Settings) -> None:
+    """Elasticsearch refusing these credentials or this CA is fatal at start: that never heals, and
+    the worker would score on while no count ever reached the index. Elasticsearch *down* is not
+    (the worker runs without it and its sink retries), nor is a cluster without security."""
+    import elastic_transport
+    from elasticsearch import AuthenticationException, Elasticsearch
+
+    es = s.elasticsearch
+    try:
+        with Elasticsearch(**{**es.client_kwargs(), "max_retries": 0, "request_timeout": 10}) as client:
+            client.security.authenticate()
+    except (AuthenticationException, elastic_transport.TlsError) as exc:
+        raise es.unavailable(exc) from None
+    except Exception:  # down, slow, or no security: the worker starts and its sink retries
+        return
 
 
 def _spawn(n: int, loglevel: str) -> None:

@@ -18,7 +18,11 @@ switch interval (1 ms, app.GcPolicy):
 The **completion lane** (:meth:`BatchProcessor.complete`, on the event loop, batches in order) does the rest:
 dead letters (counted by reason), the verdicts topic, activity aggregated for the next
 Elasticsearch flush (activity.py), the behaviour detections (detections/: per-domain windows in
-place, signals for the per-client ones published keyed by client), raw event documents.
+place, signals for the per-client ones published keyed by client), raw event documents. It does
+not wait for a batch's Kafka deliveries before starting the next batch: the token becomes pending
+once they are delivered and the batch before it is settled (at most ``LANE_DEPTH`` batches await
+deliveries). Awaiting them in line made the lane, at ~20-40 ms per delivery round trip on a loaded
+broker, the pace-setter that the verdict thread waited for (``stage="lane_full"``).
 Before the lanes, a batch's new names waited for the previous batch's Kafka deliveries, its
 aggregation and detections (and for whatever else held the loop): p50 ~50 ms, p99 0.4-1.8 s at
 5,000 events/s (docs/BENCHMARKS.md). With both lanes on the loop, a fetched batch still waited for
@@ -37,6 +41,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence, TypeVar
@@ -139,6 +144,8 @@ class BatchProcessor:
         self._last_flush = time.monotonic()
         self._lane: asyncio.Queue[Decided] | None = None
         self._lane_task: asyncio.Future[None] | None = None
+        self._settling: deque[asyncio.Future[None]] = deque()
+        """Completed batches awaiting their Kafka deliveries, oldest first."""
 
     async def handle(self, records: list[Record], token: Token) -> None:
         """The consume loop's callback: decide a batch (none when the poll was empty) and queue the
@@ -167,9 +174,11 @@ class BatchProcessor:
                 if isinstance(item, BaseException):
                     raise item
                 if isinstance(item, Decided):
-                    await self.complete(item)
+                    self._hand_over(await self._complete_work(item), item)
                     room.release()
+                await self._bound_settling()
                 await self._between_batches()
+            await self.settled()
         finally:
             self._stop.set()
 
@@ -249,8 +258,12 @@ class BatchProcessor:
         return Decided(tri, token, known, verdicts, self.clock(), len(records))
 
     async def complete(self, batch: Decided) -> None:
-        """The completion lane: dead letters, verdict messages, activity, detections; the ack token
-        becomes pending once every Kafka message of the batch is delivered."""
+        """The completion lane for one batch; returns once its ack token is pending."""
+        self._hand_over(await self._complete_work(batch), batch)
+        await self.settled()
+
+    async def _complete_work(self, batch: Decided) -> list[Awaitable[object]]:
+        """Dead letters, verdict messages, activity, detections; the batch's Kafka deliveries."""
         t0 = time.perf_counter()
         tri, known, verdicts = batch.tri, batch.known, batch.verdicts
         deliveries = await self._dead_letter(tri)
@@ -280,11 +293,34 @@ class BatchProcessor:
             self._pending_actions.extend(raw_event_actions(tri.parsed, self.es_prefix))
         self.metrics.lru_size.set(len(self.lru))
         stage.labels(stage="complete").observe(time.perf_counter() - t0)
+        return deliveries
 
+    def _hand_over(self, deliveries: list[Awaitable[object]], batch: Decided) -> None:
+        """The batch's ack token becomes pending once its Kafka messages are delivered and the batch
+        before it is settled (batch order), without holding up the next batch's completion."""
+        before = self._settling[-1] if self._settling else None
+        self._settling.append(asyncio.ensure_future(self._settle(deliveries, batch, before)))
+
+    async def _settle(self, deliveries: list[Awaitable[object]], batch: Decided,
+                      before: asyncio.Future[None] | None) -> None:
         if deliveries:
             await asyncio.gather(*deliveries)  # DLQ and verdict messages are on Kafka before any ack
+        if before is not None:
+            await before  # raises the earlier batch's failure: nothing after it becomes pending
         self._pending_tokens.append(batch.token)
         self._pending_events += batch.size
+
+    async def _bound_settling(self) -> None:
+        """Reap settled batches (a failed delivery raises: the worker stops, unacked); wait while
+        ``LANE_DEPTH`` batches still await their deliveries."""
+        settling = self._settling
+        while settling and (settling[0].done() or len(settling) > LANE_DEPTH):
+            await settling.popleft()
+
+    async def settled(self) -> None:
+        """Wait until every completed batch's token is pending."""
+        while self._settling:
+            await self._settling.popleft()
 
     async def _enqueue(self, batch: Decided) -> None:
         """Hand a decided batch to the completion lane (started on first use); waits while it is full."""
@@ -324,6 +360,7 @@ class BatchProcessor:
         """Wait until every decided batch is completed (a clean stop, before the last flush)."""
         if self._lane is not None:
             await self._until(asyncio.ensure_future(self._lane.join()))
+        await self.settled()
 
     async def _dead_letter(self, tri: Triage) -> list[Awaitable[object]]:
         """Publish the invalid events to the DLQ, count them and the unscorable names; the deliveries."""

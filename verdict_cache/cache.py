@@ -305,11 +305,12 @@ class VerdictCache:
             pipe.connection.disconnect()  # maybe still inside MULTI: never back to the pool so
             raise
         finally:
-            pipe.watching = False  # EXEC (or the disconnect) ended the WATCH: no UNWATCH needed
+            pipe.watching = False  # EXEC (or the disconnect) ended the WATCH: no UNWATCH on reset
 
     def _await_replicas(self, pipe: Any, what: str) -> None:
         """``WAIT vetted_replicas vetted_wait_ms``; short of them, the change stands on the primary alone."""
-        acked = int(pipe.execute_command("WAIT", self.vetted_replicas, self.vetted_wait_ms))
+        # immediate_: EXEC ended the pipeline's WATCH mode, which would otherwise queue the command.
+        acked = int(pipe.immediate_execute_command("WAIT", self.vetted_replicas, self.vetted_wait_ms))
         if acked < self.vetted_replicas:
             self.counts["unreplicated"] += 1
             log.warning("redis: vetted change of %s acknowledged by %d of %d replica(s) within %d ms; it is on "

@@ -46,8 +46,13 @@ run_node() {
 start_node() {
   local node="$1" dir pidfile log
   dir="$(node_dir "$node")"; pidfile="$dir/$node.pid"; log="$dir/$node.log"
-  if pid_alive "$pidfile" && healthy "$node"; then say "$node already running"; return 0; fi
-  stop_pidfile "$pidfile" 15
+  if pid_alive "$pidfile"; then
+    # Running: a busy worker can miss one 2 s health probe, and restarting it would cost the group
+    # a rebalance and a replay of its uncommitted events; wait for it. Only a dead node restarts.
+    await_healthy "$pidfile" "$log" "$node (running, pid $(cat "$pidfile"))" healthy "$node"
+    say "$node already running"; return 0
+  fi
+  rm -f "$pidfile"
   check_port_free "$(port "$node")" "$node"
   mkdir -p "$dir"
   : > "$log"

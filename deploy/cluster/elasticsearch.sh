@@ -200,6 +200,16 @@ await_cluster() {
   say "cluster ${health% *} with ${health#* } nodes, $((SECONDS - t0))s after the start"
 }
 
+# put_live SRC DEST MODE: replace a file a running node watches, in one rename, already owned by
+# ES_USER: installed in place, the node could read it between the copy and the chown (root's, 0600),
+# fail, and keep an empty realm (every login 401) until the file's content changes again.
+put_live() {
+  local tmp; tmp="$(dirname "$2")/.$(basename "$2").tmp"
+  install -m "$3" "$1" "$tmp"
+  [ "$(id -u)" -ne 0 ] || chown "$ES_USER:" "$tmp"
+  mv -f "$tmp" "$2"
+}
+
 start() {
   local n java list t0=$SECONDS todo=""
   list="$(nodes "${1:-}")"
@@ -214,10 +224,9 @@ start() {
     if pid_alive "$(pidfile "$n")"; then
       say "es-$n: already running (pid $(cat "$(pidfile "$n")"))"
       # The users may have changed: the file realm reloads its files by itself.
-      install -m 600 "$RT/realm/users" "$(node_dir "$n")/config/users"
-      install -m 600 "$RT/realm/users_roles" "$(node_dir "$n")/config/users_roles"
-      install -m 644 "$TEMPLATES/roles.yml" "$(node_dir "$n")/config/roles.yml"
-      [ "$(id -u)" -eq 0 ] && chown "$ES_USER:" "$(node_dir "$n")"/config/{users,users_roles,roles.yml}
+      put_live "$RT/realm/users" "$(node_dir "$n")/config/users" 600
+      put_live "$RT/realm/users_roles" "$(node_dir "$n")/config/users_roles" 600
+      put_live "$TEMPLATES/roles.yml" "$(node_dir "$n")/config/roles.yml" 644
     else
       kill_strays "$n"
       todo+="$n "

@@ -2,6 +2,11 @@
 # The cluster's local CA, per-node certificates and per-principal secrets.
 # Usage: pki.sh DIR            (idempotent: keeps what exists, adds what is missing)
 #        pki.sh DIR expiry     (prints "NAME NOT_AFTER_EPOCH" per certificate)
+# Real host names: every certificate names its node, localhost and CLUSTER_HOST. A node reached
+# under other names or addresses gets them from PKI_SANS_<NODE> (upper case, "-" as "_"), a
+# comma-separated list in openssl's syntax, e.g.
+#   PKI_SANS_KAFKA_1="DNS:kafka1.dns.example,IP:10.0.1.11" deploy/multi/pki.sh /etc/dnsentinel
+# A certificate whose extra SANs changed is issued again (the old one is replaced).
 # Layout: DIR/pki/ca.{crt,key}; DIR/pki/NAME.{crt,key} (PEM, key unencrypted, 0600);
 #         DIR/pki/NAME.keystore.pem (key + chain, for Kafka's PEM keystore);
 #         DIR/secrets.env (one random password per principal, 0600).
@@ -39,14 +44,25 @@ if [ ! -s "$PKI/ca.crt" ]; then
   chmod 600 "$PKI/ca.key"
 fi
 
+# extra_sans NODE: the node's PKI_SANS_<NODE> (empty by default).
+extra_sans() { local var="PKI_SANS_$(echo "$1" | tr 'a-z-' 'A-Z_')"; printf '%s' "${!var:-}"; }
+
 for n in "${NODES[@]}"; do
-  [ -s "$PKI/$n.crt" ] && continue
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$PKI/$n.key" -out "$PKI/$n.csr" 2>/dev/null
+  extra="$(extra_sans "$n")"
+  # NODE.sans records the extra SANs a certificate was issued with (no file: none).
+  [ -s "$PKI/$n.crt" ] && [ "$extra" = "$(cat "$PKI/$n.sans" 2>/dev/null)" ] && continue
+  [ -s "$PKI/$n.crt" ] && say "$n: extra SANs changed to '${extra}'; issuing its certificate again"
+  # into NODE.new.*, moved in place only once issued: a failure leaves the old pair intact
+  (umask 077; openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$PKI/$n.new.key" -out "$PKI/$n.csr" 2>/dev/null)
   openssl x509 -req -in "$PKI/$n.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days "$CERT_DAYS" -out "$PKI/$n.crt" -extfile <(printf '%s\n' \
-      "subjectAltName=DNS:$n,DNS:localhost,IP:$CLUSTER_HOST" \
-      "extendedKeyUsage=serverAuth,clientAuth" "keyUsage=critical,digitalSignature,keyEncipherment") 2>/dev/null
+    -days "$CERT_DAYS" -out "$PKI/$n.new.crt" -extfile <(printf '%s\n' \
+      "subjectAltName=DNS:$n,DNS:localhost,IP:$CLUSTER_HOST${extra:+,$extra}" \
+      "extendedKeyUsage=serverAuth,clientAuth" "keyUsage=critical,digitalSignature,keyEncipherment") 2>/dev/null \
+    || { rm -f "$PKI/$n.csr" "$PKI/$n.new.key" "$PKI/$n.new.crt"
+         die "$n: openssl could not issue the certificate" "check PKI_SANS_$(echo "$n" | tr 'a-z-' 'A-Z_')='$extra' (e.g. DNS:host.example,IP:10.0.0.1)"; }
   rm -f "$PKI/$n.csr"
+  mv "$PKI/$n.new.key" "$PKI/$n.key"; mv "$PKI/$n.new.crt" "$PKI/$n.crt"
+  if [ -n "$extra" ]; then printf '%s\n' "$extra" > "$PKI/$n.sans"; else rm -f "$PKI/$n.sans"; fi
   cat "$PKI/$n.key" "$PKI/$n.crt" "$PKI/ca.crt" > "$PKI/$n.keystore.pem"
   chmod 600 "$PKI/$n.key" "$PKI/$n.keystore.pem"
 done

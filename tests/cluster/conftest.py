@@ -5,8 +5,9 @@ It goes through the same code path as ``dnsentinel stack up --profile cluster``
 :class:`Cluster`: the node table (deploy/multi/cluster.env), each node's status row, the secrets,
 the CA and the settings file of the product's processes, plus :meth:`Cluster.settings_as` for a
 component's settings under its own user. It never skips: a profile that cannot start fails the
-tests that need it with the script's error and hint, and it is left running afterwards (the
-next session starts instantly; `dnsentinel stack down --profile cluster` stops it).
+tests that need it with the script's error and hint. A profile this session started is stopped
+once the last test of tests/cluster has run (so its 3 JVM clusters do not load the machine for
+the rest of the suite); one that was already running is left running.
 
 ``DNSENTINEL_TEST_CLUSTER_SERVICES=redis,kafka`` limits what the fixture starts (default: every
 service of the profile). As with ``stack``, the first ``up`` runs right after collection, outside
@@ -76,6 +77,8 @@ def _bring_up() -> Cluster | str:
     settings = get_settings()
     services = _services()
     try:
+        _early["was_running"] = any(r.state != "stopped" for r in profile.status(settings, services)
+                                    if r.state != "missing")
         took = profile.up(settings, services, echo=False)
         rows = [r for r in profile.status(settings, services)]
     except DnsentinelError as exc:
@@ -102,7 +105,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    result = _early.get("result") or _bring_up()
+    if "result" not in _early:
+        _early["result"] = _bring_up()
+    result = _early["result"]
     if isinstance(result, str):
         pytest.fail(result, pytrace=False)
     yield result
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _stop_what_we_started() -> Iterator[None]:
+    """After the last cluster test: stop the profile if this session started it."""
+    yield
+    if "result" in _early and not _early.get("was_running", True):
+        from dnsentinel.cli.cluster import profile
+
+        profile.down(get_settings(), _services(), echo=False)

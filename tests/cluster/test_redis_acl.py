@@ -102,8 +102,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
 
 def settings_as(server: SimpleNamespace, user: str) -> Settings:
     """The settings a component runs with on the cluster: its own ACL user."""
+    # vetted_replicas as on the cluster, so vetted changes WAIT for a replica (none here: 1 ms each).
     redis_settings = RedisSettings(url=f"redis://127.0.0.1:{server.port}/0", username=user,
-                                   password=server.passwords[user], key_prefix=PREFIX)
+                                   password=server.passwords[user], key_prefix=PREFIX,
+                                   vetted_replicas=1, vetted_wait_ms=1)
     return Settings(redis=redis_settings, stack=StackSettings(state_dir=server.tmp / "state"),
                     dashboard=DashboardSettings())
 

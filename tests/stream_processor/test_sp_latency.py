@@ -188,7 +188,7 @@ def test_a_stalled_completion_lane_does_not_hold_up_verdicts():
             return gate
 
     proc.publish = Stalled()
-    n = LANE_DEPTH + 3
+    n = 2 * LANE_DEPTH + 3  # more than both the lane and the batches awaiting deliveries hold
     source = ListSource([(records([event(f"s{i}.com")], start=i), {0: i}) for i in range(n)])
 
     async def run() -> None:
@@ -227,3 +227,43 @@ def test_a_failed_decision_stops_run_and_is_never_acked():
 
     asyncio.run(run())
     assert acked == []
+
+
+def test_completions_overlap_deliveries_and_tokens_stay_in_batch_order():
+    """Batch 1 is aggregated while batch 0's verdict message is still undelivered, but its token
+    becomes pending only after batch 0's; a delivery that fails stops run() with nothing acked after it."""
+    proc, _, acked = make_proc(FakeModel())
+    gates: dict[str, asyncio.Future[None]] = {}
+
+    class PerName(FakePublisher):
+        async def __call__(self, topic, key, value):
+            self.sent.append((topic, key, value))
+            return gates.setdefault(json.loads(value)["name"], asyncio.get_running_loop().create_future())
+
+    proc.publish = PerName()
+    source = ListSource([(records([event("slow.com")], start=0), {0: 0}),
+                         (records([event("fast.com")], start=1), {0: 1}),
+                         (records([event("broken.com")], start=2), {0: 2})])
+
+    async def run() -> None:
+        task = asyncio.ensure_future(proc.run(source))
+        for _ in range(500):
+            if "fast.com" in gates and proc.agg.events >= 2:
+                break
+            await asyncio.sleep(0.01)
+        gates["fast.com"].set_result(None)
+        await asyncio.sleep(0.05)
+        proc.flush()
+        assert acked == []  # fast.com's token waits for slow.com's delivery
+        gates["slow.com"].set_result(None)
+        for _ in range(500):
+            if "broken.com" in gates:
+                break
+            await asyncio.sleep(0.01)
+        gates["broken.com"].set_exception(RuntimeError("delivery failed"))
+        with pytest.raises(RuntimeError, match="delivery failed"):
+            await task
+        proc.flush()
+
+    asyncio.run(run())
+    assert acked == [{0: 0}, {0: 1}]

@@ -78,6 +78,20 @@ def test_set_vetted_returns_previous_and_logs(cache: VerdictCache) -> None:
     assert log[2]["note"] == "phishing" and isinstance(log[0]["at"], int)
 
 
+def test_vetted_change_waits_for_a_replica_and_stands_without_one(cache: VerdictCache) -> None:
+    """``redis.vetted_replicas``: each vetted change WAITs on its own connection, bounded; with no
+    replica (this single server) the change still stands, counted ``unreplicated``, no retry loop.
+    (With a replica, tests/cluster/test_faults.py checks it is acknowledged and survives a failover.)"""
+    waiting = VerdictCache(cache.client, prefix=cache.prefix, vetted_replicas=1, vetted_wait_ms=50)
+    assert waiting.set_vetted("wait.example", "block", "alice") is None
+    assert waiting.set_vetted_many(["bulk1.example", "bulk2.example"], "allow", "bob")["added"] == 2
+    assert waiting.remove_vetted("wait.example", "carol") is not None
+    assert waiting.counts["unreplicated"] == 3
+    assert set(waiting.list_vetted()) == {"bulk1.example", "bulk2.example"}
+    assert [e["after"] for e in waiting.vetted_log()] == ["", "allow", "block"]
+    assert cache.set_vetted("nowait.example", "block", "alice") is None and not cache.counts["unreplicated"]
+
+
 @pytest.mark.parametrize("args, error", [
     (("a b.com", "block", "alice"), InvalidName),
     (("example.com", "drop", "alice"), ValueError),
