@@ -177,6 +177,22 @@ def test_replayed_offsets_are_not_counted_twice():
     assert doc2[es_schema.QUERY_COUNT] == 6 and version2 == 105
 
 
+def test_events_delivered_twice_within_one_window_count_once():
+    """A rebalance replays from the last commit while the first delivery's counts are still unflushed."""
+    agg = Aggregator(60)
+    vals = [event("x.com", "1.1.1.1", ts=1_795_000_000_000, action="nxdomain")] * 3
+    agg.add_many(triage(records(vals, partition=2, start=50), NameNormalizer()).parsed, {"x.com": "benign"})
+    again = [event("x.com", "1.1.1.1", ts=1_795_000_000_000, action="nxdomain")] * 4  # 50-52 again, then 53
+    agg.add_many(triage(records(again, partition=2, start=50), NameNormalizer()).parsed, {"x.com": "benign"})
+    activity, verdicts, _, _ = agg.drain()
+    assert len(activity) == 1
+    act = next(iter(activity.values()))
+    assert act.offsets == {2: [50, 51, 52, 53]} and act.blocked == {2: [50, 51, 52, 53]} and act.events == 4
+    doc, version = apply_counts("activity", None, -1, act)
+    assert (doc[es_schema.COUNT], doc[es_schema.BLOCKED], version) == (4, 4, 53)
+    assert apply_counts("verdicts", None, -1, verdicts["x.com"])[0][es_schema.QUERY_COUNT] == 4
+
+
 def test_index_names_and_retention_selection():
     assert es_schema.index_name("verdicts", prefix="p") == "p-verdicts"
     assert es_schema.index_name("activity", dt.date(2026, 1, 2), prefix="p") == "p-activity-2026.01.02"
