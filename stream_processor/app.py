@@ -162,7 +162,7 @@ class WorkerService:
             except OSError as exc:
                 log.warning("metrics port %s:%d unavailable (%s); /metrics is still served by the web view",
                             w.metrics_host, w.metrics_port, exc)
-        consumer = self.consumer = self._consumer(w.app_id, k.queries_topic)
+        consumer = self.consumer = self._consumer(w.app_id, k.queries_topic, on_moved=sink.invalidate)
         self._consuming = asyncio.ensure_future(proc.run(consumer))  # the verdict lane in its own thread
         self._consuming.add_done_callback(self._crashed)
         if detections is not None:
@@ -197,12 +197,19 @@ class WorkerService:
         self._signals = asyncio.ensure_future(consumer.run(handle))
         self._signals.add_done_callback(self._crashed)
 
-    def _consumer(self, group: str, topic: str) -> BatchConsumer:
-        """A batch consumer of ``topic`` in ``group`` whose lag per partition goes to the metrics."""
+    def _consumer(self, group: str, topic: str, on_moved: Callable[[], object] | None = None) -> BatchConsumer:
+        """A batch consumer of ``topic`` in ``group`` whose lag per partition goes to the metrics;
+        ``on_moved`` runs whenever partitions are assigned or revoked."""
         s, w, m = self.settings, self.settings.worker, self.metrics
+
+        def revoked(partitions: list[int]) -> None:
+            m.forget_lag(topic, partitions)
+            if on_moved is not None:
+                on_moved()
+
         return BatchConsumer(consumer_config(s.kafka.confluent_config(), group), topic, w.batch_max, w.batch_within_s,
-                             on_lag=lambda lags: m.set_lag(topic, lags),
-                             on_revoked=lambda partitions: m.forget_lag(topic, partitions))
+                             on_lag=lambda lags: m.set_lag(topic, lags), on_revoked=revoked,
+                             on_assigned=(lambda _partitions: on_moved()) if on_moved is not None else None)
 
     async def _declare_topics(self) -> None:
         k = self.settings.kafka

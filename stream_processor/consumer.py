@@ -86,7 +86,8 @@ class BatchConsumer:
 
     def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float,
                  on_error: Callable[[str], object] | None = None, on_lag: Callable[[Lags], object] | None = None,
-                 on_revoked: Callable[[list[int]], object] | None = None) -> None:
+                 on_revoked: Callable[[list[int]], object] | None = None,
+                 on_assigned: Callable[[list[int]], object] | None = None) -> None:
         from confluent_kafka import Consumer
 
         self.topic = topic
@@ -97,6 +98,7 @@ class BatchConsumer:
         self._on_error = on_error
         self._on_lag = on_lag
         self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
         if on_lag is not None:  # served from consume(), in the consume thread
             config = {**config, "statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self._stats}
         self._consumer = Consumer({**config, "error_cb": self._error})
@@ -115,6 +117,8 @@ class BatchConsumer:
         with self._lock:
             self._assigned.update(tp.partition for tp in partitions)
         log.info("assigned partitions %s", sorted(tp.partition for tp in partitions))
+        if self._on_assigned is not None:
+            self._on_assigned([tp.partition for tp in partitions])
 
     def _revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with self._lock:

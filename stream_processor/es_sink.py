@@ -201,6 +201,8 @@ class EsSink:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.store = DocStore(store_size)
+        self._generation = 0  # bumped by invalidate() (another thread): the store is cleared before the next write
+        self._store_generation = 0
         self._chunks: deque[Chunk] = deque()
         self.pending_actions = 0
         self.pending_events = 0
@@ -329,6 +331,10 @@ class EsSink:
     async def _write(self, chunk: Chunk) -> None:
         from elasticsearch.helpers import async_bulk
 
+        generation = self._generation
+        if generation != self._store_generation:  # partitions moved: cached counts may be another worker's past
+            self.store.docs.clear()
+            self._store_generation = generation
         missing = self.store.missing((idx, doc_id) for _, idx, doc_id, _ in chunk.docs)
         if missing:
             await self._load(missing)
@@ -346,7 +352,16 @@ class EsSink:
         )
         if self.metrics:
             self.metrics.es_latency.observe(time.perf_counter() - t0)
+        if self._generation != generation:
+            new = {}  # a rebalance happened while writing: re-read these documents when next touched
         self._settle(new, errors if isinstance(errors, list) else [], len(actions))
+
+    def invalidate(self) -> None:
+        """Partitions were assigned or revoked (called from the consumer's thread): forget every cached
+        document before the next write. A partition that moved away and back was counted by another
+        worker meanwhile; writing from the old cached count would overwrite those events with a higher
+        version (the offsets only grow) and lose them. Re-reading costs one GET per document, once."""
+        self._generation += 1
 
     def _settle(self, new: dict[DocKey, tuple[Fields, int]], errors: list[dict[str, Fields]], n_actions: int) -> None:
         """Remember the documents written; forget (re-read next time) and count the ones rejected."""

@@ -90,7 +90,7 @@ start_node() { # start_node NODE
       conf="$dir/redis.conf"
       render_acl "$dir/users.acl"
       local extra=""
-      [ "$node" = redis-replica ] && extra="replicaof $CLUSTER_HOST $REDIS_PRIMARY_PORT"
+      [ "$node" = redis-replica ] && extra="replicaof $REDIS_PRIMARY_HOST $REDIS_PRIMARY_PORT"
       render_conf "$node" "$TEMPLATES/redis.conf.tmpl" "$conf" "$extra"
       "$bin" "$conf" || fail_with_log "$(log_of "$node")" "$node did not start" "see $(log_of "$node")" ;;
   esac
@@ -145,7 +145,7 @@ sentinel_view() {
 
 in_sync() { # the replica of the current master is online and linked
   local addr master replica
-  addr="$(master_addr 2>/dev/null)" || addr="$CLUSTER_HOST $REDIS_PRIMARY_PORT"
+  addr="$(master_addr 2>/dev/null)" || addr="$REDIS_PRIMARY_HOST $REDIS_PRIMARY_PORT"
   master="$(node_at_port "${addr#* }")"; [ -n "$master" ] || return 1
   for replica in "${DATA_NODES[@]}"; do [ "$replica" != "$master" ] && break; done
   [ "$(info_field "$replica" replication master_link_status)" = up ] \

@@ -381,3 +381,26 @@ def test_worker_documents_use_only_mapped_fields():
     assert (raw[es_schema.CLIENT_IP], raw[es_schema.SOURCE_IP], raw[es_schema.EVENT_DURATION], raw[es_schema.TRANSPORT],
             raw[es_schema.RESPONSE_CODE], raw[es_schema.OBSERVER], raw[es_schema.LOG_FILE]) == (
         "10.0.0.9", "10.0.0.9", 120_000, "udp", "NXDOMAIN", "coredns-1", "q.log")
+
+
+def test_sink_forgets_cached_counts_when_partitions_move():
+    """A partition that moved away and back was counted by another worker meanwhile: the sink must
+    re-read its documents instead of writing from its old cached count (which would lose events)."""
+    import asyncio
+
+    from dnsentinel.stream_processor.es_sink import Chunk, DocStore, EsSink
+
+    sink = EsSink.__new__(EsSink)  # only the cache bookkeeping is exercised here
+    sink.store = DocStore(10)
+    sink._generation = sink._store_generation = 0
+    sink.store.put(("idx", "doc"), {"count": 3}, 7)
+    loaded: list = []
+
+    async def load(keys):
+        loaded.extend(keys)
+
+    sink._load = load
+    sink._actions = lambda chunk: ([], {})
+    sink.invalidate()  # the consumer's rebalance callback
+    asyncio.run(sink._write(Chunk([(None, "idx", "doc", None)], [], 1, None)))
+    assert loaded == [("idx", "doc")], "the cached document was reused after a rebalance"
