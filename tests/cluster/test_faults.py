@@ -698,7 +698,8 @@ def test_5_kafka_broker_killed_under_replay_load(cluster: Any, tmp_path: Path) -
                   watch.last_of(just_after, killed) or 0)
         _assert_counted_once(cluster, events, delivered)
         assert _worker_pids(cluster) == workers and all(_alive(p) for p in workers.values()), "a worker restarted or died"
-        assert _workers_healthy(ports), "a worker is unhealthy after the broker kill"
+        # Alive (the pids above) and answering: a loaded 2-core box can miss one 3 s probe, so allow 30 s.
+        wait_for(lambda: _workers_healthy(ports), 30, "every worker answering /health after the broker kill", every=1)
     finally:
         watch.stop()
         t0 = time.monotonic()
@@ -776,7 +777,9 @@ def test_6_elasticsearch_node_killed(cluster: Any, tmp_path: Path) -> None:
         assert _http_ok(f"http://127.0.0.1:{ports.dashboard}/_stcore/health"), "the dashboard stopped answering"
         doc = wait_for(lambda: store.verdict(dga[0]), 120, f"the dashboard's store finding the verdict of {dga[0]}")
         assert doc, doc
-        assert _workers_healthy(ports), "a worker is unhealthy with one Elasticsearch node down"
+        assert all(_alive(p) for p in _worker_pids(cluster).values()), "a worker died with one Elasticsearch node down"
+        wait_for(lambda: _workers_healthy(ports), 30, "every worker answering /health with one Elasticsearch node down",
+                 every=1)
     finally:
         watch.stop()
         cache.close()

@@ -199,7 +199,8 @@ def test_cli_runs_streamlit_headless_without_telemetry(monkeypatch):
     from dnsentinel.dashboard import cli
 
     calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda argv, env: calls.append((argv, env)) or 0)
+    # The CLI execs Streamlit (the supervised process is the server): record instead of replacing the test.
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((argv, env)))
     monkeypatch.setattr(cli, "_accounts", lambda: None)  # the start-up Redis check (tests/test_redis_client.py)
     result = CliRunner().invoke(app, ["dashboard", "--port", "8765", "--address", "127.0.0.1"])
     assert result.exit_code == 0, result.output

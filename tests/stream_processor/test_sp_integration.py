@@ -113,7 +113,12 @@ def test_promotion_switches_model_live(worker_env):
     env.produce([ev(BAD)])
     env.wait_for(lambda: _label(env, BAD), what="first verdict")
     env.version_file.write_text("table-2")
-    time.sleep(2.0)  # > model_poll_s: the worker reloads in place, no restart
+    port = env.env["DNSENTINEL_WORKER__WEB_PORT"]
+
+    def serving(version: str) -> bool:  # the worker reloads in place at its next poll, no restart
+        return json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30))["model"] == version
+
+    env.wait_for(lambda: serving("table-2"), what="the worker serving table-2")
     env.produce([ev("late.example.net")])
     v = env.wait_for(lambda: _label(env, "late.example.net"), what="verdict after promotion")
     assert v.model == "table-2" and v.label == "benign"
