@@ -112,7 +112,7 @@ def _shot(page, name: str) -> None:
 
 def _goto(page, title: str) -> None:
     page.get_by_role("link", name=title).click()
-    page.get_by_role("heading", name=title).wait_for()
+    page.get_by_role("heading", name=title).first.wait_for()
 
 
 def _top_malicious(app) -> str:
@@ -130,9 +130,22 @@ def _login(page, user: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def _click_until(page, button, text: str, tries: int = 3) -> None:
+    """Click ``button`` until ``text`` shows: on a loaded machine a Streamlit rerun can replace the
+    button between finding it and the click, and that click is lost (nothing happens, no error)."""
+    for attempt in range(tries):
+        button.click()
+        try:
+            page.get_by_text(text).first.wait_for(timeout=20_000)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
+
+
 def _logout(page) -> None:
     page.get_by_role("button", name="Log out", exact=True).click()
-    page.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+    page.get_by_role("heading", name="dnsentinel — analyst login").first.wait_for()
 
 
 def test_1_login_and_overview(app, page):
@@ -143,11 +156,11 @@ def test_1_login_and_overview(app, page):
     _login(page, "analyst", "wrong")
     page.get_by_text("Unknown user or wrong password").first.wait_for()
     _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
-    page.get_by_role("heading", name="Overview").wait_for()
-    page.get_by_text("Logged in as analyst (admin)").wait_for()
+    page.get_by_role("heading", name="Overview").first.wait_for()
+    page.get_by_text("Logged in as analyst (admin)").first.wait_for()
     page.wait_for_timeout(500)  # the cookie is written by the first run after the login
     page.reload()  # the session survives a reload: no login form
-    page.get_by_role("heading", name="Overview").wait_for()
+    page.get_by_role("heading", name="Overview").first.wait_for()
     page.get_by_text("Top 20 malicious names").first.wait_for()
     page.locator(".vega-embed").first.wait_for()
     queries = page.get_by_test_id("stMetric").first.inner_text()
@@ -203,7 +216,7 @@ def test_3_vet_a_name_reaches_redis(app, page):
     page.get_by_text("block", exact=True).click()
     page.get_by_label("Note (optional)", exact=True).fill("e2e test")
     page.get_by_role("button", name="Apply to 1 selected").click()
-    page.get_by_text("block applied to 1 name(s) by analyst").wait_for()
+    page.get_by_text("block applied to 1 name(s) by analyst").first.wait_for()
     deadline = time.time() + 1.0
     while app["cache"].decide_many([name])[name] != "block" and time.time() < deadline:
         time.sleep(0.05)
@@ -259,13 +272,13 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
     users.add("ann", PASSWORD, "analyst", "e2e")
     users.add("ada", PASSWORD, "admin", "e2e")
     page.reload()  # users exist now: the demo login, and its session, are gone
-    page.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+    page.get_by_role("heading", name="dnsentinel — analyst login").first.wait_for()
     assert page.get_by_text("demo login").count() == 0
     _login(page, auth.DEMO_USER, auth.DEMO_PASSWORD)
     page.get_by_text("Unknown user or wrong password").first.wait_for()
 
     _login(page, "vic", PASSWORD)  # viewer: reads everything, changes nothing
-    page.get_by_text("Logged in as vic (viewer)").wait_for()
+    page.get_by_text("Logged in as vic (viewer)").first.wait_for()
     assert page.get_by_role("link", name="Audit").count() == 0 and page.get_by_role("link", name="Users").count() == 0
     _goto(page, "Vetting")
     page.get_by_text("Vet needs the analyst role; you are viewer.").first.wait_for()
@@ -281,8 +294,8 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
     _goto(page, "Models")
     page.locator("summary", has_text="Start training").click()
     page.get_by_text("Train needs the admin role; you are analyst.").first.wait_for()
-    page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training").click()
-    page.get_by_text("ann (analyst) may not train: that needs the admin role").wait_for()
+    _click_until(page, page.get_by_test_id("stBaseButton-secondaryFormSubmit").filter(has_text="Start training"),
+                 "ann (analyst) may not train: that needs the admin role")
     _shot(page, "5-analyst-refused-training")
     _goto(page, "Vetting")
     page.get_by_text("names awaiting a decision").first.wait_for()
@@ -308,13 +321,13 @@ def test_5_each_role_may_do_what_it_may_and_no_more(app, page):
 
 def test_6_a_session_survives_reloads_and_a_logout_ends_it_everywhere(app, page, browser):
     page.reload()
-    page.get_by_text("Logged in as ada (admin)").wait_for()
+    page.get_by_text("Logged in as ada (admin)").first.wait_for()
     other = _new_page(browser, page.context.cookies())  # another window with the same session
     other.goto(app["url"])
-    other.get_by_text("Logged in as ada (admin)").wait_for()
+    other.get_by_text("Logged in as ada (admin)").first.wait_for()
     _logout(page)
     other.reload()
-    other.get_by_role("heading", name="dnsentinel — analyst login").wait_for()
+    other.get_by_role("heading", name="dnsentinel — analyst login").first.wait_for()
     other.context.close()
 
 
