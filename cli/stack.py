@@ -6,11 +6,14 @@ this module is only the command line over it.
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from dnsentinel.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SERVICE_HELP = "one of: redis, kafka, elasticsearch, coredns (cluster profile: redis, kafka, elasticsearch, coredns, apps)"
 PROFILE_HELP = "single: one node of each service (default); cluster: 3-node Kafka/ES, Redis+Sentinels, TLS and users (deploy/cluster.sh)"
@@ -88,19 +91,14 @@ def register(app: typer.Typer) -> None:
             _cluster_status()
             return
         from rich.console import Console
-        from rich.table import Table
 
         from dnsentinel.cli import apps, stackctl
         from dnsentinel.settings import get_settings
 
         settings = get_settings()
         rows = stackctl.status(settings)
-        colour = {"healthy": "green", "stopped": "yellow", "not-built": "yellow"}
-        table = Table(title=f"dnsentinel stack ({settings.stack.state_dir})")
-        for col in ("service", "address", "version", "health", "detail"):
-            table.add_column(col)
-        for row in rows:
-            table.add_row(row.name, row.address, row.version, f"[{colour.get(row.state, 'red')}]{row.state}[/]", row.detail)
+        table = _health_table(f"dnsentinel stack ({settings.stack.state_dir})", ("service", "address", "version"),
+                              [((r.name, r.address, r.version), r.state, r.detail) for r in rows], "not-built")
         for name, pid in apps.running(settings).items():
             table.add_row(name, "", "", "[green]running[/]", f"pid {pid}")
         console = Console()
@@ -137,6 +135,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(stack, name="stack")
 
 
+def _health_table(title: str, columns: tuple[str, ...], rows: list[tuple[tuple[str, ...], str, str]],
+                  not_yet: str) -> Table:
+    """One row per service or node: its ``columns``, then its health (green when healthy, yellow when
+    stopped or ``not_yet`` there, red otherwise) and the detail; both profiles' status tables."""
+    from rich.table import Table
+
+    colour = {"healthy": "green", "stopped": "yellow", not_yet: "yellow"}
+    table = Table(title=title)
+    for col in (*columns, "health", "detail"):
+        table.add_column(col)
+    for cells, state, detail in rows:
+        table.add_row(*cells, f"[{colour.get(state, 'red')}]{state}[/]", detail)
+    return table
+
+
 def _cluster_status() -> None:
     """The cluster profile's table: one row per node, then the certificates; exit 1 unless all is well."""
     from datetime import datetime, timezone
@@ -149,12 +162,8 @@ def _cluster_status() -> None:
 
     settings = get_settings()
     rows = cluster.status(settings)
-    colour = {"healthy": "green", "stopped": "yellow", "missing": "yellow"}
-    table = Table(title=f"dnsentinel cluster profile ({cluster.cluster_dir(settings)})")
-    for col in ("service", "node", "address", "health", "detail"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r.service, r.node, r.address, f"[{colour.get(r.state, 'red')}]{r.state}[/]", r.detail)
+    table = _health_table(f"dnsentinel cluster profile ({cluster.cluster_dir(settings)})", ("service", "node", "address"),
+                          [((r.service, r.node, r.address), r.state, r.detail) for r in rows], "missing")
     console = Console()
     console.print(table)
     certs = cluster.certificates(settings)
