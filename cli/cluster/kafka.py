@@ -135,6 +135,37 @@ def ensure_acls(settings: Settings, bindings: list[Any], timeout_s: float = 30.0
         except KafkaException as exc:
             raise ServiceUnavailable(f"kafka at {k.bootstrap_servers}: could not grant {binding.principal} "
                                      f"{binding.operation.name} on {binding.name}: {explain_kafka(exc.args[0], k)}") from None
+    wait_acls_applied(settings, bindings, timeout_s)
+
+
+def wait_acls_applied(settings: Settings, bindings: list[Any], timeout_s: float = 30.0) -> None:
+    """Wait until every broker enforces ``bindings``.
+
+    In KRaft, CreateAcls answers once the controller has committed the records; each broker
+    applies them when it replays the metadata log, a moment later (seconds on a loaded machine).
+    A client that writes in between is refused with TOPIC_AUTHORIZATION_FAILED, a permanent
+    error for librdkafka, so the set-up waits here. Each broker is asked on its own (a client
+    bootstrapped with one address asks that broker), and it answers from its own authorizer.
+    """
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, AdminClient
+    from confluent_kafka.admin import ResourcePatternType as Pattern
+    from confluent_kafka.admin import ResourceType as Res
+
+    every = AclBindingFilter(Res.ANY, None, Pattern.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY)
+    wanted = set(bindings)
+    deadline = time.monotonic() + timeout_s
+    for address in settings.kafka.bootstrap_servers.split(","):
+        admin = AdminClient({**settings.kafka.confluent_config(), "bootstrap.servers": address})
+        missing = len(wanted)
+        while time.monotonic() < deadline:
+            applied = set(admin.describe_acls(every, request_timeout=10).result(timeout=15))
+            missing = len(wanted - applied)
+            if not missing:
+                break
+            time.sleep(0.2)
+        else:
+            raise ServiceUnavailable(f"kafka at {address}: {missing} of {len(wanted)} ACLs not applied after "
+                                     f"{timeout_s:.0f}s; see deploy/cluster/kafka.sh logs")
 
 
 def setup(settings: Settings, echo: bool = True, timeout_s: float = 120.0) -> Settings:
