@@ -18,9 +18,12 @@ cluster's settings file ($DS_CLUSTER_DIR/dnsentinel.toml) and passwords (secrets
    inputs of the sizing in deploy/multi/README.md.
 3. **plugin**: dnsperf against the cluster's CoreDNS node 1 (Redis through the Sentinels over
    TLS, Kafka over SASL_SSL) and against a plain CoreDNS started here with node 1's own Corefile
-   minus the ``dnsentinel`` block (same binary, same ``cache`` and resolver block). The query mix
-   and its seeded verdicts are bench/plugin_bench.py's; runs alternate; the ratio of the medians
-   and the ratio of CPU per query are recorded.
+   minus the ``dnsentinel`` block (same binary, same ``cache`` and resolver block), and against
+   a copy with ``no_events`` added (Redis lookups only), which splits the plugin's cost between
+   its lookups and its event producer. The query mix and its seeded verdicts are
+   bench/plugin_bench.py's; runs alternate; the ratio of the medians, the ratio of CPU per query
+   and the Kafka nodes' CPU per query are recorded. ``--pprof DIR`` writes a CPU profile of each
+   copy's first run (plus an unchanged copy of node 1) there (``go tool pprof -top BINARY FILE``).
 
 Afterwards the workers are given time to drain, then every verdict key, vetted entry and
 Elasticsearch document of the bench's names is deleted (names the bench made up; the
@@ -48,6 +51,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -344,14 +348,25 @@ def worker_phase(p: Profile, events: int, n_names: int, work: Path, names: set[s
 # ----------------------------------------------------------------------------- 3. plugin
 
 
-def plain_corefile(cluster_corefile: str, port: int, health: int, ready: int, metrics: int) -> str:
-    """The cluster node's Corefile without the dnsentinel block, on ports of its own."""
-    text = re.sub(r"\n    dnsentinel \{.*?\n    \}\n", "\n", cluster_corefile, flags=re.S)
+def corefile_copy(cluster_corefile: str, port: int, health: int, ready: int, metrics: int, *,
+                  plugin: str = "off", pprof: int | None = None) -> str:
+    """The cluster node's Corefile on ports of its own: without the dnsentinel block (``plugin="off"``),
+    with it unchanged (``"full"``) or with ``no_events`` added (``"no_events"``: Redis lookups only);
+    ``pprof`` adds CoreDNS's profiling endpoint on that port."""
+    text = cluster_corefile
+    if plugin == "off":
+        text = re.sub(r"\n    dnsentinel \{.*?\n    \}\n", "\n", text, flags=re.S)
+        if "dnsentinel {" in text:
+            raise SystemExit("cluster bench: could not strip the dnsentinel block from the cluster's Corefile")
+    elif plugin == "no_events":
+        text, n = re.subn(r"^(    dnsentinel \{)$", r"\g<1>\n        no_events", text, flags=re.M)
+        if n != 1:
+            raise SystemExit("cluster bench: no dnsentinel block in the cluster's Corefile")
     text = re.sub(r"^\.:\d+ \{", f".:{port} {{", text, flags=re.M)
-    for plugin, value in (("health", health), ("ready", ready), ("prometheus", metrics)):
-        text = re.sub(rf"^(    {plugin} [^:\s]+):\d+$", rf"\g<1>:{value}", text, flags=re.M)
-    if "dnsentinel {" in text:
-        raise SystemExit("cluster bench: could not strip the dnsentinel block from the cluster's Corefile")
+    for name, value in (("health", health), ("ready", ready), ("prometheus", metrics)):
+        text = re.sub(rf"^(    {name} [^:\s]+):\d+$", rf"\g<1>:{value}", text, flags=re.M)
+    if pprof is not None:
+        text = re.sub(r"^(    errors)$", rf"\g<1>\n    pprof 127.0.0.1:{pprof}", text, flags=re.M)
     return text
 
 
@@ -368,9 +383,56 @@ def warm(port: int, mport: int, qfile: Path, names: int) -> None:
             return
 
 
+@dataclass
+class Instance:
+    """One CoreDNS the plugin phase measures: the cluster's node 1, or a copy of its Corefile started here."""
+
+    port: int
+    metrics: int
+    pid: int
+    proc: subprocess.Popen | None = None
+    pprof: int | None = None
+
+
+COPIES = {"plain": "off", "no_events": "no_events", "events": "full"}
+"""The copies of node 1's Corefile started here: without the plugin, with Redis lookups only, unchanged
+(``events`` only with ``--pprof``: node 1 itself has no profiling endpoint)."""
+
+
+def start_copies(p: Profile, work: Path, kinds: list[str], pprof: bool) -> dict[str, Instance]:
+    """Start each copy of node 1's Corefile in ``kinds`` (same binary, same credentials, ports of its own)."""
+    node1 = (p.dir / "coredns-1" / "Corefile").read_text()
+    pw = p.secrets["PASSWORD_COREDNS"]
+    os.environ.update(DNSENTINEL_REDIS_PASSWORD=pw, DNSENTINEL_KAFKA_PASSWORD=pw)  # what coredns.sh exports
+    out: dict[str, Instance] = {}
+    for kind in kinds:
+        port, metrics = pb.free_port(), pb.free_port()
+        prof = pb.free_port() if pprof else None
+        conf = work / f"{kind}.conf"
+        conf.write_text(corefile_copy(node1, port, pb.free_port(), pb.free_port(), metrics, plugin=COPIES[kind],
+                                      pprof=prof))
+        proc = pb.start(p.state_dir / "bin" / "coredns", conf, port)
+        out[kind] = Instance(port, metrics, proc.pid, proc, prof)
+    return out
+
+
+def plugin_counters(mport: int) -> dict[str, float]:
+    """The plugin's counters that say where its lookups and events went."""
+    return {
+        "local": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="local"'),
+        "remote": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"'),
+        "produced": pb.metric(mport, "coredns_dnsentinel_events_produced_total"),
+        "dropped": pb.metric(mport, "coredns_dnsentinel_events_dropped_total"),
+        "redis_errors": pb.metric(mport, "coredns_dnsentinel_redis_errors_total"),
+    }
+
+
 def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, names: set[str],
-                 vetted_added: list[str]) -> dict:
-    """dnsperf, alternating: the cluster's coredns-1 vs a plain CoreDNS with its resolver block."""
+                 vetted_added: list[str], pprof_dir: Path | None = None) -> dict:
+    """dnsperf, alternating: the cluster's coredns-1, a plain CoreDNS with its resolver block, and the
+    plugin without events (Redis over TLS through the Sentinels, no Kafka): the last one splits the
+    plugin's cost between its lookups and its event producer. With ``pprof_dir``, a CPU profile of
+    each copy's first run (and of an unchanged copy of node 1) is written there."""
     from dnsentinel.redis_client import sync_client
     from dnsentinel.verdict_cache.keys import vetted_key
 
@@ -385,53 +447,55 @@ def plugin_phase(p: Profile, n_names: int, seconds: int, runs: int, work: Path, 
     qfile.write_text("\n".join(lines) + "\n")
 
     port = int(p.env["COREDNS_PORT"])
-    mport = port + 3
-    cluster_pid = p.pid("coredns-1", "coredns.pid")
-    binary = p.state_dir / "bin" / "coredns"
-    plain_port, plain_mport = pb.free_port(), pb.free_port()
-    conf = work / "plain.conf"
-    conf.write_text(plain_corefile((p.dir / "coredns-1" / "Corefile").read_text(), plain_port,
-                                   pb.free_port(), pb.free_port(), plain_mport))
-    plain = pb.start(binary, conf, plain_port)
+    kinds = ["plain", "no_events"] + (["events"] if pprof_dir else [])
+    instances = start_copies(p, work, kinds, pprof_dir is not None)
+    instances["cluster"] = Instance(port, port + 3, p.pid("coredns-1", "coredns.pid"))
+    order = ["plain", "cluster", "no_events"] + (["events"] if pprof_dir else [])
     try:
-        pb.dnsperf(plain_port, qfile, "-n", "1", "-q", "20")
-        warm(port, mport, qfile, n_names)
+        pb.dnsperf(instances["plain"].port, qfile, "-n", "1", "-q", "20")
+        for kind in order[1:]:
+            warm(instances[kind].port, instances[kind].metrics, qfile, n_names)
         # the workers score the mix's unknown names from the warm-up's events; each new verdict
         # invalidates the plugin's cached miss (client-side caching): measure after that settles
-        workers = p.workers()
-        wait_drained(workers, float("inf"), quiet_s=5, timeout_s=300)
-        warm(port, mport, qfile, n_names)
-        local0 = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="local"')
-        remote0 = pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"')
-        produced0 = pb.metric(mport, "coredns_dnsentinel_events_produced_total")
-        dropped0 = pb.metric(mport, "coredns_dnsentinel_events_dropped_total")
-        errors0 = pb.metric(mport, "coredns_dnsentinel_redis_errors_total")
-        qps: dict[str, list[float]] = {"plain": [], "cluster": []}
-        cpu_us: dict[str, list[float]] = {"plain": [], "cluster": []}
-        pids = {"plain": plain.pid, "cluster": cluster_pid}
+        wait_drained(p.workers(), float("inf"), quiet_s=5, timeout_s=300)
+        for kind in order[1:]:
+            warm(instances[kind].port, instances[kind].metrics, qfile, n_names)
+        before = {k: plugin_counters(instances[k].metrics) for k in order[1:]}
+        qps: dict[str, list[float]] = {k: [] for k in order}
+        cpu_us: dict[str, list[float]] = {k: [] for k in order}
+        kafka_us: dict[str, list[float]] = {k: [] for k in order}
         loads = [os.getloadavg()[0]]
         for _ in range(runs):
-            for kind, prt in (("plain", plain_port), ("cluster", port)):
-                cpu0 = pb.cpu_seconds(pids[kind])
-                out = pb.dnsperf(prt, qfile, "-l", str(seconds), "-c", "4", "-q", "200")
-                cpu_us[kind].append(1e6 * (pb.cpu_seconds(pids[kind]) - cpu0) / max(1, pb.completed(out)))
+            for kind in order:
+                inst = instances[kind]
+                prof = None
+                if pprof_dir is not None and inst.pprof is not None and not qps[kind]:
+                    pprof_dir.mkdir(parents=True, exist_ok=True)
+                    prof = pb.profile(inst.pprof, max(1, seconds - 2), pprof_dir / f"{kind}.pprof")
+                cpu0, svc0 = pb.cpu_seconds(inst.pid), service_cpu(p)
+                out = pb.dnsperf(inst.port, qfile, "-l", str(seconds), "-c", "4", "-q", "200")
+                done = max(1, pb.completed(out))
+                cpu_us[kind].append(1e6 * (pb.cpu_seconds(inst.pid) - cpu0) / done)
+                kafka_us[kind].append(1e6 * cpu_delta(svc0, service_cpu(p))["kafka"] / done)
                 qps[kind].append(pb.qps(out))
                 loads.append(os.getloadavg()[0])
-                print(f"{kind}: {qps[kind][-1]:,.0f} qps, {cpu_us[kind][-1]:.1f} CPU us/query "
-                      f"(load {loads[-1]:.1f})", flush=True)
+                if prof is not None:
+                    prof.join()
+                print(f"{kind}: {qps[kind][-1]:,.0f} qps, {cpu_us[kind][-1]:.1f} CPU us/query, Kafka nodes "
+                      f"{kafka_us[kind][-1]:.1f} CPU us/query (load {loads[-1]:.1f})", flush=True)
         time.sleep(2)  # the producer's linger
-        return {"qps": qps, "cpu_us": cpu_us, "load": (min(loads), max(loads)),
-                "produced": pb.metric(mport, "coredns_dnsentinel_events_produced_total") - produced0,
-                "dropped": pb.metric(mport, "coredns_dnsentinel_events_dropped_total") - dropped0,
-                "redis_errors": pb.metric(mport, "coredns_dnsentinel_redis_errors_total") - errors0,
-                "local": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="local"') - local0,
-                "remote": pb.metric(mport, 'coredns_dnsentinel_cache_lookups_total{result="redis"') - remote0}
+        counters = {k: {c: v - before[k][c] for c, v in plugin_counters(instances[k].metrics).items()}
+                    for k in order[1:]}
+        return {"qps": qps, "cpu_us": cpu_us, "kafka_us": kafka_us, "load": (min(loads), max(loads)),
+                **counters["cluster"], "counters": counters}
     finally:
-        plain.send_signal(signal.SIGTERM)
-        try:
-            plain.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            plain.kill()
+        for inst in instances.values():
+            if inst.proc is not None:
+                inst.proc.send_signal(signal.SIGTERM)
+                try:
+                    inst.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    inst.proc.kill()
 
 
 # ----------------------------------------------------------------------------- clean-up
@@ -536,20 +600,27 @@ def report_workers(b: dict) -> None:
 
 
 def report_plugin(c: dict, n_names: int, seconds: int, runs: int) -> None:
-    plain_q, clus_q = statistics.median(c["qps"]["plain"]), statistics.median(c["qps"]["cluster"])
-    plain_cpu, clus_cpu = statistics.median(c["cpu_us"]["plain"]), statistics.median(c["cpu_us"]["cluster"])
+    med = {k: statistics.median(v) for k, v in c["qps"].items()}
+    cpu = {k: statistics.median(v) for k, v in c["cpu_us"].items()}
+    kafka = {k: statistics.median(v) for k, v in c["kafka_us"].items()}
+    runs_of = "; ".join(f"{k} {[round(q) for q in v]}" for k, v in c["qps"].items())
     cfg = (f"coredns-1 of the profile (Sentinel + TLS to Redis, SASL_SSL to Kafka) vs plain CoreDNS with the same "
-           f"Corefile minus dnsentinel; plugin_bench's mix of {n_names} names; dnsperf -c 4 -q 200 -l {seconds} "
-           f"x{runs}; plain {[round(q) for q in c['qps']['plain']]}, cluster {[round(q) for q in c['qps']['cluster']]} "
-           f"qps; {c['local']:.0f} local cache hits, {c['remote']:.0f} Redis round trips; "
-           f"{c['produced']:.0f} events produced, {c['dropped']:.0f} dropped, {c['redis_errors']:.0f} Redis "
-           f"errors; load {c['load'][0]:.1f}-{c['load'][1]:.1f}; {machine()}")
-    print(f"plugin: plain {plain_q:,.0f} qps / cluster {clus_q:,.0f} qps; CPU us/query {plain_cpu:.1f} / {clus_cpu:.1f}")
-    record("cluster", "plain CoreDNS QPS (median)", plain_q, "qps", config=cfg)
-    record("cluster", "cluster CoreDNS QPS (median)", clus_q, "qps", config=cfg)
-    record("cluster", "cluster plugin QPS / plain QPS (medians)", 100 * clus_q / plain_q, "%", target=90, config=cfg)
-    record("cluster", "CPU-bound QPS ratio (plain / cluster plugin CPU per query)", 100 * plain_cpu / clus_cpu, "%",
-           target=90, config=f"CPU us/query plain {plain_cpu:.1f}, cluster {clus_cpu:.1f}; {cfg}")
+           f"Corefile minus dnsentinel, and the plugin with no_events; plugin_bench's mix of {n_names} names; "
+           f"dnsperf -c 4 -q 200 -l {seconds} x{runs}; {runs_of} qps; coredns-1: {c['local']:.0f} local cache hits, "
+           f"{c['remote']:.0f} Redis round trips; {c['produced']:.0f} events produced, {c['dropped']:.0f} dropped, "
+           f"{c['redis_errors']:.0f} Redis errors; load {c['load'][0]:.1f}-{c['load'][1]:.1f}; {machine()}")
+    for k in med:
+        print(f"plugin: {k} {med[k]:,.0f} qps, {cpu[k]:.1f} CPU us/query, Kafka nodes {kafka[k]:.1f} CPU us/query")
+    record("cluster", "plain CoreDNS QPS (median)", med["plain"], "qps", config=cfg)
+    record("cluster", "cluster CoreDNS QPS (median)", med["cluster"], "qps", config=cfg)
+    record("cluster", "cluster plugin QPS / plain QPS (medians)", 100 * med["cluster"] / med["plain"], "%", target=90,
+           config=cfg)
+    record("cluster", "cluster plugin without events QPS / plain QPS (medians)", 100 * med["no_events"] / med["plain"],
+           "%", config=f"CPU us/query no_events {cpu['no_events']:.1f}; {cfg}")
+    record("cluster", "CPU-bound QPS ratio (plain / cluster plugin CPU per query)", 100 * cpu["plain"] / cpu["cluster"],
+           "%", target=90, config=f"CPU us/query plain {cpu['plain']:.1f}, cluster {cpu['cluster']:.1f}; {cfg}")
+    record("cluster", "Kafka nodes CPU per query while coredns-1 runs", kafka["cluster"], "us", higher_is_better=False,
+           config=f"while plain runs {kafka['plain']:.1f} us; {cfg}")
     record("cluster", "plugin events dropped", c["dropped"], "events", target=0, higher_is_better=False, config=cfg)
 
 
@@ -564,6 +635,7 @@ def main() -> None:
     ap.add_argument("--plugin-names", type=int, default=10_000)
     ap.add_argument("--seconds", type=int, default=5 if QUICK else 8, help="length of each dnsperf run")
     ap.add_argument("--runs", type=int, default=3, help="dnsperf runs per instance (alternating)")
+    ap.add_argument("--pprof", type=Path, help="write CPU profiles (CoreDNS pprof) of the plugin phase's copies here")
     ap.add_argument("--skip", action="append", default=[], choices=["replay", "workers", "plugin"])
     args = ap.parse_args()
 
@@ -583,7 +655,7 @@ def main() -> None:
         if "workers" not in args.skip:
             report_workers(worker_phase(p, args.worker_events, args.worker_names, work, names))
         if "plugin" not in args.skip:
-            report_plugin(plugin_phase(p, args.plugin_names, args.seconds, args.runs, work, names, vetted_added),
+            report_plugin(plugin_phase(p, args.plugin_names, args.seconds, args.runs, work, names, vetted_added, args.pprof),
                           args.plugin_names, args.seconds, args.runs)
     finally:
         if names:

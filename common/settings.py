@@ -351,6 +351,10 @@ class WorkerSettings(BaseModel):
     app_id: str = "dnsentinel-worker"
     batch_max: int = Field(2048, ge=1)
     batch_within_s: float = Field(0.05, gt=0)
+    """How long an idle worker blocks for the first event of its next batch."""
+    batch_linger_s: float = Field(0.005, ge=0)
+    """After that first event, how long it waits for the events right behind it (every new name
+    of the batch waits this long; a backlog is taken at once, without it)."""
     lru_size: int = Field(200_000, ge=0)
     web_port: Port = 6066
     metrics_port: Port = 9464

@@ -48,7 +48,8 @@ class Counted:
     crash or a rebalance) is recognised and never counted twice (es_sink.py).
     """
 
-    __slots__ = ("fields", "offsets", "blocked", "qtypes", "first", "last", "events", "parts")
+    __slots__ = ("fields", "offsets", "blocked", "qtypes", "first", "last", "events", "parts", "low", "top",
+                 "n_blocked")
 
     def __init__(self, fields: Fields | None = None) -> None:
         self.fields: Fields = fields if fields is not None else {}
@@ -60,6 +61,12 @@ class Counted:
         self.events = 0
         self.parts: list[Counted] = []
         """Documents merged in (by reference: their offsets are not copied)."""
+        self.low = 0
+        """Lowest and highest source offset counted, here or in a merged part (valid once ``events`` > 0):
+        when the stored document's version is below ``low``, every event is new and the sink takes
+        ``events``, ``n_blocked`` and ``top`` as they are, without walking the offsets."""
+        self.top = -1
+        self.n_blocked = 0
 
     def add(self, partition: int, offset: int, ts: int, blocked: bool = False, qtype: str | None = None) -> None:
         offs = self.offsets.get(partition)
@@ -75,6 +82,11 @@ class Counted:
             if self.blocked is None:
                 self.blocked = {}
             self.blocked.setdefault(partition, []).append(offset)
+            self.n_blocked += 1
+        if self.events == 0 or offset < self.low:
+            self.low = offset
+        if offset > self.top:
+            self.top = offset
         if qtype:
             if self.qtypes is None:
                 self.qtypes = {qtype}
@@ -96,11 +108,18 @@ class Counted:
     def merge(self, other: Counted) -> None:
         """Fold another document's events in (per-name counts from per-(name, client, minute) ones)."""
         self.parts.append(other)
+        if other.events == 0:
+            return
         if self.events == 0 or other.first < self.first:
             self.first = other.first
+        if self.events == 0 or other.low < self.low:
+            self.low = other.low
         if other.last > self.last:
             self.last = other.last
+        if other.top > self.top:
+            self.top = other.top
         self.events += other.events
+        self.n_blocked += other.n_blocked
 
 
 class Drained(NamedTuple):

@@ -208,7 +208,7 @@ class WorkerService:
                 on_moved()
 
         return BatchConsumer(consumer_config(s.kafka.confluent_config(), group), topic, w.batch_max, w.batch_within_s,
-                             on_lag=lambda lags: m.set_lag(topic, lags), on_revoked=revoked,
+                             w.batch_linger_s, on_lag=lambda lags: m.set_lag(topic, lags), on_revoked=revoked,
                              on_assigned=(lambda _partitions: on_moved()) if on_moved is not None else None)
 
     async def _declare_topics(self) -> None:

@@ -37,8 +37,6 @@ KafkaConfig = dict[str, object]
 Handler = Callable[[list[Record], Token], Awaitable[object]]
 """``await process(records, token)``: one batch (empty when the poll found nothing) and its ack token."""
 
-LINGER_S = 0.005
-"""After the first record of a batch, how long to wait for records arriving right behind it."""
 STATS_INTERVAL_MS = 5000
 """How often librdkafka reports its statistics (the consumer lag per partition comes from them)."""
 Lags = dict[int, tuple[int, int]]
@@ -84,7 +82,7 @@ def lags(stats_json: str, topic: str, owned: set[int]) -> Lags:
 class BatchConsumer:
     """``run(process)`` feeds ``await process(records, token)`` until :meth:`stop`; :meth:`ack` commits."""
 
-    def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float,
+    def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float, linger_s: float = 0.005,
                  on_error: Callable[[str], object] | None = None, on_lag: Callable[[Lags], object] | None = None,
                  on_revoked: Callable[[list[int]], object] | None = None,
                  on_assigned: Callable[[list[int]], object] | None = None) -> None:
@@ -93,6 +91,7 @@ class BatchConsumer:
         self.topic = topic
         self.batch_max = batch_max
         self.within_s = within_s
+        self.linger_s = min(within_s, linger_s)
         self._assigned: set[int] = set()
         self._lock = threading.Lock()
         self._on_error = on_error
@@ -148,8 +147,8 @@ class BatchConsumer:
         msgs = consume(self.batch_max, 0)
         if not msgs:
             msgs = consume(1, self.within_s)
-            if msgs and self.batch_max > 1:
-                msgs.extend(consume(self.batch_max - 1, min(self.within_s, LINGER_S)))
+            if msgs and self.batch_max > 1 and self.linger_s > 0:
+                msgs.extend(consume(self.batch_max - 1, self.linger_s))
         out = []
         for m in msgs:
             err = m.error()

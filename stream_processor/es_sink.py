@@ -69,24 +69,17 @@ def apply_counts(family: Family, source: Fields | None, version: int, c: Counted
     share a partition (the routing key), so offsets order them totally and a
     replayed event is recognised by its offset alone.
     """
-    n = b = 0
-    hi = version
-    for offs in c.offset_lists():
-        top = max(offs)
-        if top <= version:
-            continue
-        if min(offs) > version:  # the usual case (no replay): every event is new, no per-offset loop
-            n += len(offs)
-        else:
-            n += sum(1 for o in offs if o > version)
-        if top > hi:
-            hi = top
-    if n == 0:
+    if c.events == 0 or c.top <= version:
         return None
-    for offs in (c.blocked or {}).values():
-        b += len(offs) if min(offs) > version else sum(1 for o in offs if o > version)
-    src = dict(source or {})
-    src.update({k: v for k, v in c.fields.items() if v is not None})
+    if c.low > version:  # the usual case (no replay): every event is new, no walk over the offsets
+        n, b, hi = c.events, c.n_blocked, c.top
+    else:
+        n, b, hi = _new_events(c, version)
+    if source is None:
+        src = {k: v for k, v in c.fields.items() if v is not None}
+    else:
+        src = dict(source)
+        src.update({k: v for k, v in c.fields.items() if v is not None})
     count_field, blocked_field, seen, qtypes = FAMILY_COUNTS[family]
     src[count_field] = int(src.get(count_field) or 0) + n
     if blocked_field:
@@ -97,6 +90,22 @@ def apply_counts(family: Family, source: Fields | None, version: int, c: Counted
     if qtypes and c.qtypes:
         src[QTYPES] = sorted(set(src.get(QTYPES) or ()) | c.qtypes)
     return src, hi
+
+
+def _new_events(c: Counted, version: int) -> tuple[int, int, int]:
+    """(events, blocked events, highest offset) of ``c`` above ``version``: a replay overlapped it."""
+    n = b = 0
+    hi = version
+    for offs in c.offset_lists():
+        top = max(offs)
+        if top <= version:
+            continue
+        n += sum(1 for o in offs if o > version)
+        if top > hi:
+            hi = top
+    for offs in (c.blocked or {}).values():
+        b += sum(1 for o in offs if o > version)
+    return n, b, hi
 
 
 def aggregate_docs(prefix: str, activity: dict[ActivityKey, Counted], verdicts: dict[str, Counted],

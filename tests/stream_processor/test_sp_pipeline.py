@@ -7,6 +7,8 @@ import datetime as dt
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnsentinel.settings import Settings, WorkerSettings
 from dnsentinel.verdict_cache import es_schema
@@ -191,6 +193,58 @@ def test_events_delivered_twice_within_one_window_count_once():
     doc, version = apply_counts("activity", None, -1, act)
     assert (doc[es_schema.COUNT], doc[es_schema.BLOCKED], version) == (4, 4, 53)
     assert apply_counts("verdicts", None, -1, verdicts["x.com"])[0][es_schema.QUERY_COUNT] == 4
+
+
+def _deliveries(offsets: list[int], replay_from: int, more: int, blocked: set[int]) -> list[tuple[int, bool]]:
+    """One document's events as a consumer sees them: its offsets in order, then a replay from a
+    committed offset at or below the first uncounted one, with ``more`` events after them."""
+    first = sorted(set(offsets))
+    again = [o for o in first if o >= replay_from]
+    top = first[-1] if first else replay_from
+    return [(o, o in blocked) for o in first + again + list(range(top + 1, top + 1 + more))]
+
+
+_doc_events = st.builds(_deliveries, st.lists(st.integers(0, 40), max_size=20), st.integers(0, 40),
+                        st.integers(0, 3), st.sets(st.integers(0, 45)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_doc_events.filter(bool), _doc_events, st.integers(-1, 45))
+def test_counts_above_a_version_equal_a_count_of_the_distinct_offsets(
+        own: list[tuple[int, bool]], merged: list[tuple[int, bool]], version: int) -> None:
+    """Whether the sink takes the counted totals (no offset above ``version`` is old) or walks the
+    offsets (a replay overlaps the stored document), a document gains each distinct event above
+    ``version`` once, replayed or not, merged or not."""
+    from dnsentinel.stream_processor.activity import Counted
+
+    def counted(adds: list[tuple[int, bool]]) -> Counted:
+        c = Counted({})
+        for offset, blocked in adds:
+            c.add(0, offset, 1_795_000_000_000 + offset, blocked)
+        return c
+
+    def expected(adds: list[tuple[int, bool]]) -> tuple[int, int, int]:
+        new = {o: b for o, b in adds if o > version}
+        return len(new), sum(new.values()), max(new, default=version)
+
+    act = counted(own)
+    n, blocked, hi = expected(own)
+    result = apply_counts("activity", None, version, act)
+    if n == 0:
+        assert result is None
+    else:
+        assert result is not None
+        assert (result[0][es_schema.COUNT], result[0][es_schema.BLOCKED], result[1]) == (n, blocked, hi)
+    per_name = Counted({})
+    per_name.merge(act)
+    per_name.merge(counted(merged))
+    n_merged, _, hi_merged = expected(merged)
+    result = apply_counts("verdicts", None, version, per_name)
+    if n + n_merged == 0:
+        assert result is None
+    else:
+        assert result is not None
+        assert (result[0][es_schema.QUERY_COUNT], result[1]) == (n + n_merged, max(hi, hi_merged))
 
 
 def test_index_names_and_retention_selection():
