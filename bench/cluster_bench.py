@@ -411,7 +411,9 @@ def start_copies(p: Profile, work: Path, kinds: list[str], pprof: bool) -> dict[
         conf = work / f"{kind}.conf"
         conf.write_text(corefile_copy(node1, port, pb.free_port(), pb.free_port(), metrics, plugin=COPIES[kind],
                                       pprof=prof))
-        proc = pb.start(p.state_dir / "bin" / "coredns", conf, port)
+        # Own session, like coredns-1 (deploy/lib.sh spawn): in the bench's session (with dnsperf)
+        # a copy got 2-3x coredns-1's QPS from the autogroup scheduler alone, not from its config.
+        proc = pb.start(p.state_dir / "bin" / "coredns", conf, port, new_session=True)
         out[kind] = Instance(port, metrics, proc.pid, proc, prof)
     return out
 

@@ -73,8 +73,13 @@ def profile(port: int, seconds: int, out: Path) -> threading.Thread:
     return t
 
 
-def start(binary: Path, conf: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([str(binary), "-conf", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(binary: Path, conf: Path, port: int, new_session: bool = False) -> subprocess.Popen:
+    """Start CoreDNS and wait until it answers. ``new_session``: in a session of its own, as the
+    deploy scripts start services; with the kernel's autogroup scheduling (on by default) a
+    session shares the CPU with other sessions as one group, so instances compared against a
+    deployed one must be started the same way."""
+    proc = subprocess.Popen([str(binary), "-conf", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=new_session)
     deadline = time.time() + 15
     while time.time() < deadline:
         try:

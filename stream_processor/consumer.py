@@ -10,7 +10,7 @@ waiting; the event loop sees one list per batch.
 
 Delivery is unchanged: a batch's token carries the highest offset per
 partition; the sink acks chunks in order, and only then is ``offset + 1``
-committed (asynchronously; a failed commit only means a replay, which the
+committed (asynchronously, by the fetching thread before its next poll; a failed commit only means a replay, which the
 Elasticsearch offset versions and idempotent Redis writes absorb). Commits for
 partitions this worker no longer owns are skipped.
 """
@@ -104,6 +104,8 @@ class BatchConsumer:
         self._consumer.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke, on_lost=self._revoke)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dnsentinel-consume")
         self._fetching = threading.Lock()  # close() waits for a fetch in another thread (the verdict lane's)
+        self._acked: dict[int, int] = {}
+        """Highest acked offset per partition, not yet committed (see :meth:`ack`)."""
         self._stopping = False
         self.closed = False
 
@@ -177,9 +179,16 @@ class BatchConsumer:
         return self._stopping
 
     def fetch(self) -> tuple[list[Record], Token]:
-        """One batch and its ack token (blocking; any one thread at a time, never after :meth:`close`)."""
+        """One batch and its ack token (blocking; any one thread at a time, never after :meth:`close`).
+
+        The offsets acked since the last fetch are committed here first, in the fetching thread
+        (see :meth:`ack`)."""
         with self._fetching:
-            records = [] if self.closed else self._poll()
+            if self.closed:
+                records: list[Record] = []
+            else:
+                self._commit_acked(asynchronous=True)
+                records = self._poll()
         if not records:
             return records, None
         token: dict[int, int] = {}
@@ -189,26 +198,37 @@ class BatchConsumer:
         return records, token
 
     def ack(self, tokens: list[Token]) -> None:
-        """Commit ``offset + 1`` per partition over ``tokens`` (batches whose effects are all stored)."""
+        """Note ``offset + 1`` per partition over ``tokens`` (batches whose effects are all stored) for
+        the next commit, which the fetching thread makes before its next poll.
+
+        Not committed from here (the event loop): confluent-kafka lets one call at a time into a
+        client, and a commit made while the fetching thread sat in ``consume`` slept, holding
+        the event loop, until that thread let go; the fetching thread consumes back to back, so on
+        a loaded machine a commit waited seconds (the worker's /health answered in 1-5 s). A fetch
+        starts at least every ``batch_within_s``, so commits wait at most that long, or one batch.
+        """
         if self.closed:
             return
-        high: dict[int, int] = {}
-        for token in tokens:
-            if not token:
-                continue
-            for p, off in token.items():
-                if off > high.get(p, -1):
-                    high[p] = off
-        if not high:
-            return
+        with self._lock:
+            acked = self._acked
+            for token in tokens:
+                if not token:
+                    continue
+                for p, off in token.items():
+                    if off > acked.get(p, -1):
+                        acked[p] = off
+
+    def _commit_acked(self, asynchronous: bool) -> None:
+        """Commit what :meth:`ack` noted, for the partitions this worker still owns (in the fetching thread)."""
         from confluent_kafka import TopicPartition
 
         with self._lock:
-            owned = [TopicPartition(self.topic, p, off + 1) for p, off in high.items() if p in self._assigned]
+            acked, self._acked = self._acked, {}
+            owned = [TopicPartition(self.topic, p, off + 1) for p, off in acked.items() if p in self._assigned]
         if not owned:
             return
         try:
-            self._consumer.commit(offsets=owned, asynchronous=True)
+            self._consumer.commit(offsets=owned, asynchronous=asynchronous)
         except Exception as exc:  # the group is rebalancing: the new owner replays, versions dedupe
             log.warning("offset commit failed (%s); those events will be replayed", exc)
 
@@ -221,6 +241,7 @@ class BatchConsumer:
             return
         self._pool.shutdown(wait=True)
         with self._fetching:
+            self._commit_acked(asynchronous=False)
             self.closed = True
         try:
             self._consumer.close()
