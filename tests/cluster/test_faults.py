@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 from dnsentinel.cli.cluster import kafka as ck
 from dnsentinel.settings import REPO_ROOT
@@ -65,18 +66,6 @@ def _tag(n: int = 6) -> str:
 
 def _recovery(fault: str, what: str, seconds: float) -> None:
     print(f"RECOVERY {fault}: {what} {seconds:.1f} s", flush=True)
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, every: float = 0.25) -> Any:
-    """Poll ``cond`` until truthy; fail naming ``what`` and the last value after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})", pytrace=False)
 
 
 def wait_progress(measure: Callable[[], int], target: int, what: str, stall_s: float = 180.0,

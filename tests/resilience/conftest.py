@@ -31,9 +31,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
+from polling import wait_for
 
 from dnsentinel.settings import REPO_ROOT, Settings
 
@@ -51,18 +52,6 @@ _state: dict[str, Any] = {}
 
 def rand_label(n: int = 10) -> str:
     return "".join(random.choices(string.ascii_lowercase, k=n))
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, every: float = 0.2) -> Any:
-    """Poll ``cond`` until it is truthy; fail with ``what`` (and the last value) after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = cond()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r})", pytrace=False)
 
 
 def scrape(url: str, timeout_s: float = 5.0) -> dict[tuple[str, tuple], float]:
