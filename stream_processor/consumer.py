@@ -80,9 +80,10 @@ def lags(stats_json: str, topic: str, owned: set[int]) -> Lags:
 
 
 class BatchConsumer:
-    """``run(process)`` feeds ``await process(records, token)`` until :meth:`stop`; :meth:`ack` commits."""
+    """``run(process)`` feeds ``await process(records, token)`` until :meth:`stop`; :meth:`ack` marks
+    offsets for the next commit (made by the fetching thread)."""
 
-    def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float, linger_s: float = 0.005,
+    def __init__(self, config: KafkaConfig, topic: str, batch_max: int, within_s: float, linger_s: float,
                  on_error: Callable[[str], object] | None = None, on_lag: Callable[[Lags], object] | None = None,
                  on_revoked: Callable[[list[int]], object] | None = None,
                  on_assigned: Callable[[list[int]], object] | None = None) -> None:

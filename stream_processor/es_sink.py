@@ -75,11 +75,8 @@ def apply_counts(family: Family, source: Fields | None, version: int, c: Counted
         n, b, hi = c.events, c.n_blocked, c.top
     else:
         n, b, hi = _new_events(c, version)
-    if source is None:
-        src = {k: v for k, v in c.fields.items() if v is not None}
-    else:
-        src = dict(source)
-        src.update({k: v for k, v in c.fields.items() if v is not None})
+    fields = {k: v for k, v in c.fields.items() if v is not None}
+    src = fields if source is None else {**source, **fields}
     count_field, blocked_field, seen, qtypes = FAMILY_COUNTS[family]
     src[count_field] = int(src.get(count_field) or 0) + n
     if blocked_field:

@@ -51,7 +51,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> tuple[BatchConsumer, FakeKafkaC
         return made[-1]
 
     monkeypatch.setattr(confluent_kafka, "Consumer", make)
-    c = BatchConsumer({}, TOPIC, batch_max=100, within_s=0.001)
+    c = BatchConsumer({}, TOPIC, batch_max=100, within_s=0.001, linger_s=0.0)
     fake = made[0]
     fake.on_assign(fake, [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)])
     return c, fake
